@@ -1,0 +1,39 @@
+"""The shared model-backend layer: every other package talks to models only through here."""
+
+from backends.base import Backend
+from backends.cache import RequestCache
+from backends.errors import (
+    BackendConfigError,
+    BackendError,
+    BackendUnavailableError,
+    CapabilityError,
+    InvalidRequestError,
+    TransientBackendError,
+)
+from backends.ledger import UsageLedger, record_event
+from backends.retry import RetryPolicy
+from backends.spec import DEFAULT_BACKEND, create_backend
+from backends.types import Capabilities, Choice, Constraint, Message, Request, Result, Usage
+
+__all__ = [
+    "DEFAULT_BACKEND",
+    "Backend",
+    "BackendConfigError",
+    "BackendError",
+    "BackendUnavailableError",
+    "Capabilities",
+    "CapabilityError",
+    "Choice",
+    "Constraint",
+    "InvalidRequestError",
+    "Message",
+    "Request",
+    "RequestCache",
+    "Result",
+    "RetryPolicy",
+    "TransientBackendError",
+    "Usage",
+    "UsageLedger",
+    "create_backend",
+    "record_event",
+]

@@ -1,0 +1,219 @@
+"""llama.cpp in process: the embedded CPU default (``llamacpp:smollm2`` or ``llamacpp:/path/model.gguf``).
+
+Why our own decoding loop instead of ``create_completion``: llama-cpp-python only returns
+logprobs with ``logits_all=True``, which computes logits for every prompt position and is about
+10x slower. We drive ``Llama.generate`` ourselves and read the last logits row after each
+sampled token, which gives the sampled token's log-probability at full decoding speed.
+``Llama.generate`` keeps the KV cache of the longest common prefix with the previous sequence,
+so requests that share a prompt prefix (one problem, many continuations) skip recomputing it;
+we report the reused part as ``usage.cached_prompt_tokens``.
+
+Logprobs are those of the model's own distribution (before temperature, top_p or a grammar),
+the same convention vLLM and OpenAI servers use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from typing import Any
+
+import numpy as np
+
+from backends.base import Backend
+from backends.coalesce import RequestCoalescer
+from backends.errors import BackendConfigError, InvalidRequestError
+from backends.grammar import constraint_to_gbnf
+from backends.presets import resolve_gguf
+from backends.types import Capabilities, Choice, Constraint, Request, Result, Usage
+
+
+class LlamaCppBackend(Backend):
+    def __init__(
+        self,
+        target: str = "smollm2",
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        max_batch: int = 32,
+        **options: Any,
+    ) -> None:
+        path = resolve_gguf(target)
+        from llama_cpp import Llama, llama_chat_format
+
+        threads = n_threads or os.cpu_count() or 1
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                logits_all=False,
+                verbose=False,
+            )
+        except ValueError as error:
+            raise BackendConfigError(f"llama.cpp could not load {path}: {error}") from None
+        super().__init__(f"llamacpp:{target}", model_id=f"llamacpp:{path.name}:{path.stat().st_size}", **options)
+        self.model_path = path
+        self.n_ctx = n_ctx
+        self._n_vocab = self._llm.n_vocab()
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        self._chat_formatter = None
+        if template:
+            model = self._llm._model
+            eos, bos = self._llm.token_eos(), self._llm.token_bos()
+            self._chat_formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template,
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "",
+                add_generation_prompt=True,
+            )
+        self.capabilities = Capabilities(
+            chat=self._chat_formatter is not None,
+            raw_prompt=True,
+            logprobs=True,
+            constraints=frozenset({"json_schema", "regex", "choice"}),
+            batching=False,
+        )
+        self._grammars: dict[str, Any] = {}
+        self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
+
+    async def _generate(self, requests: list[Request]) -> list[Result]:
+        return await self._coalescer.submit(requests)
+
+    def close(self) -> None:
+        self._coalescer.close()
+        self._llm.close()
+
+    # -- engine thread ----------------------------------------------------------------------------
+
+    def prompt_tokens(self, request: Request) -> list[int]:
+        """The exact token ids the model sees for ``request`` (chat template applied)."""
+        if request.messages is not None:
+            assert self._chat_formatter is not None
+            rendered = self._chat_formatter(messages=[{"role": m.role, "content": m.content} for m in request.messages])
+            return self._llm.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+        assert request.prompt is not None
+        return self._llm.tokenize(request.prompt.encode(), add_bos=True, special=False)
+
+    def _run_batch(self, requests: list[Request]) -> list[Result]:
+        return [self._run(request) for request in requests]
+
+    def _run(self, request: Request) -> Result:
+        started = time.perf_counter()
+        prompt = self.prompt_tokens(request)
+        if len(prompt) >= self.n_ctx:
+            raise InvalidRequestError(
+                f"the prompt has {len(prompt)} tokens, more than the context window of {self.n_ctx}; "
+                "shorten it or create the backend with a larger n_ctx"
+            )
+        grammar = self._grammar(request.constraint)
+        choices, reused = [], 0
+        for index in range(request.n):
+            self._llm.set_seed(request.seed + index if request.seed is not None else random.randrange(2**31))
+            choice, reused_now = self._sample(prompt, request, grammar)
+            choices.append(choice)
+            if index == 0:
+                reused = reused_now
+        return Result(
+            choices=choices,
+            usage=Usage(
+                prompt_tokens=len(prompt),
+                completion_tokens=sum(c.completion_tokens for c in choices),
+                latency_seconds=time.perf_counter() - started,
+                cached_prompt_tokens=reused,
+            ),
+            model=self.model_id,
+        )
+
+    def _reusable_prefix(self, prompt: list[int]) -> int:
+        """How many prompt tokens ``Llama.generate`` will take from the KV cache (its own rule)."""
+        llm = self._llm
+        common = 0
+        for cached, new in zip(llm._input_ids[: llm.n_tokens], prompt, strict=False):
+            if cached != new:
+                break
+            common += 1
+        return common - 1 if common == len(prompt) and common > 0 else common
+
+    def _sample(self, prompt: list[int], request: Request, grammar: Any) -> tuple[Choice, int]:
+        import llama_cpp
+
+        llm = self._llm
+        reused = self._reusable_prefix(prompt)
+        vocab = llm._model.vocab
+        token_ids: list[int] = []
+        pieces: list[bytes] = []
+        logprobs: list[float] = []
+        text, finish = "", "length"
+        longest_stop = max((len(s) for s in request.stop), default=0)
+        budget = min(request.max_tokens, self.n_ctx - len(prompt))
+        for token in llm.generate(
+            prompt,
+            top_k=0,
+            top_p=request.top_p,
+            min_p=0.0,
+            temp=request.temperature,
+            repeat_penalty=1.0,
+            grammar=grammar,
+        ):
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                finish = "stop"
+                break
+            if request.logprobs:
+                logprobs.append(self._last_logprob(token))
+            token_ids.append(token)
+            pieces.append(llm.detokenize([token]))
+            previous_length = len(text)
+            text = b"".join(pieces).decode("utf-8", errors="ignore")
+            if request.stop:
+                window = text[max(0, previous_length - longest_stop) :]
+                hits = [i for i in (window.find(s) for s in request.stop) if i >= 0]
+                if hits:
+                    text = text[: max(0, previous_length - longest_stop) + min(hits)]
+                    finish = "stop"
+                    break
+            if len(token_ids) >= budget:
+                break
+        kept = _tokens_within(pieces, len(text.encode()))
+        return (
+            Choice(
+                text=text,
+                finish_reason=finish,
+                completion_tokens=len(token_ids),
+                tokens=[p.decode("utf-8", errors="replace") for p in pieces[:kept]] if request.logprobs else None,
+                logprobs=logprobs[:kept] if request.logprobs else None,
+            ),
+            reused,
+        )
+
+    def _last_logprob(self, token: int) -> float:
+        """log p(token) from the logits row the token was just sampled from."""
+        logits = np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,))
+        top = float(logits.max())
+        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+    def _grammar(self, constraint: Constraint | None) -> Any:
+        if constraint is None:
+            return None
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps([constraint.kind, constraint.json_schema, constraint.pattern, constraint.choices])
+        if key not in self._grammars:
+            if constraint.kind == "json_schema":
+                grammar = LlamaGrammar.from_json_schema(json.dumps(constraint.json_schema), verbose=False)
+            else:
+                grammar = LlamaGrammar.from_string(constraint_to_gbnf(constraint), verbose=False)
+            self._grammars[key] = grammar
+        return self._grammars[key]
+
+
+def _tokens_within(pieces: list[bytes], byte_length: int) -> int:
+    """How many leading pieces start before ``byte_length`` bytes of text: the tokens a cut text keeps."""
+    offset = 0
+    for count, piece in enumerate(pieces):
+        if offset >= byte_length:
+            return count
+        offset += len(piece)
+    return len(pieces)

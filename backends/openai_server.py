@@ -1,0 +1,223 @@
+"""Any OpenAI-compatible server through the official ``openai`` SDK (``openai:<base_url>#<model>``).
+
+vLLM serve, SGLang, llama.cpp's server and OpenAI itself all speak this protocol. Requests are
+independent HTTP calls: they run concurrently up to ``max_concurrency`` and each is retried on
+its own. The API key is read from the environment (``OPENAI_API_KEY`` by default) and never
+appears in a repr, a log line or an error message.
+
+Servers differ in how they accept output constraints, so ``structured_outputs`` names the dialect:
+``openai`` (JSON schema through ``response_format``), ``vllm`` (JSON schema, regex and choice
+through ``structured_outputs``) or ``llamacpp`` (all three as a GBNF ``grammar``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any, Literal
+
+from backends.base import Backend
+from backends.errors import BackendConfigError, InvalidRequestError, TransientBackendError
+from backends.grammar import constraint_to_gbnf
+from backends.types import Capabilities, Choice, ConstraintKind, Request, Result, Usage
+
+Dialect = Literal["openai", "vllm", "llamacpp"]
+_DIALECT_CONSTRAINTS: dict[str, frozenset[ConstraintKind]] = {
+    "openai": frozenset({"json_schema"}),
+    "vllm": frozenset({"json_schema", "regex", "choice"}),
+    "llamacpp": frozenset({"json_schema", "regex", "choice"}),
+}
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIBackend(Backend):
+    requests_are_independent_calls = True
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str | None = None,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        max_concurrency: int = 8,
+        timeout_seconds: float = 120.0,
+        logprobs: bool = True,
+        structured_outputs: Dialect = "openai",
+        **options: Any,
+    ) -> None:
+        if structured_outputs not in _DIALECT_CONSTRAINTS:
+            raise BackendConfigError(
+                f"structured_outputs must be one of {sorted(_DIALECT_CONSTRAINTS)}, got {structured_outputs!r}"
+            )
+        if max_concurrency < 1:
+            raise BackendConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.model = model
+        self.dialect = structured_outputs
+        self.max_concurrency = max_concurrency
+        self.timeout_seconds = timeout_seconds
+        self._api_key_env = api_key_env
+        super().__init__(f"openai:{self.base_url}#{model or ''}", model_id=f"openai:{self.base_url}#{model}", **options)
+        self.capabilities = Capabilities(
+            chat=True,
+            raw_prompt=True,
+            logprobs=logprobs,
+            constraints=_DIALECT_CONSTRAINTS[structured_outputs],
+            batching=False,
+        )
+        self._per_loop: tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore] | None = None
+
+    def _client(self) -> tuple[Any, asyncio.Semaphore]:
+        """One client and semaphore per event loop (httpx connection pools cannot cross loops)."""
+        from openai import AsyncOpenAI
+
+        loop = asyncio.get_running_loop()
+        if self._per_loop is None or self._per_loop[0] is not loop:
+            client = AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=os.environ.get(self._api_key_env) or "not-needed",  # local servers ignore it
+                max_retries=0,  # retries are ours (backends.retry), so every backend retries alike
+                timeout=self.timeout_seconds,
+            )
+            self._per_loop = (loop, client, asyncio.Semaphore(self.max_concurrency))
+        return self._per_loop[1], self._per_loop[2]
+
+    async def _resolve_model(self, client: Any) -> str:
+        if self.model is None:
+            models = await client.models.list()
+            if not models.data:
+                raise BackendConfigError(f"the server at {self.base_url} lists no models; name one after '#'")
+            self.model = models.data[0].id
+            self.model_id = f"openai:{self.base_url}#{self.model}"
+        return self.model
+
+    async def _generate(self, requests: list[Request]) -> list[Result]:
+        import openai
+
+        client, semaphore = self._client()
+        async with semaphore:
+            try:
+                model = await self._resolve_model(client)
+                return [await self._call(client, model, request) for request in requests]
+            except (openai.APIConnectionError, openai.APITimeoutError) as error:
+                raise TransientBackendError(f"cannot reach {self.base_url}: {error}") from error
+            except (openai.RateLimitError, openai.InternalServerError) as error:
+                raise TransientBackendError(f"server at {self.base_url} is busy or failing: {error}") from error
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+                raise BackendConfigError(
+                    f"server at {self.base_url} refused the credentials in ${self._api_key_env}"
+                ) from error
+            except openai.NotFoundError as error:
+                raise BackendConfigError(
+                    f"server at {self.base_url} has no model or endpoint {self.model!r}: {error}"
+                ) from error
+            except openai.BadRequestError as error:
+                raise InvalidRequestError(f"server at {self.base_url} rejected the request: {error}") from error
+
+    def _constraint_arguments(self, request: Request) -> dict[str, Any]:
+        constraint = request.constraint
+        if constraint is None:
+            return {}
+        if self.dialect == "openai":
+            schema = {"name": "output", "schema": constraint.json_schema, "strict": True}
+            return {"response_format": {"type": "json_schema", "json_schema": schema}}
+        if self.dialect == "vllm":
+            key = {"json_schema": "json", "regex": "regex", "choice": "choice"}[constraint.kind]
+            value = {"json": constraint.json_schema, "regex": constraint.pattern, "choice": constraint.choices}[key]
+            return {"extra_body": {"structured_outputs": {key: list(value) if key == "choice" else value}}}
+        if constraint.kind == "json_schema":
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            return {"extra_body": {"grammar": json_schema_to_gbnf(json.dumps(constraint.json_schema))}}
+        return {"extra_body": {"grammar": constraint_to_gbnf(constraint)}}
+
+    async def _call(self, client: Any, model: str, request: Request) -> Result:
+        common: dict[str, Any] = {
+            "model": model,
+            "n": request.n,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "max_tokens": request.max_tokens,
+            **self._constraint_arguments(request),
+        }
+        if request.stop:
+            common["stop"] = list(request.stop)
+        if request.seed is not None:
+            common["seed"] = request.seed
+        started = time.perf_counter()
+        if request.messages is not None:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            if request.logprobs:
+                common["logprobs"] = True
+            response = await client.chat.completions.create(messages=messages, **common)
+            choices = [self._chat_choice(c, request) for c in response.choices]
+        else:
+            if request.logprobs:
+                common["logprobs"] = 0
+            response = await client.completions.create(prompt=request.prompt, **common)
+            choices = [self._completion_choice(c, request) for c in response.choices]
+        latency = time.perf_counter() - started
+        usage = response.usage
+        _spread_completion_tokens(choices, usage.completion_tokens if usage else 0)
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
+        return Result(
+            choices=choices,
+            usage=Usage(
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+                latency_seconds=latency,
+                cached_prompt_tokens=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+            ),
+            model=getattr(response, "model", model) or model,
+        )
+
+    def _chat_choice(self, choice: Any, request: Request) -> Choice:
+        tokens = logprobs = None
+        if request.logprobs:
+            content = getattr(choice.logprobs, "content", None)
+            if content is None:
+                raise _no_logprobs(self.base_url)
+            tokens, logprobs = [t.token for t in content], [float(t.logprob) for t in content]
+        return Choice(
+            text=choice.message.content or "",
+            finish_reason=_finish(choice.finish_reason),
+            completion_tokens=len(tokens) if tokens is not None else 0,
+            tokens=tokens,
+            logprobs=logprobs,
+        )
+
+    def _completion_choice(self, choice: Any, request: Request) -> Choice:
+        tokens = logprobs = None
+        if request.logprobs:
+            if choice.logprobs is None or choice.logprobs.token_logprobs is None:
+                raise _no_logprobs(self.base_url)
+            tokens = list(choice.logprobs.tokens)
+            logprobs = [float(x) for x in choice.logprobs.token_logprobs]
+        return Choice(
+            text=choice.text or "",
+            finish_reason=_finish(choice.finish_reason),
+            completion_tokens=len(tokens) if tokens is not None else 0,
+            tokens=tokens,
+            logprobs=logprobs,
+        )
+
+
+def _finish(reason: str | None) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+def _no_logprobs(base_url: str) -> BackendConfigError:
+    return BackendConfigError(
+        f"the server at {base_url} returned no logprobs although they were asked for; "
+        "create the backend with logprobs=False so methods that need them refuse it up front"
+    )
+
+
+def _spread_completion_tokens(choices: list[Choice], total: int) -> None:
+    """Servers report completion tokens per response; without logprobs, share them out evenly."""
+    if choices and all(c.tokens is None for c in choices):
+        share, rest = divmod(total, len(choices))
+        for i, choice in enumerate(choices):
+            choice.completion_tokens = share + (1 if i < rest else 0)

@@ -1,0 +1,3 @@
+from thoughtgraph.cli import app
+
+app()
