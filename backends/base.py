@@ -79,13 +79,15 @@ class Backend(ABC):
         requests = list(requests)
         for request in requests:
             self.check(request)
-        results: list[Result | None] = [self.cache.get(self.model_id, r) if self.cache else None for r in requests]
+        results: list[Result | None] = [
+            self.cache.get(self.model_id, r) if self.cache is not None else None for r in requests
+        ]
         missing = [i for i, result in enumerate(results) if result is None]
         if missing:
             fresh = await self._call_engine([requests[i] for i in missing])
             for i, result in zip(missing, fresh, strict=True):
                 results[i] = result
-                if self.cache:
+                if self.cache is not None:
                     self.cache.put(self.model_id, requests[i], result)
         for result in results:
             assert result is not None
@@ -122,8 +124,7 @@ class Backend(ABC):
         self.engine_calls += len(requests)
         if not self.requests_are_independent_calls:
             return await self.retry.run(lambda: self._generate(requests), what=f"backend {self.spec!r}")
-        return list(
-            await asyncio.gather(
-                *(self.retry.run(lambda r=r: self._generate([r]), what=f"backend {self.spec!r}") for r in requests)
-            )
+        per_request = await asyncio.gather(
+            *(self.retry.run(lambda r=r: self._generate([r]), what=f"backend {self.spec!r}") for r in requests)
         )
+        return [results[0] for results in per_request]

@@ -36,7 +36,12 @@ def _char(code: int) -> str:
 
 
 def _literal(text: str) -> str:
-    return '"' + "".join(_char(ord(ch)) if ch != '"' else '\\"' for ch in text) + '"'
+    def escape(ch: str) -> str:
+        if ch == '"':
+            return '\\"'
+        return ch if " " <= ch <= "~" and ch != "\\" else _char(ord(ch))
+
+    return '"' + "".join(escape(ch) for ch in text) + '"'
 
 
 def _class_body(items: list) -> tuple[str, bool]:

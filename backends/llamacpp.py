@@ -38,6 +38,7 @@ class LlamaCppBackend(Backend):
         n_ctx: int = 4096,
         n_threads: int | None = None,
         max_batch: int = 32,
+        prefix_block_tokens: int = 32,
         **options: Any,
     ) -> None:
         path = resolve_gguf(target)
@@ -57,6 +58,7 @@ class LlamaCppBackend(Backend):
         super().__init__(f"llamacpp:{target}", model_id=f"llamacpp:{path.name}:{path.stat().st_size}", **options)
         self.model_path = path
         self.n_ctx = n_ctx
+        self.prefix_block_tokens = prefix_block_tokens
         self._n_vocab = self._llm.n_vocab()
         template = self._llm.metadata.get("tokenizer.chat_template")
         self._chat_formatter = None
@@ -127,21 +129,32 @@ class LlamaCppBackend(Backend):
             model=self.model_id,
         )
 
-    def _reusable_prefix(self, prompt: list[int]) -> int:
-        """How many prompt tokens ``Llama.generate`` will take from the KV cache (its own rule)."""
-        llm = self._llm
+    def _load_prompt(self, prompt: list[int]) -> int:
+        """Bring the KV cache to exactly ``prompt``, reusing whole cached blocks; return tokens reused.
+
+        Results must not depend on what ran before. llama.cpp's numbers for a token depend on the
+        batch it was computed in, so a prompt is always evaluated in blocks aligned to absolute
+        positions (only whole blocks are reused), and its last token alone. Then ``generate``
+        finds the prompt fully cached and samples at once.
+        """
+        llm, block = self._llm, self.prefix_block_tokens
         common = 0
-        for cached, new in zip(llm._input_ids[: llm.n_tokens], prompt, strict=False):
+        for cached, new in zip(llm._input_ids[: llm.n_tokens], prompt[:-1], strict=False):
             if cached != new:
                 break
             common += 1
-        return common - 1 if common == len(prompt) and common > 0 else common
+        reused = common - common % block
+        llm.n_tokens = reused
+        for start in range(reused, len(prompt) - 1, block):
+            llm.eval(prompt[start : min(start - start % block + block, len(prompt) - 1)])
+        llm.eval(prompt[-1:])
+        return reused
 
     def _sample(self, prompt: list[int], request: Request, grammar: Any) -> tuple[Choice, int]:
         import llama_cpp
 
         llm = self._llm
-        reused = self._reusable_prefix(prompt)
+        reused = self._load_prompt(prompt)
         vocab = llm._model.vocab
         token_ids: list[int] = []
         pieces: list[bytes] = []

@@ -151,6 +151,7 @@ class OpenAIBackend(Backend):
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
             if request.logprobs:
                 common["logprobs"] = True
+                common["top_logprobs"] = 0  # the sampled tokens only; some servers need it set to return any
             response = await client.chat.completions.create(messages=messages, **common)
             choices = [self._chat_choice(c, request) for c in response.choices]
         else:

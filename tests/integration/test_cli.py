@@ -1,0 +1,46 @@
+"""The `thoughtgraph` command as a user runs it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "thoughtgraph", *args], capture_output=True, text=True, timeout=240)
+
+
+def test_solve_on_the_embedded_model_prints_answer_reasoning_and_cost():
+    result = run_cli("solve", "Tom has 3 apples and buys 4 more. How many apples does he have?", "--max-tokens", "96")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Answer: ")
+    assert "Reasoning (cot, llamacpp:smollm2)" in result.stdout
+    assert "Cost: " in result.stdout and "calls" in result.stdout
+
+
+def test_solve_json_output_and_cache_make_reruns_free(tmp_path):
+    cache = str(tmp_path / "cache.sqlite")
+    args = ("solve", "What is 5 plus 6?", "--max-tokens", "48", "--cache", cache, "--json")
+    first = json.loads(run_cli(*args).stdout)
+    second = json.loads(run_cli(*args).stdout)
+    assert second["answer"] == first["answer"] and second["reasoning"] == first["reasoning"]
+    assert second["usage"]["cache_hits"] == second["usage"]["calls"] >= 1
+    assert first["usage"]["cache_hits"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("solve", "hi", "--backend", "ollama:x"), "unknown backend 'ollama'"),
+        (("solve", "hi", "--backend", "llamacpp:/nope.gguf"), "no GGUF model file"),
+        (("solve", "", "--backend", "llamacpp:smollm2"), "problem is empty"),
+        (("solve", "hi", "--method", "magic"), "unknown method 'magic'"),
+    ],
+)
+def test_bad_input_gives_a_clear_error_and_exit_code(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,113 @@
+"""The llamacpp backend on the real embedded SmolLM2-135M GGUF."""
+
+import json
+import re
+
+import pytest
+
+from backends import Constraint, Request, UsageLedger
+
+pytestmark = pytest.mark.integration
+QUESTION = ("user", "Name three colours.")
+
+
+async def test_generates_text_and_counts_tokens_as_the_engine_does(llama_backend):
+    request = Request.chat(QUESTION, max_tokens=24)
+    with UsageLedger() as ledger:
+        result = await llama_backend.generate_one(request)
+    assert result.text.strip()
+    assert result.usage.prompt_tokens == len(llama_backend.prompt_tokens(request))
+    assert 0 < result.usage.completion_tokens <= 24
+    assert ledger.calls == 1
+    assert ledger.prompt_tokens == result.usage.prompt_tokens
+    assert ledger.completion_tokens == result.usage.completion_tokens
+
+
+async def test_greedy_decoding_is_deterministic(llama_backend):
+    request = Request.chat(QUESTION, max_tokens=20, temperature=0.0)
+    first, second = await llama_backend.generate([request, request])
+    assert first.text == second.text
+
+
+async def test_seeded_sampling_is_reproducible_and_n_samples_differ(llama_backend):
+    request = Request.chat(
+        ("user", "Write a short sentence about the sea."), n=3, temperature=1.0, seed=7, max_tokens=20
+    )
+    first = await llama_backend.generate_one(request)
+    second = await llama_backend.generate_one(request)
+    assert len(first.choices) == 3
+    assert [c.text for c in first.choices] == [c.text for c in second.choices]
+    assert len({c.text for c in first.choices}) > 1
+
+
+async def test_stop_strings_end_the_text_before_the_stop(llama_backend):
+    request = Request(prompt="1, 2, 3, 4, 5, 6,", max_tokens=40, stop=(" 9",))
+    result = await llama_backend.generate_one(request)
+    choice = result.choices[0]
+    assert choice.finish_reason == "stop"
+    assert " 9" not in choice.text
+    assert "8" in choice.text
+
+
+async def test_max_tokens_caps_the_completion(llama_backend):
+    result = await llama_backend.generate_one(Request(prompt="Once upon a time", max_tokens=5))
+    assert result.choices[0].finish_reason == "length"
+    assert result.choices[0].completion_tokens == 5
+
+
+async def test_logprobs_are_real_nonpositive_and_one_per_token(llama_backend):
+    result = await llama_backend.generate_one(Request.chat(QUESTION, max_tokens=16, logprobs=True))
+    choice = result.choices[0]
+    assert choice.logprobs and len(choice.logprobs) == len(choice.tokens) == choice.completion_tokens
+    assert all(isinstance(lp, float) and lp <= 0.0 for lp in choice.logprobs)
+    assert "".join(choice.tokens) == choice.text
+    assert any(lp < -1e-3 for lp in choice.logprobs)  # a real distribution, not all certainties
+
+
+async def test_greedy_tokens_have_the_highest_probability_so_logprobs_are_near_the_top(llama_backend):
+    # Under greedy decoding each sampled token is the argmax: its probability is at least 1/vocab.
+    result = await llama_backend.generate_one(Request.chat(QUESTION, max_tokens=12, logprobs=True))
+    assert all(lp > -11.0 for lp in result.choices[0].logprobs)
+
+
+async def test_json_schema_constraint_gives_parseable_json(llama_backend):
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    result = await llama_backend.generate_one(
+        Request.chat(("user", "Describe a person as JSON."), max_tokens=64, constraint=Constraint.schema(schema))
+    )
+    data = json.loads(result.text)
+    assert isinstance(data["name"], str) and isinstance(data["age"], int)
+
+
+async def test_regex_and_choice_constraints_hold(llama_backend):
+    number = await llama_backend.generate_one(
+        Request.chat(("user", "What is 7 times 6?"), max_tokens=8, constraint=Constraint.regex(r"-?[0-9]{1,4}"))
+    )
+    assert re.fullmatch(r"-?[0-9]{1,4}", number.text)
+    choice = await llama_backend.generate_one(
+        Request.chat(("user", "Is fire hot? yes or no"), max_tokens=4, constraint=Constraint.one_of("yes", "no"))
+    )
+    assert choice.text in ("yes", "no")
+
+
+async def test_shared_prompt_prefixes_are_served_from_the_kv_cache(llama_backend):
+    problem = "Problem: a farmer has 12 cows and buys 7 more, then sells 5. How many cows are left? " * 3
+    requests = [Request(prompt=problem + f"Step {i}:", max_tokens=4) for i in range(4)]
+    results = await llama_backend.generate(requests)
+    shared = len(llama_backend.prompt_tokens(Request(prompt=problem)))
+    whole_blocks = shared - shared % llama_backend.prefix_block_tokens
+    assert all(r.usage.cached_prompt_tokens == whole_blocks for r in results[1:])
+    assert all(r.usage.cached_prompt_tokens < r.usage.prompt_tokens for r in results)
+
+
+async def test_results_do_not_depend_on_what_ran_before(llama_backend):
+    request = Request.chat(("user", "Describe a storm."), temperature=1.0, seed=11, max_tokens=16, logprobs=True)
+    alone = await llama_backend.generate_one(request)
+    await llama_backend.generate_one(Request.chat(("user", "Describe a calm day."), max_tokens=8))
+    after_other = await llama_backend.generate_one(request)
+    assert after_other.choices[0].text == alone.choices[0].text
+    assert after_other.choices[0].logprobs == alone.choices[0].logprobs
