@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# llama-cpp-python has no wheel on PyPI: it compiles once (about 8 minutes) into this wheelhouse,
+# outside the repository, and every later install (a fresh clone, CI) reuses the built wheel.
+WHEELHOUSE ?= $(HOME)/.cache/thoughtgraph/wheels
+LLAMA_CPP_VERSION := 0.3.36
+# A portable AVX2 build. The default native build turns on llama.cpp's AMX kernels on CPUs that
+# advertise AMX, and those crash (SIGSEGV in ggml_backend_amx_mul_mat) on our virtual machines.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+DEMO_QUESTION := Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, from the CPU wheel on local disk; otherwise a dependency pulls several GB of CUDA torch
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel --no-cache-dir --no-deps \
+		llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELHOUSE)
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) --only-binary llama-cpp-python -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/thoughtgraph solve "$(DEMO_QUESTION)"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(BIN)/python -m pytest -ra
+
+bench: install
+	$(BIN)/python bench/backends.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
