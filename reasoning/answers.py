@@ -31,15 +31,20 @@ def clean_number(text: str) -> str:
 
 
 def extract_answer(text: str) -> str | None:
-    """The most explicit answer marker present wins; None when the text has no answer at all."""
+    """The last explicit answer marker in the text wins; else the last number; None when there is none."""
+    marked: list[tuple[int, str]] = []
+    boxed_at = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
     boxed = last_boxed(text)
     if boxed:
-        return boxed
+        marked.append((boxed_at, boxed))
     for pattern in (_HASHES, _ANSWER_IS):
-        matches = pattern.findall(text)
-        if matches:
-            stated = matches[-1].strip().rstrip(".").strip()
+        for match in pattern.finditer(text):
+            stated = match.group(1).strip().rstrip(".").strip()
             number = _NUMBER.search(stated)
-            return clean_number(number.group()) if number else stated or None
+            value = clean_number(number.group()) if number else stated
+            if value:
+                marked.append((match.start(), value))
+    if marked:
+        return max(marked)[1]
     numbers = _NUMBER.findall(text)
     return clean_number(numbers[-1]) if numbers else None

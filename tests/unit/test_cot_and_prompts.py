@@ -18,6 +18,8 @@ from reasoning.answers import extract_answer, last_boxed
         ("I got 3 then 5 then -12", "-12"),
         ("The answer is: blue.", "blue"),
         ("no digits here", None),
+        ("#### 1\nThe answer is 16.", "16"),
+        ("The answer is 3. Then \\boxed{4}", "4"),
     ],
 )
 def test_answer_extraction(text, answer):
