@@ -9,10 +9,14 @@ from typing import Annotated
 import typer
 
 from backends import DEFAULT_BACKEND, BackendError, create_backend
+from evals.cli import app as eval_app
 from prompts import PromptError
 from reasoning.api import METHODS, solve_async
 
 app = typer.Typer(help="LLM reasoning methods and agents on one graph-of-agents runtime.", no_args_is_help=True)
+
+
+app.add_typer(eval_app, name="eval", help="Benchmarks: `thoughtgraph eval run ...`, `thoughtgraph eval compare ...`.")
 
 
 @app.callback()

@@ -30,7 +30,8 @@ def vllm_backend(tmp_path_factory):
         model.hf_quantizer.remove_quantization_config(model)
         model.save_pretrained(folder)
         AutoTokenizer.from_pretrained(source, gguf_file=gguf).save_pretrained(folder)
-    options = {"dtype": "float32", "enforce_eager": True} if not _has_gpu() else {}
+    # On CPU, gpu_memory_utilization is the share of host memory vLLM reserves for its KV cache.
+    options = {"dtype": "float32", "enforce_eager": True, "gpu_memory_utilization": 0.3} if not _has_gpu() else {}
     backend = create_backend(f"vllm:{folder}", max_model_len=2048, **options)
     yield backend
     backend.close()
@@ -46,7 +47,8 @@ def _has_gpu() -> bool:
 
 
 async def test_batch_with_logprobs_seed_and_prefix_cache(vllm_backend):
-    problem = "A farmer has 12 cows, buys 7 and sells 5. How many are left? " * 4
+    # long enough to fill whole KV blocks (vLLM's CPU backend uses blocks of 128 tokens)
+    problem = "A farmer has 12 cows, buys 7 and sells 5. How many are left? " * 16
     requests = [Request(prompt=problem + f"Step {i}:", max_tokens=8, logprobs=True, seed=i) for i in range(4)]
     with UsageLedger() as ledger:
         results = await vllm_backend.generate(requests)
@@ -67,6 +69,6 @@ async def test_chat_n_samples_stop_and_json_constraint(vllm_backend):
     assert len(result.choices) == 3
     schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
     constrained = await vllm_backend.generate_one(
-        Request.chat(("user", "JSON please"), max_tokens=32, constraint=Constraint.schema(schema))
+        Request.chat(("user", "JSON please"), max_tokens=96, constraint=Constraint.schema(schema))
     )
     assert isinstance(json.loads(constrained.text)["x"], int)

@@ -1,0 +1,3 @@
+from evals.cli import app
+
+app(prog_name="python -m evals")

@@ -1,0 +1,92 @@
+"""``python -m evals run|compare`` (also ``thoughtgraph eval``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+
+from backends import DEFAULT_BACKEND, BackendError
+from evals.compare import format_table, load_results, plot, rows
+from evals.datasets import DATA_ENV, DATASETS, DataError
+from evals.runner import EvalConfig, run_eval
+
+app = typer.Typer(
+    help="Accuracy and cost of reasoning methods on GSM8K, MATH, Game of 24 and AQuA.", no_args_is_help=True
+)
+
+
+def _options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--option takes key=value, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+@app.command()
+def run(
+    dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASETS)}.")],
+    method: Annotated[str, typer.Option(help="Reasoning method.")] = "cot",
+    backend: Annotated[str, typer.Option(help="Backend spec.")] = DEFAULT_BACKEND,
+    split: Annotated[str, typer.Option(help="Dataset split.")] = "test",
+    limit: Annotated[int | None, typer.Option(help="Use at most N problems.")] = None,
+    offset: Annotated[int, typer.Option(help="Skip the first N problems.")] = 0,
+    ids: Annotated[str | None, typer.Option(help="Comma-separated problem ids.")] = None,
+    sample: Annotated[int | None, typer.Option(help="A seeded random sample of N problems.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and the method.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Problems in flight at once.")] = 4,
+    out: Annotated[str, typer.Option(help="Output folder; a rerun into it resumes.")] = "runs",
+    run_name: Annotated[str | None, typer.Option(help="Run folder name (default from the settings).")] = None,
+    data_dir: Annotated[str | None, typer.Option(help=f"Local data folder (or ${DATA_ENV}); else the hub.")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Skip malformed records, counting them.")] = False,
+    cache: Annotated[str | None, typer.Option(help="SQLite request cache.")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="Method option key=value (repeatable).")] = None,
+    no_progress: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run a method on a benchmark and write samples.jsonl and results.json."""
+    try:
+        config = EvalConfig(
+            dataset=dataset, method=method, backend=backend, split=split, limit=limit, offset=offset,
+            ids=ids.split(",") if ids else None, sample=sample, seed=seed, concurrency=concurrency, out=out,
+            run_name=run_name, data_dir=data_dir, skip_bad=skip_bad, cache=cache,
+            method_options=_options(option or []),
+        )  # fmt: skip
+        results = asyncio.run(run_eval(config, progress=not no_progress))
+    except (DataError, BackendError, ValueError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    accuracy = results["accuracy"]
+    counts = results["counts"]
+    typer.echo(
+        f"{results['dataset']} {results['method']} on {results['backend']}: accuracy {accuracy['value']:.1%} "
+        f"(95% CI {accuracy['ci95'][0]:.1%}-{accuracy['ci95'][1]:.1%}) over {results['n_samples']} problems; "
+        f"solved {counts['solved']}, wrong {counts['wrong']}, failed {counts['failed']}"
+    )
+    if "accuracy_strict" in results:
+        typer.echo(
+            f"strict {results['accuracy_strict']['value']:.1%}, flexible {results['accuracy_flexible']['value']:.1%}"
+        )
+    typer.echo(f"written to {config.out}/{config.name}/")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Run directories to compare.")],
+    plot_path: Annotated[str, typer.Option("--plot", help="Where to write the PNG plot.")] = "compare.png",
+) -> None:
+    """Print runs side by side and plot accuracy against tokens per problem."""
+    try:
+        loaded = [load_results(r) for r in runs]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_table(rows(loaded)))
+    typer.echo(f"plot: {plot(loaded, plot_path)}")

@@ -1,0 +1,215 @@
+"""Benchmark problems: GSM8K, MATH, MATH-500, Game of 24, AQuA.
+
+Local files (``--data-dir`` or ``THOUGHTGRAPH_DATA``) are read line by line so that a malformed
+record is reported with its file and line; from the hub (when no local folder is given) they come
+through HF ``datasets``. Each dataset turns its records into :class:`Problem` objects and says how
+a problem is put to a method (``prompt``) and which output constraint suits its answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.graders import gsm8k_gold
+from reasoning.answers import NUMBER_PATTERN, last_boxed
+
+DATA_ENV = "THOUGHTGRAPH_DATA"
+
+
+class DataError(ValueError):
+    """A data file or record is malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    gold: str
+    prompt: str
+    """The text handed to the method: the question plus the dataset's answer instructions."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    files: dict[str, str]
+    """split -> file under the data folder."""
+    hub: tuple[str, str | None]
+    """(hub path, config) for loading with HF datasets when no local folder is given."""
+    build: Callable[[dict[str, Any], int, str], Problem]
+    answer_pattern: str | None
+    """Regex a constrained final answer must match; None for free-form answers (MATH)."""
+    default_range: tuple[int, int] | None = None
+    """(start, stop) of the problems used by default (Game of 24: puzzles 900-999)."""
+
+
+def _gsm8k(record: dict[str, Any], index: int, split: str) -> Problem:
+    question = _field(record, "question")
+    return Problem(f"gsm8k/{split}/{index}", question, gsm8k_gold(_field(record, "answer")), question)
+
+
+_MATH_INSTRUCTION = "\n\nPut the final answer in \\boxed{}."
+
+
+def _math(record: dict[str, Any], index: int, split: str) -> Problem:
+    problem = _field(record, "problem")
+    gold = record.get("answer") or last_boxed(_field(record, "solution"))
+    if not gold:
+        raise ValueError("record has no `answer` and its `solution` has no \\boxed{} answer")
+    level = record.get("level")
+    level = int(str(level).replace("Level ", "")) if str(level).replace("Level ", "").isdigit() else None
+    subject = record.get("subject") or record.get("type")
+    identifier = record.get("unique_id") or f"math/{split}/{index}"
+    return Problem(identifier, problem, gold, problem + _MATH_INSTRUCTION, {"level": level, "subject": subject})
+
+
+def _game24(record: dict[str, Any], index: int, split: str) -> Problem:
+    puzzle = _field(record, "Puzzles")
+    try:
+        numbers = [int(n) for n in puzzle.split()]
+    except ValueError:
+        raise ValueError(f"puzzle {puzzle!r} is not four whole numbers") from None
+    if len(numbers) != 4:
+        raise ValueError(f"puzzle {puzzle!r} is not four whole numbers")
+    prompt = (
+        f"Use the numbers {' '.join(map(str, numbers))}, each exactly once, with + - * / and brackets "
+        "to make 24. Give the expression as your answer."
+    )
+    return Problem(f"game24/{index}", puzzle, "24", prompt, {"numbers": numbers})
+
+
+def _aqua(record: dict[str, Any], index: int, split: str) -> Problem:
+    question, options, correct = _field(record, "question"), record.get("options"), _field(record, "correct")
+    if not isinstance(options, list) or not options:
+        raise ValueError("record has no `options` list")
+    prompt = question + "\n" + "\n".join(options) + "\nAnswer with the letter of the correct option."
+    return Problem(f"aqua/{split}/{index}", question, correct.strip().upper(), prompt, {"options": options})
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "gsm8k": DatasetSpec(
+        "gsm8k", {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"}, ("openai/gsm8k", "main"), _gsm8k,
+        NUMBER_PATTERN,
+    ),
+    "math": DatasetSpec(
+        "math", {"test": "math/test.jsonl", "train": "math/train.jsonl"}, ("EleutherAI/hendrycks_math", None), _math,
+        None,
+    ),
+    "math500": DatasetSpec(
+        "math500", {"test": "math/test500.jsonl"}, ("HuggingFaceH4/MATH-500", None), _math, None
+    ),
+    "game24": DatasetSpec(
+        "game24", {"test": "game24/24.csv"}, ("nlile/24-game", None), _game24, r"[0-9+\-*/() ]{5,40}",
+        default_range=(900, 1000),
+    ),
+    "aqua": DatasetSpec(
+        "aqua", {"test": "aqua/test.json", "dev": "aqua/dev.json"}, ("deepmind/aqua_rat", "raw"), _aqua, "[A-E]"
+    ),
+}  # fmt: skip
+
+
+def _field(record: dict[str, Any], name: str) -> str:
+    value = record.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"record has no `{name}` field")
+    return value
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, record) for each record, or (line, error text) for a malformed line."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        if path.suffix == ".csv":
+            for line, row in enumerate(csv.DictReader(handle), start=2):
+                yield line, dict(row)
+            return
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as error:
+                yield line, f"not valid JSON ({error.msg})"
+                continue
+            yield line, record if isinstance(record, dict) else "not a JSON object"
+
+
+@dataclass
+class LoadedDataset:
+    spec: DatasetSpec
+    split: str
+    problems: list[Problem]
+    skipped: list[str]
+    """'file:line: reason' for every malformed record skipped under ``skip_bad``."""
+    source: str
+
+
+def load_dataset(
+    name: str, split: str = "test", *, data_dir: str | Path | None = None, skip_bad: bool = False
+) -> LoadedDataset:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    spec = DATASETS[name]
+    if split not in spec.files:
+        raise DataError(f"dataset {name!r} has no split {split!r}; it has {', '.join(spec.files)}")
+    folder = data_dir or os.environ.get(DATA_ENV)
+    if folder is None:
+        return _from_hub(spec, split)
+    path = Path(folder) / spec.files[split]
+    if not path.is_file():
+        raise DataError(f"no {name} {split} file at {path} (set --data-dir or ${DATA_ENV})")
+    problems, skipped = [], []
+    for index, (line, record) in enumerate(_records(path)):
+        try:
+            if isinstance(record, str):
+                raise ValueError(record)
+            problems.append(spec.build(record, index, split))
+        except ValueError as error:
+            message = f"{path}:{line}: {error}"
+            if not skip_bad:
+                raise DataError(message + " (use --skip-bad to skip malformed records)") from None
+            skipped.append(message)
+    return LoadedDataset(spec, split, problems, skipped, str(path))
+
+
+def _from_hub(spec: DatasetSpec, split: str) -> LoadedDataset:
+    import datasets
+
+    path, config = spec.hub
+    rows = datasets.load_dataset(path, config, split=split)
+    problems = [spec.build(dict(row), index, split) for index, row in enumerate(rows)]
+    return LoadedDataset(spec, split, problems, [], f"hub:{path}")
+
+
+def select(
+    problems: list[Problem],
+    *,
+    spec: DatasetSpec | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+    ids: list[str] | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> list[Problem]:
+    """The problems a run uses: by ids, else the dataset's default range, then offset/limit, then a seeded sample."""
+    if ids:
+        by_id = {p.id: p for p in problems}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise DataError(f"no problems with ids {missing[:5]}")
+        return [by_id[i] for i in ids]
+    if spec is not None and spec.default_range is not None:
+        problems = problems[spec.default_range[0] : spec.default_range[1]]
+    if offset < 0 or (limit is not None and limit < 0) or (sample is not None and sample <= 0):
+        raise DataError("offset and limit must be >= 0 and sample > 0")
+    chosen = problems[offset : offset + limit if limit is not None else None]
+    if sample is not None:
+        chosen = random.Random(seed).sample(chosen, min(sample, len(chosen)))
+    return chosen

@@ -1,0 +1,213 @@
+"""Run a method on a benchmark: concurrent, resumable, and honest about failures and cost.
+
+Layout (after lm-evaluation-harness: a results file plus a per-sample log)::
+
+    <out>/<run name>/samples.jsonl   one line per finished problem, appended and flushed at once
+    <out>/<run name>/results.json    accuracy, counts, usage, breakdowns, and everything to reproduce
+
+Rerunning into the same directory skips the problems already in ``samples.jsonl``; a process
+killed mid-run loses only the problems that were in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from backends import DEFAULT_BACKEND, Backend, BackendError, UsageLedger, create_backend
+from evals.datasets import Problem, load_dataset, select
+from evals.report import summarize
+from evals.scoring import score
+from reasoning.api import METHODS, make_config
+from thoughtgraph import __version__
+
+
+@dataclass
+class EvalConfig:
+    dataset: str
+    method: str = "cot"
+    backend: str = DEFAULT_BACKEND
+    split: str = "test"
+    method_options: dict[str, Any] = field(default_factory=dict)
+    limit: int | None = None
+    offset: int = 0
+    ids: list[str] | None = None
+    sample: int | None = None
+    seed: int = 0
+    concurrency: int = 4
+    out: str = "runs"
+    run_name: str | None = None
+    data_dir: str | None = None
+    skip_bad: bool = False
+    cache: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+
+    @property
+    def name(self) -> str:
+        if self.run_name:
+            return self.run_name
+        backend = re.sub(r"[^A-Za-z0-9.]+", "-", self.backend).strip("-")
+        return f"{self.dataset}-{self.split}-{self.method}-{backend}-seed{self.seed}"
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a samples log. A line cut short by a kill is dropped and the file mended."""
+    if not path.is_file():
+        return []
+    samples, damaged = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            samples.append(json.loads(line))
+        except json.JSONDecodeError:
+            damaged = True
+    if damaged:
+        mended = path.with_suffix(".jsonl.tmp")
+        mended.write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
+        mended.replace(path)
+    return samples
+
+
+def git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
+
+
+def _method_config(config: EvalConfig, answer_pattern: str | None) -> Any:
+    options = dict(config.method_options)
+    config_fields = {f.name for f in fields(METHODS[config.method][0])} if config.method in METHODS else set()
+    if "answer_pattern" in config_fields:
+        options.setdefault("answer_pattern", answer_pattern)
+    return make_config(config.method, **options)
+
+
+async def _solve_one(problem: Problem, config: EvalConfig, method_config: Any, backend: Backend) -> dict[str, Any]:
+    runner = METHODS[config.method][1]
+    record: dict[str, Any] = {
+        "id": problem.id,
+        "question": problem.question,
+        "gold": problem.gold,
+        "metadata": problem.metadata,
+    }
+    started = time.perf_counter()
+    with UsageLedger() as ledger:
+        try:
+            solution = await runner(problem.prompt, backend, method_config, seed=config.seed)
+        except (BackendError, ValueError) as error:  # recorded, counted, and the run goes on
+            record.update(status="failed", error=f"{type(error).__name__}: {error}", correct=False)
+            solution = None
+    if solution is not None:
+        graded = score(config.dataset, problem, solution)
+        record.update(
+            status="ok",
+            prediction=graded.prediction,
+            correct=graded.correct,
+            strict=graded.strict,
+            flexible=graded.flexible,
+            answer=solution.answer,
+            candidates=dict(solution.candidates),
+            reasoning=solution.reasoning,
+            prompt_versions=solution.prompt_versions,
+            stopped_by=solution.stopped_by,
+        )
+    record["usage"] = ledger.to_dict()
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+async def run_eval(config: EvalConfig, *, progress: bool = True, backend: Backend | None = None) -> dict[str, Any]:
+    loaded = load_dataset(config.dataset, config.split, data_dir=config.data_dir, skip_bad=config.skip_bad)
+    problems = select(
+        loaded.problems,
+        spec=loaded.spec,
+        offset=config.offset,
+        limit=config.limit,
+        ids=config.ids,
+        sample=config.sample,
+        seed=config.seed,
+    )
+    method_config = _method_config(config, loaded.spec.answer_pattern)
+    run_dir = Path(config.out) / config.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    samples_path = run_dir / "samples.jsonl"
+    done = {s["id"] for s in read_samples(samples_path)}
+    todo = [p for p in problems if p.id not in done]
+    engine = backend or create_backend(config.backend, cache=config.cache)
+    started = time.perf_counter()
+    bar = _progress_bar(len(problems), len(problems) - len(todo), enabled=progress)
+    gate = asyncio.Semaphore(config.concurrency)
+    finished: list[dict[str, Any]] = []
+    with samples_path.open("a", encoding="utf-8") as log:
+
+        async def attempt(problem: Problem) -> None:
+            async with gate:
+                record = await _solve_one(problem, config, method_config, engine)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            finished.append(record)
+            _advance(bar, finished)
+
+        await asyncio.gather(*(attempt(p) for p in todo))
+    if bar is not None:
+        bar.close()
+    wanted = {p.id for p in problems}
+    samples = [s for s in read_samples(samples_path) if s["id"] in wanted]
+    results = {
+        "dataset": config.dataset,
+        "split": config.split,
+        "data_source": loaded.source,
+        "skipped_bad_records": len(loaded.skipped),
+        "method": config.method,
+        "method_config": asdict(method_config),
+        "backend": engine.spec,
+        "model": engine.model_id,
+        "seed": config.seed,
+        "prompt_versions": _prompt_versions(samples),
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "run_seconds_this_session": round(time.perf_counter() - started, 3),
+        **summarize(samples),
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return results
+
+
+def _prompt_versions(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    versions: dict[str, Any] = {}
+    for sample in samples:
+        versions.update(sample.get("prompt_versions") or {})
+    return versions
+
+
+def _progress_bar(total: int, already: int, *, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=already, unit="problem", dynamic_ncols=True)
+
+
+def _advance(bar: Any, finished: list[dict[str, Any]]) -> None:
+    if bar is None:
+        return
+    solved = sum(1 for r in finished if r.get("correct"))
+    tokens = sum(r["usage"]["total_tokens"] for r in finished) / len(finished)
+    calls = sum(r["usage"]["calls"] for r in finished) / len(finished)
+    bar.set_postfix(acc=f"{solved / len(finished):.1%}", calls=f"{calls:.1f}", tokens=f"{tokens:.0f}")
+    bar.update(1)
