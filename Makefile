@@ -38,6 +38,7 @@ test: install lint
 
 bench: install
 	$(BIN)/python bench/backends.py
+	$(BIN)/python bench/evals.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

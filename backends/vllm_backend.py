@@ -75,7 +75,8 @@ class VLLMBackend(Backend):
             from vllm.sampling_params import StructuredOutputsParams
 
             value = {
-                "json_schema": {"json": constraint.json_schema},
+                # compact JSON: with free whitespace, small models can pad a greedy reply until max_tokens
+                "json_schema": {"json": constraint.json_schema, "disable_any_whitespace": True},
                 "regex": {"regex": constraint.pattern},
                 "choice": {"choice": list(constraint.choices or ())},
             }[constraint.kind]

@@ -7,7 +7,15 @@ from collections import defaultdict
 from typing import Any
 
 Z95 = 1.959963984540054
-USAGE_KEYS = ("calls", "prompt_tokens", "completion_tokens", "total_tokens", "cache_hits", "wall_seconds")
+USAGE_KEYS = (
+    "calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cache_hits",
+    "backend_seconds",
+    "wall_seconds",
+)
 
 
 def wilson_interval(successes: int, total: int, z: float = Z95) -> tuple[float, float]:

@@ -72,3 +72,11 @@ async def test_chat_n_samples_stop_and_json_constraint(vllm_backend):
         Request.chat(("user", "JSON please"), max_tokens=96, constraint=Constraint.schema(schema))
     )
     assert isinstance(json.loads(constrained.text)["x"], int)
+    choice = await vllm_backend.generate_one(
+        Request.chat(("user", "Is fire hot?"), max_tokens=4, constraint=Constraint.one_of("yes", "no"))
+    )
+    assert choice.text in ("yes", "no")
+    number = await vllm_backend.generate_one(
+        Request.chat(("user", "7 times 6?"), max_tokens=8, constraint=Constraint.regex(r"[0-9]{1,3}"))
+    )
+    assert number.text.isdigit() and len(number.text) <= 3
