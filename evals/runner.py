@@ -184,8 +184,25 @@ async def run_eval(config: EvalConfig, *, progress: bool = True, backend: Backen
         "run_seconds_this_session": round(time.perf_counter() - started, 3),
         **summarize(samples),
     }
+    results.update(_lm_eval_view(results, len(loaded.problems)))
     (run_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     return results
+
+
+def _lm_eval_view(results: dict[str, Any], original: int) -> dict[str, Any]:
+    """The same figures under lm-evaluation-harness's key names, so its tooling can read them."""
+    metrics: dict[str, Any] = {"alias": results["dataset"]}
+    variants = {"none": "accuracy", "strict-match": "accuracy_strict", "flexible-extract": "accuracy_flexible"}
+    for filter_name, key in variants.items():
+        if key in results:
+            value, n = results[key]["value"], results[key]["n"]
+            metrics[f"exact_match,{filter_name}"] = value
+            metrics[f"exact_match_stderr,{filter_name}"] = (value * (1 - value) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return {
+        "results": {results["dataset"]: metrics},
+        "n-samples": {results["dataset"]: {"original": original, "effective": results["n_samples"]}},
+        "git_hash": results["git_commit"],
+    }
 
 
 def _prompt_versions(samples: list[dict[str, Any]]) -> dict[str, Any]:

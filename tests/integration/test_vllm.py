@@ -67,11 +67,12 @@ async def test_chat_n_samples_stop_and_json_constraint(vllm_backend):
         Request.chat(("user", "Write a sentence."), n=3, temperature=1.0, seed=1, max_tokens=16)
     )
     assert len(result.choices) == 3
-    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+    # a boolean field: a 135M model under greedy decoding can write an integer's digits forever
+    schema = {"type": "object", "properties": {"hot": {"type": "boolean"}}, "required": ["hot"]}
     constrained = await vllm_backend.generate_one(
-        Request.chat(("user", "JSON please"), max_tokens=96, constraint=Constraint.schema(schema))
+        Request.chat(("user", "Is fire hot? Answer in JSON."), max_tokens=48, constraint=Constraint.schema(schema))
     )
-    assert isinstance(json.loads(constrained.text)["x"], int)
+    assert isinstance(json.loads(constrained.text)["hot"], bool)
     choice = await vllm_backend.generate_one(
         Request.chat(("user", "Is fire hot?"), max_tokens=4, constraint=Constraint.one_of("yes", "no"))
     )

@@ -51,6 +51,10 @@ def test_accuracy_counts_and_interval_are_exact(data, tmp_path):
     assert [s["id"] for s in failed] == ["gsm8k/test/9"] and "no rule matching" in failed[0]["error"]
     on_disk = json.loads((tmp_path / "runs" / "r" / "results.json").read_text())
     assert on_disk["counts"] == results["counts"] and on_disk["method_config"]["answer_pattern"]
+    lm_eval = on_disk["results"]["gsm8k"]
+    assert lm_eval["exact_match,none"] == 0.7 and lm_eval["exact_match,strict-match"] == 0.7
+    assert lm_eval["exact_match_stderr,none"] == pytest.approx((0.7 * 0.3 / 9) ** 0.5)
+    assert on_disk["n-samples"]["gsm8k"] == {"original": 10, "effective": 10}
 
 
 def test_rerun_resumes_and_only_solves_the_new_problems(data, tmp_path):

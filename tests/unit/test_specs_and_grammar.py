@@ -59,3 +59,14 @@ def test_regex_without_a_grammar_form_is_refused_clearly():
 def test_choice_becomes_an_alternation_of_literals():
     assert choice_to_gbnf(("A", "B c")) == 'root ::= "A" | "B c"\n'
     assert constraint_to_gbnf(Constraint.one_of("x")) == 'root ::= "x"\n'
+
+
+async def test_logprobs_asked_of_a_backend_without_them_fail_before_any_call():
+    from backends import CapabilityError, Request
+
+    backend = create_backend("openai:http://127.0.0.1:9/v1#m", logprobs=False)  # nothing listens there
+    with pytest.raises(CapabilityError, match="cannot return token logprobs"):
+        await backend.generate_one(Request.chat(("user", "hi"), logprobs=True))
+    with pytest.raises(CapabilityError, match="cannot constrain output by regex"):
+        await backend.generate_one(Request.chat(("user", "hi"), constraint=Constraint.regex("a")))
+    assert backend.engine_calls == 0
