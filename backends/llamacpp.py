@@ -100,11 +100,19 @@ class LlamaCppBackend(Backend):
         return self._llm.tokenize(request.prompt.encode(), add_bos=True, special=False)
 
     def _run_batch(self, requests: list[Request]) -> list[Result]:
-        return [self._run(request) for request in requests]
+        """Run one request at a time, each time choosing the one whose prompt shares the most with
+        the KV cache: the engine keeps one sequence, so interleaved problems would evict each other."""
+        prompts = [self.prompt_tokens(r) for r in requests]
+        results: dict[int, Result] = {}
+        while len(results) < len(requests):
+            cached = self._llm._input_ids[: self._llm.n_tokens].tolist()
+            pending = [i for i in range(len(requests)) if i not in results]
+            best = max(pending, key=lambda i: (_common_prefix(cached, prompts[i]), -i))
+            results[best] = self._run(requests[best], prompts[best])
+        return [results[i] for i in range(len(requests))]
 
-    def _run(self, request: Request) -> Result:
+    def _run(self, request: Request, prompt: list[int]) -> Result:
         started = time.perf_counter()
-        prompt = self.prompt_tokens(request)
         if len(prompt) >= self.n_ctx:
             raise InvalidRequestError(
                 f"the prompt has {len(prompt)} tokens, more than the context window of {self.n_ctx}; "
@@ -138,11 +146,7 @@ class LlamaCppBackend(Backend):
         finds the prompt fully cached and samples at once.
         """
         llm, block = self._llm, self.prefix_block_tokens
-        common = 0
-        for cached, new in zip(llm._input_ids[: llm.n_tokens], prompt[:-1], strict=False):
-            if cached != new:
-                break
-            common += 1
+        common = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), prompt[:-1])
         reused = common - common % block
         llm.n_tokens = reused
         for start in range(reused, len(prompt) - 1, block):
@@ -220,6 +224,15 @@ class LlamaCppBackend(Backend):
                 grammar = LlamaGrammar.from_string(constraint_to_gbnf(constraint), verbose=False)
             self._grammars[key] = grammar
         return self._grammars[key]
+
+
+def _common_prefix(left: list[int], right: list[int]) -> int:
+    count = 0
+    for a, b in zip(left, right, strict=False):
+        if a != b:
+            break
+        count += 1
+    return count
 
 
 def _tokens_within(pieces: list[bytes], byte_length: int) -> int:
