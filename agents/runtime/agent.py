@@ -1,0 +1,58 @@
+"""An agent is a role prompt, a backend, an output parser, and an output constraint where one helps.
+
+Agents are the only place methods issue generations, so every call is budgeted and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from agents.runtime.budget import Budget
+from backends import Backend, Constraint, Request, Result
+from prompts import PromptTemplate, load_prompt
+
+T = TypeVar("T")
+
+
+@dataclass
+class Reply(Generic[T]):
+    texts: list[str]
+    parsed: list[T]
+    result: Result
+
+
+@dataclass
+class Agent(Generic[T]):
+    role: str
+    """The prompt name, e.g. ``bot/thinker``."""
+    backend: Backend
+    budget: Budget
+    parse: Callable[[str], T] = field(default=lambda text: text)  # type: ignore[assignment]
+    constraint: Constraint | None = None
+    """Used only when the backend supports its kind; the parser must cope with free text otherwise."""
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    prompt_folder: str | None = None
+
+    @property
+    def prompt(self) -> PromptTemplate:
+        return load_prompt(self.role, folder=self.prompt_folder)
+
+    def request(self, *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
+                logprobs: bool = False, history: tuple[tuple[str, str], ...] = (), **values: Any) -> Request:  # fmt: skip
+        constraint = self.constraint
+        if constraint is not None and constraint.kind not in self.backend.capabilities.constraints:
+            constraint = None
+        return Request.chat(
+            *self.prompt.render(**values), *history,
+            n=n, temperature=temperature, top_p=top_p, seed=seed, max_tokens=self.max_tokens,
+            stop=self.stop, logprobs=logprobs, constraint=constraint,
+        )  # fmt: skip
+
+    async def run(self, **options: Any) -> Reply[T]:
+        self.budget.check()
+        result = await self.backend.generate_one(self.request(**options))
+        texts = [c.text.strip() for c in result.choices]
+        return Reply(texts, [self.parse(t) for t in texts], result)
