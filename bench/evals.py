@@ -27,9 +27,14 @@ async def measure(problems: int, max_tokens: int, data_dir: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         for concurrency in (1, 4):
             config = EvalConfig(
-                dataset="gsm8k", limit=problems, data_dir=data_dir, out=out, run_name=f"c{concurrency}",
-                concurrency=concurrency, method_options={"max_tokens": max_tokens},
-            )  # fmt: skip
+                dataset="gsm8k",
+                limit=problems,
+                data_dir=data_dir,
+                out=out,
+                run_name=f"c{concurrency}",
+                concurrency=concurrency,
+                method_options={"max_tokens": max_tokens},
+            )
             results = await run_eval(config, backend=backend, progress=False)
             wall = results["run_seconds_this_session"]
             figures[f"concurrency_{concurrency}"] = {

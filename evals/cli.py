@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 
-def _options(pairs: list[str]) -> dict:
+def parse_options(pairs: list[str]) -> dict:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -54,11 +54,23 @@ def run(
     """Run a method on a benchmark and write samples.jsonl and results.json."""
     try:
         config = EvalConfig(
-            dataset=dataset, method=method, backend=backend, split=split, limit=limit, offset=offset,
-            ids=ids.split(",") if ids else None, sample=sample, seed=seed, concurrency=concurrency, out=out,
-            run_name=run_name, data_dir=data_dir, skip_bad=skip_bad, cache=cache,
-            method_options=_options(option or []),
-        )  # fmt: skip
+            dataset=dataset,
+            method=method,
+            backend=backend,
+            split=split,
+            limit=limit,
+            offset=offset,
+            ids=ids.split(",") if ids else None,
+            sample=sample,
+            seed=seed,
+            concurrency=concurrency,
+            out=out,
+            run_name=run_name,
+            data_dir=data_dir,
+            skip_bad=skip_bad,
+            cache=cache,
+            method_options=parse_options(option or []),
+        )
         results = asyncio.run(run_eval(config, progress=not no_progress))
     except (DataError, BackendError, ValueError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)

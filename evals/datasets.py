@@ -96,24 +96,32 @@ def _aqua(record: dict[str, Any], index: int, split: str) -> Problem:
 
 DATASETS: dict[str, DatasetSpec] = {
     "gsm8k": DatasetSpec(
-        "gsm8k", {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"}, ("openai/gsm8k", "main"), _gsm8k,
+        "gsm8k",
+        {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
+        ("openai/gsm8k", "main"),
+        _gsm8k,
         NUMBER_PATTERN,
     ),
     "math": DatasetSpec(
-        "math", {"test": "math/test.jsonl", "train": "math/train.jsonl"}, ("EleutherAI/hendrycks_math", None), _math,
+        "math",
+        {"test": "math/test.jsonl", "train": "math/train.jsonl"},
+        ("EleutherAI/hendrycks_math", None),
+        _math,
         None,
     ),
-    "math500": DatasetSpec(
-        "math500", {"test": "math/test500.jsonl"}, ("HuggingFaceH4/MATH-500", None), _math, None
-    ),
+    "math500": DatasetSpec("math500", {"test": "math/test500.jsonl"}, ("HuggingFaceH4/MATH-500", None), _math, None),
     "game24": DatasetSpec(
-        "game24", {"test": "game24/24.csv"}, ("nlile/24-game", None), _game24, r"[0-9+\-*/() ]{5,40}",
+        "game24",
+        {"test": "game24/24.csv"},
+        ("nlile/24-game", None),
+        _game24,
+        r"[0-9+\-*/() ]{5,40}",
         default_range=(900, 1000),
     ),
     "aqua": DatasetSpec(
         "aqua", {"test": "aqua/test.json", "dev": "aqua/dev.json"}, ("deepmind/aqua_rat", "raw"), _aqua, "[A-E]"
     ),
-}  # fmt: skip
+}
 
 
 def _field(record: dict[str, Any], name: str) -> str:

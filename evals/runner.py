@@ -25,7 +25,7 @@ from backends import DEFAULT_BACKEND, Backend, BackendError, UsageLedger, create
 from evals.datasets import Problem, load_dataset, select
 from evals.report import summarize
 from evals.scoring import score
-from reasoning.api import METHODS, make_config
+from reasoning.api import METHODS, make_config, run_method
 from thoughtgraph import __version__
 
 
@@ -96,7 +96,6 @@ def _method_config(config: EvalConfig, answer_pattern: str | None) -> Any:
 
 
 async def _solve_one(problem: Problem, config: EvalConfig, method_config: Any, backend: Backend) -> dict[str, Any]:
-    runner = METHODS[config.method][1]
     record: dict[str, Any] = {
         "id": problem.id,
         "question": problem.question,
@@ -106,7 +105,7 @@ async def _solve_one(problem: Problem, config: EvalConfig, method_config: Any, b
     started = time.perf_counter()
     with UsageLedger() as ledger:
         try:
-            solution = await runner(problem.prompt, backend, method_config, seed=config.seed)
+            solution = await run_method(problem.prompt, config.method, backend, method_config, seed=config.seed)
         except (BackendError, ValueError) as error:  # recorded, counted, and the run goes on
             record.update(status="failed", error=f"{type(error).__name__}: {error}", correct=False)
             solution = None
@@ -123,6 +122,7 @@ async def _solve_one(problem: Problem, config: EvalConfig, method_config: Any, b
             reasoning=solution.reasoning,
             prompt_versions=solution.prompt_versions,
             stopped_by=solution.stopped_by,
+            graph=solution.graph.to_dict() if solution.graph else None,
         )
     record["usage"] = ledger.to_dict()
     record["seconds"] = round(time.perf_counter() - started, 3)

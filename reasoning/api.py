@@ -1,21 +1,37 @@
-"""The Python entry point: ``solve(problem, method="cot", backend="llamacpp:smollm2")``."""
+"""The Python entry point: ``solve(problem, method="tr", backend="llamacpp:smollm2")``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import fields
 from typing import Any
 
+from agents.runtime import Budget, BudgetExceeded
 from backends import DEFAULT_BACKEND, Backend, create_backend
+from reasoning.bon import BestOfNConfig, best_of_n
+from reasoning.bot import BoTConfig, boosting_of_thoughts
+from reasoning.context import RunContext, ThoughtListener
 from reasoning.cot import CoTConfig, chain_of_thought
+from reasoning.gg import GGConfig, guided_by_gut
+from reasoning.graph import ThoughtNode
+from reasoning.outcome import Outcome, outcome_from_graph
+from reasoning.sc import SelfConsistencyConfig, self_consistency
 from reasoning.solution import Solution
+from reasoning.tot import ToTConfig, tree_of_thoughts
+from reasoning.tr import ThoughtRollbackConfig, thought_rollback
 
-MethodRunner = Callable[[str, Backend, Any], Awaitable[Solution]]
+MethodRunner = Callable[[RunContext, Any], Awaitable[Outcome]]
 
-# method name -> (config type, runner); new methods register here.
+# method name -> (config type, runner). A new method is a new entry.
 METHODS: dict[str, tuple[type, MethodRunner]] = {
     "cot": (CoTConfig, chain_of_thought),
+    "sc": (SelfConsistencyConfig, self_consistency),
+    "bon": (BestOfNConfig, best_of_n),
+    "tot": (ToTConfig, tree_of_thoughts),
+    "bot": (BoTConfig, boosting_of_thoughts),
+    "tr": (ThoughtRollbackConfig, thought_rollback),
+    "gg": (GGConfig, guided_by_gut),
 }
 
 
@@ -36,16 +52,70 @@ async def solve_async(
     backend: str | Backend = DEFAULT_BACKEND,
     *,
     seed: int = 0,
+    max_calls: int | None = None,
+    max_tokens: int | None = None,
+    max_seconds: float | None = None,
+    on_thought: ThoughtListener | None = None,
     **config: Any,
 ) -> Solution:
+    """Solve ``problem``. ``max_*`` are budgets for the whole run: when one is spent the run ends with
+    the best answer so far and ``Solution.stopped_by`` says which."""
     if not isinstance(problem, str) or not problem.strip():
         raise ValueError("the problem is empty: give a question to solve")
     settings = make_config(method, **config)
-    engine = create_backend(backend)
-    runner = METHODS[method][1]
-    return await runner(problem.strip(), engine, settings, seed=seed)
+    budget = Budget(max_calls=max_calls, max_tokens=max_tokens, max_seconds=max_seconds)
+    return await run_method(
+        problem, method, create_backend(backend), settings, budget, seed=seed, on_thought=on_thought
+    )
+
+
+async def run_method(
+    problem: str,
+    method: str,
+    engine: Backend,
+    settings: Any,
+    budget: Budget | None = None,
+    *,
+    seed: int = 0,
+    on_thought: ThoughtListener | None = None,
+) -> Solution:
+    """Run a method with a ready config object (what ``solve_async`` and the eval runner share)."""
+    budget = budget or Budget()
+    context = RunContext(problem.strip(), engine, budget, seed, on_thought=on_thought)
+    stopped_by = None
+    with budget.ledger:
+        try:
+            outcome = await METHODS[method][1](context, settings)
+        except BudgetExceeded as stop:
+            outcome, stopped_by = outcome_from_graph(context.graph), stop.reason
+    return Solution(
+        answer=outcome.answer,
+        reasoning=outcome.reasoning,
+        method=method,
+        candidates=outcome.candidates,
+        usage=budget.ledger.to_dict(),
+        prompt_versions=context.prompt_versions,
+        stopped_by=stopped_by,
+        graph=context.graph,
+    )
 
 
 def solve(problem: str, method: str = "cot", backend: str | Backend = DEFAULT_BACKEND, **kwargs: Any) -> Solution:
     """Blocking :func:`solve_async`."""
     return asyncio.run(solve_async(problem, method, backend, **kwargs))
+
+
+async def stream_thoughts(
+    problem: str, method: str = "cot", backend: str | Backend = DEFAULT_BACKEND, **kwargs: Any
+) -> AsyncIterator[ThoughtNode | Solution]:
+    """Yield each thought as the method produces it, then the Solution."""
+    queue: asyncio.Queue[ThoughtNode] = asyncio.Queue()
+    task = asyncio.create_task(solve_async(problem, method, backend, on_thought=queue.put_nowait, **kwargs))
+    while not (task.done() and queue.empty()):
+        getter = asyncio.ensure_future(queue.get())
+        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            yield getter.result()
+        else:
+            getter.cancel()
+    yield task.result()

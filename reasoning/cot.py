@@ -1,75 +1,91 @@
-"""Chain of thought: one greedy chain, then the answer it states.
+"""Chain of thought: one greedy chain, then the answer it states (a LangGraph of two nodes).
 
-Small models often do not state their answer in the asked-for form. When the chain has no
-answer marker and the backend can constrain output, one more short call asks for the final
-answer under a constraint (a number, for numeric tasks), so the answer is always parseable;
-the miss is counted as a ``parse_failure`` event in the usage ledger either way.
+Small models often do not state their answer in the asked-for form. When the chain has no answer
+marker, a second node asks for the final answer alone, under a constraint (a number, for numeric
+tasks) where the backend can constrain; the miss is counted as a ``parse_failure`` either way.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import TypedDict
 
-from backends import Backend, Constraint, Request, UsageLedger, record_event
-from prompts import load_prompt
+from langgraph.graph import END, START, StateGraph
+
+from agents.runtime import Agent
+from backends import Constraint, record_event
 from reasoning.answers import NUMBER_PATTERN, extract_answer
-from reasoning.solution import Solution
-
-_EXPLICIT_MARKER = re.compile(r"answer\s*(is|:)|\\boxed\{|####", re.IGNORECASE)
+from reasoning.context import RunContext
+from reasoning.outcome import Outcome
+from reasoning.steps import final_answer
 
 
 @dataclass(frozen=True)
 class CoTConfig:
-    max_tokens: int = 512
+    chain_tokens: int = 512
     temperature: float = 0.0
     answer_pattern: str | None = NUMBER_PATTERN
     """Regex the final answer must match when it is asked for separately; None for free text."""
-    answer_max_tokens: int = 16
+    answer_tokens: int = 16
 
     def __post_init__(self) -> None:
-        if self.max_tokens <= 0 or self.answer_max_tokens <= 0:
-            raise ValueError("CoTConfig: max_tokens and answer_max_tokens must be positive")
+        if self.chain_tokens <= 0 or self.answer_tokens <= 0:
+            raise ValueError("CoTConfig: chain_tokens and answer_tokens must be positive")
         if not 0.0 <= self.temperature <= 5.0:
             raise ValueError(f"CoTConfig: temperature must be in [0, 5], got {self.temperature}")
 
 
-async def chain_of_thought(question: str, backend: Backend, config: CoTConfig, *, seed: int = 0) -> Solution:
-    solve_prompt = load_prompt("cot/solve")
-    turns = solve_prompt.render(question=question)
-    with UsageLedger() as ledger:
-        chain = await backend.generate_one(
-            Request.chat(*turns, max_tokens=config.max_tokens, temperature=config.temperature, seed=seed)
-        )
-        reasoning = chain.text.strip()
-        answer = extract_answer(reasoning) if _EXPLICIT_MARKER.search(reasoning) else None
-        versions = {solve_prompt.name: solve_prompt.version}
-        if answer is None:
-            record_event("parse_failure")
-            answer, final_prompt = await _ask_final_answer(turns, reasoning, backend, config, seed)
-            versions[final_prompt.name] = final_prompt.version
-    return Solution(
-        answer=answer,
-        reasoning=reasoning,
-        method="cot",
-        candidates=Counter([answer] if answer else []),
-        usage=ledger.to_dict(),
-        prompt_versions=versions,
-    )
+class CoTState(TypedDict, total=False):
+    chain: str
+    answer: str | None
+    node: int
 
 
-async def _ask_final_answer(turns, reasoning, backend, config, seed):
-    final_prompt = load_prompt("cot/final_answer")
-    can_constrain = config.answer_pattern and "regex" in backend.capabilities.constraints
-    request = Request.chat(
-        *turns,
-        ("assistant", reasoning or "(no reasoning)"),
-        *final_prompt.render(),
-        max_tokens=config.answer_max_tokens,
-        seed=seed,
-        constraint=Constraint.regex(config.answer_pattern) if can_constrain else None,
+def solver(context: RunContext, config: CoTConfig) -> Agent[str]:
+    return Agent("cot/solve", context.backend, context.budget, max_tokens=config.chain_tokens)
+
+
+async def answer_after(context: RunContext, config: CoTConfig, chain: str) -> str | None:
+    """Ask for the final answer alone after ``chain``, constrained where the backend can."""
+    record_event("parse_failure")
+    final = Agent(
+        "cot/final_answer",
+        context.backend,
+        context.budget,
+        max_tokens=config.answer_tokens,
+        constraint=Constraint.regex(config.answer_pattern) if config.answer_pattern else None,
     )
-    reply = (await backend.generate_one(request)).text.strip()
-    answer = reply if can_constrain else extract_answer(reply) or extract_answer(reasoning)
-    return (answer.replace(",", "") if answer else None), final_prompt
+    history = (*solver(context, config).prompt.render(question=context.question), ("assistant", chain or "-"))
+    context.used(final)
+    constrained = final.constraint is not None and final.constraint.kind in context.backend.capabilities.constraints
+    reply = (await final.run(history=history, seed=context.seed)).texts[0]
+    answer = reply if constrained else extract_answer(reply) or extract_answer(chain)
+    return answer.replace(",", "") if answer else None
+
+
+async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
+    agent = solver(context, config)
+    context.used(agent)
+
+    async def think(state: CoTState) -> CoTState:
+        chain = (await agent.run(question=context.question, temperature=config.temperature, seed=context.seed)).texts[0]
+        answer = final_answer(chain)
+        node = context.add_thought(0, chain, answer=answer)
+        return {"chain": chain, "answer": answer, "node": node.id}
+
+    async def ask_answer(state: CoTState) -> CoTState:
+        answer = await answer_after(context, config, state["chain"])
+        context.graph.nodes[state["node"]].answer = answer
+        return {"answer": answer}
+
+    builder = StateGraph(CoTState)
+    builder.add_node("think", think)
+    builder.add_node("ask_answer", ask_answer)
+    builder.add_edge(START, "think")
+    builder.add_conditional_edges("think", lambda s: END if s["answer"] else "ask_answer", ["ask_answer", END])
+    builder.add_edge("ask_answer", END)
+    state = await builder.compile().ainvoke({})
+    context.graph.chosen = [state["node"]]
+    answer = state["answer"]
+    return Outcome(answer, state["chain"], Counter([answer] if answer else []))

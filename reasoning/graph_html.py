@@ -55,8 +55,10 @@ def render_html(graph: ThoughtGraph, title: str) -> str:
     chosen_edges = {(graph.nodes[i].parent, i) for i in chosen}
     width = max(x for x, _ in positions.values()) + MARGIN * 2
     height = max(y for _, y in positions.values()) + MARGIN * 2
-    shapes = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
-              'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#e67e22"/></marker></defs>']  # fmt: skip
+    shapes = [
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+        'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#e67e22"/></marker></defs>'
+    ]
     for edge in graph.edges:
         (x1, y1), (x2, y2) = positions[edge.source], positions[edge.target]
         if edge.kind == "rollback":

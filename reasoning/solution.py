@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasoning.graph import ThoughtGraph
+
 
 @dataclass
 class Solution:
@@ -20,6 +22,7 @@ class Solution:
     prompt_versions: dict[str, int | str] = field(default_factory=dict)
     stopped_by: str | None = None
     """Why the run ended early (a budget), or None when it finished normally."""
+    graph: ThoughtGraph | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,4 +33,5 @@ class Solution:
             "usage": self.usage,
             "prompt_versions": self.prompt_versions,
             "stopped_by": self.stopped_by,
+            "graph": self.graph.to_dict() if self.graph else None,
         }

@@ -4,24 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from backends import DEFAULT_BACKEND, BackendError, create_backend
 from evals.cli import app as eval_app
+from evals.cli import parse_options
 from prompts import PromptError
-from reasoning.api import METHODS, solve_async
+from reasoning.api import METHODS, stream_thoughts
+from reasoning.graph import ThoughtNode
+from reasoning.solution import Solution
 
 app = typer.Typer(help="LLM reasoning methods and agents on one graph-of-agents runtime.", no_args_is_help=True)
-
-
 app.add_typer(eval_app, name="eval", help="Benchmarks: `thoughtgraph eval run ...`, `thoughtgraph eval compare ...`.")
 
 
 @app.callback()
 def main() -> None:
     """thoughtgraph command line."""
+
+
+async def _solve(question: str, method: str, engine, show_thoughts: bool, **kwargs) -> Solution:
+    async for item in stream_thoughts(question, method, engine, **kwargs):
+        if isinstance(item, ThoughtNode):
+            if show_thoughts:
+                score = f" [{item.score:.2f}]" if item.score is not None else ""
+                typer.secho(f"  thought {item.id} (after {item.parent}){score}: {item.text[:100]}", dim=True)
+        else:
+            return item
+    raise RuntimeError("the method ended without a solution")
 
 
 @app.command()
@@ -31,25 +44,50 @@ def solve(
     backend: Annotated[str, typer.Option(help="Backend spec, e.g. llamacpp:smollm2 or openai:URL#model.")] = (
         DEFAULT_BACKEND
     ),
-    max_tokens: Annotated[int, typer.Option(help="Token limit of the reasoning chain.")] = 512,
+    option: Annotated[list[str] | None, typer.Option(help="Method option key=value (repeatable).")] = None,
+    max_calls: Annotated[int | None, typer.Option(help="Budget: model calls.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Budget: prompt + completion tokens.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Budget: seconds.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
     cache: Annotated[str | None, typer.Option(help="SQLite request cache for free, reproducible reruns.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the thought graph as an HTML page here.")] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not show thoughts as they are produced.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the solution as JSON.")] = False,
 ) -> None:
-    """Answer QUESTION with a reasoning method and print the answer, the reasoning and the cost."""
+    """Answer QUESTION with a reasoning method; print the answer, the reasoning and the cost."""
     try:
         engine = create_backend(backend, cache=cache)
-        solution = asyncio.run(solve_async(question, method, engine, seed=seed, max_tokens=max_tokens))
+        solution = asyncio.run(
+            _solve(
+                question,
+                method,
+                engine,
+                not (quiet or as_json),
+                seed=seed,
+                max_calls=max_calls,
+                max_tokens=max_tokens,
+                max_seconds=max_seconds,
+                **parse_options(option or []),
+            )
+        )
     except (BackendError, PromptError, ValueError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+    if html is not None and solution.graph is not None:
+        html.write_text(solution.graph.to_html(f"{method}: {question[:80]}"), encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(solution.to_dict(), indent=2))
         return
     usage = solution.usage
     typer.secho(f"Answer: {solution.answer if solution.answer is not None else '(none found)'}", bold=True)
+    if solution.stopped_by:
+        typer.secho(f"(stopped early: {solution.stopped_by}; best answer so far)", fg=typer.colors.YELLOW)
     typer.echo(f"\nReasoning ({solution.method}, {engine.spec}):\n{solution.reasoning}\n")
+    if len(solution.candidates) > 1:
+        typer.echo(f"Candidates: {dict(solution.candidates)}")
     typer.echo(
         f"Cost: {usage['calls']} calls, {usage['prompt_tokens']} prompt + {usage['completion_tokens']} "
         f"completion tokens, {usage['wall_seconds']:.2f} s"
     )
+    if html is not None:
+        typer.echo(f"Trace: {html}")

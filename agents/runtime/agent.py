@@ -40,18 +40,35 @@ class Agent(Generic[T]):
     def prompt(self) -> PromptTemplate:
         return load_prompt(self.role, folder=self.prompt_folder)
 
-    def request(self, *, n: int = 1, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None,
-                logprobs: bool = False, history: tuple[tuple[str, str], ...] = (), **values: Any) -> Request:  # fmt: skip
+    def request(
+        self,
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        logprobs: bool = False,
+        history: tuple[tuple[str, str], ...] = (),
+        **values: Any,
+    ) -> Request:
         constraint = self.constraint
         if constraint is not None and constraint.kind not in self.backend.capabilities.constraints:
             constraint = None
         return Request.chat(
-            *self.prompt.render(**values), *history,
-            n=n, temperature=temperature, top_p=top_p, seed=seed, max_tokens=self.max_tokens,
-            stop=self.stop, logprobs=logprobs, constraint=constraint,
-        )  # fmt: skip
+            *history,
+            *self.prompt.render(**values),
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            max_tokens=self.max_tokens,
+            stop=self.stop,
+            logprobs=logprobs,
+            constraint=constraint,
+        )
 
     async def run(self, **options: Any) -> Reply[T]:
+        """One request from this role (``history``: earlier turns, placed before the role prompt)."""
         self.budget.check()
         result = await self.backend.generate_one(self.request(**options))
         texts = [c.text.strip() for c in result.choices]

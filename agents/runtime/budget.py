@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from backends import UsageLedger
 
 
-class BudgetExceeded(Exception):  # noqa: N818 - it is an outcome a method handles, not a bug
+class BudgetExceeded(Exception):
     """Raised when a run has spent a budget; the method then answers with what it has."""
 
     def __init__(self, reason: str) -> None:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def eval_command(data_dir, out, *extra):
     return [
         sys.executable, "-m", "evals", "run", "--dataset", "gsm8k", "--limit", "5", "--data-dir", str(data_dir),
-        "--out", str(out), "--run-name", "real", "--option", "max_tokens=96", "--no-progress", *extra,
+        "--out", str(out), "--run-name", "real", "--option", "chain_tokens=96", "--no-progress", *extra,
     ]  # fmt: skip
 
 

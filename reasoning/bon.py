@@ -1,0 +1,59 @@
+"""Best-of-N: n sampled chains, each scored by the judge (concurrently, one Send each), the best kept."""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from dataclasses import dataclass
+from typing import Annotated, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from reasoning.context import RunContext
+from reasoning.outcome import Outcome
+from reasoning.sc import sample_chains
+from reasoning.steps import judge
+
+
+@dataclass(frozen=True)
+class BestOfNConfig:
+    samples: int = 4
+    temperature: float = 0.7
+    top_p: float = 0.95
+    chain_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.chain_tokens < 1:
+            raise ValueError("samples and chain_tokens must be >= 1")
+
+
+class BestOfNState(TypedDict, total=False):
+    nodes: list[int]
+    scores: Annotated[list[tuple[int, float]], operator.add]
+
+
+async def best_of_n(context: RunContext, config: BestOfNConfig) -> Outcome:
+    scorer = judge(context)
+    context.used(scorer)
+
+    async def sample(state: BestOfNState) -> BestOfNState:
+        nodes = await sample_chains(context, config.samples, config.temperature, config.top_p, config.chain_tokens)
+        return {"nodes": nodes}
+
+    async def score(task: dict) -> BestOfNState:
+        node = context.graph.nodes[task["node"]]
+        node.score = (await scorer.run(question=context.question, steps=[node.text], seed=context.seed)).parsed[0]
+        return {"scores": [(node.id, node.score)]}
+
+    builder = StateGraph(BestOfNState)
+    builder.add_node("sample", sample)
+    builder.add_node("score", score)
+    builder.add_edge(START, "sample")
+    builder.add_conditional_edges("sample", lambda s: [Send("score", {"node": n}) for n in s["nodes"]], ["score"])
+    builder.add_edge("score", END)
+    state = await builder.compile().ainvoke({"scores": []})
+    best = max(state["scores"], key=lambda pair: (pair[1], -pair[0]))[0]
+    context.graph.chosen = [best]
+    node = context.graph.nodes[best]
+    return Outcome(node.answer, node.text, Counter([node.answer] if node.answer else []))

@@ -1,0 +1,242 @@
+"""Boosting of Thoughts (Chen et al., ICLR 2024).
+
+Each iteration grows M heterogeneous thought trees concurrently (one ``Send`` per tree; each tree
+draws its growth policy, temperature and top_p from pools), scores every step with the judge,
+aggregates the trees' chains into one chain (best-first or greedy), asks the analyst for an
+error analysis of that chain, and adds (chain, analysis) to the experience that every thinker
+prompt of the next iteration carries. It stops early when the analysis finds no error.
+
+Unlike the reference code, best-first aggregation keeps the chain with the largest score sum over
+all trees (the reference never updated its running best), greedy aggregation picks the best step
+per step index across chains (the reference indexed chains as nodes), and the judge and analyst
+use their own prompts, not the generator's system prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from agents.runtime import derived_seed, rng
+from reasoning.context import RunContext
+from reasoning.graph import ROOT, Experience
+from reasoning.outcome import Outcome
+from reasoning.steps import analyst, final_answer, judge, majority_vote, thinker
+
+Policy = Literal["dfs", "bfs", "leaf_best"]
+POOL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class BoTConfig:
+    iterations: int = 10
+    trees: int = 15
+    branching: int = 2
+    max_depth: int = 30
+    max_sinks: int = 4
+    max_expansions: int = 12
+    """Expansions per tree at most: a cost bound the paper leaves implicit."""
+    policies: tuple[Policy, ...] = ("dfs", "bfs", "leaf_best")
+    temperatures: tuple[float, ...] = POOL
+    top_ps: tuple[float, ...] = POOL
+    judge_temperature: float = 0.2
+    analyst_temperature: float = 0.3
+    aggregation: Literal["greedy", "best_first"] = "greedy"
+    experience_cap: int | None = None
+    """Keep only the last k experiences in prompts (None: all, the paper's default of adding)."""
+    step_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "trees", "branching", "max_depth", "max_sinks", "max_expansions", "step_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"BoTConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.aggregation not in ("greedy", "best_first"):
+            raise ValueError(f"BoTConfig.aggregation must be greedy or best_first, got {self.aggregation!r}")
+        if not self.policies or set(self.policies) - {"dfs", "bfs", "leaf_best"}:
+            raise ValueError(f"BoTConfig.policies must be drawn from dfs, bfs, leaf_best, got {self.policies}")
+
+
+@dataclass(frozen=True)
+class TreePlan:
+    iteration: int
+    tree: int
+    policy: Policy
+    temperature: float
+    top_p: float
+
+
+def plan_tree(config: BoTConfig, seed: int, iteration: int, tree: int) -> TreePlan:
+    draw = rng(seed, "bot", iteration, tree)
+    return TreePlan(
+        iteration, tree, draw.choice(config.policies), draw.choice(config.temperatures), draw.choice(config.top_ps)
+    )
+
+
+@dataclass
+class TreeResult:
+    plan: TreePlan
+    leaves: list[int] = field(default_factory=list)
+    """Every leaf of the tree: the ends of its chains."""
+
+
+def chain_score(context: RunContext, leaf: int) -> float:
+    return sum(context.graph.nodes[i].score or 0.0 for i in context.graph.path(leaf))
+
+
+def aggregate_best_first(context: RunContext, leaves: list[int]) -> list[int]:
+    """The chain (over all trees) with the largest sum of step scores."""
+    best_leaf, best_score = None, float("-inf")
+    for leaf in leaves:
+        score = chain_score(context, leaf)
+        if score > best_score:
+            best_leaf, best_score = leaf, score
+    return context.graph.path(best_leaf) if best_leaf is not None else []
+
+
+def aggregate_greedy(context: RunContext, tree_chains: list[list[int]]) -> list[int]:
+    """Step by step, the best-scored step found at that index in any tree's best chain."""
+    chain = []
+    for index in range(max((len(c) for c in tree_chains), default=0)):
+        candidates = [c[index] for c in tree_chains if len(c) > index]
+        chain.append(max(candidates, key=lambda i: (context.graph.nodes[i].score or 0.0, -i)))
+    return chain
+
+
+class BoTState(TypedDict, total=False):
+    iteration: int
+    trees: Annotated[list[TreeResult], operator.add]
+    answers: Annotated[list[str], operator.add]
+    chain: list[int]
+    done: bool
+
+
+async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcome:
+    step_writer, step_judge, chain_analyst = (
+        thinker(context, max_tokens=config.step_tokens),
+        judge(context),
+        analyst(context),
+    )
+    context.used(step_writer, step_judge, chain_analyst)
+
+    def experiences() -> list[str]:
+        kept = (
+            context.graph.experiences[-config.experience_cap :] if config.experience_cap else context.graph.experiences
+        )
+        return [x.render() for x in kept]
+
+    async def expand(plan: TreePlan, node: int, expansion: int) -> list[int]:
+        steps = context.graph.steps(node) if node != ROOT else []
+        reply = await step_writer.run(
+            question=context.question,
+            steps=steps,
+            experiences=experiences(),
+            n=config.branching,
+            temperature=plan.temperature,
+            top_p=plan.top_p,
+            seed=derived_seed(context.seed, "bot", plan.iteration, plan.tree, expansion),
+        )
+        children = [
+            context.add_thought(
+                node,
+                text,
+                answer=final_answer(text),
+                metadata={"iteration": plan.iteration, "tree": plan.tree, "policy": plan.policy},
+            )
+            for text in reply.texts
+        ]
+        scores = await asyncio.gather(
+            *(
+                step_judge.run(
+                    question=context.question,
+                    steps=[*steps, child.text],
+                    temperature=config.judge_temperature,
+                    seed=derived_seed(context.seed, "judge", child.id),
+                )
+                for child in children
+            )
+        )
+        for child, score in zip(children, scores, strict=True):
+            child.score = score.parsed[0]
+        return [c.id for c in children]
+
+    async def grow_tree(plan: TreePlan) -> TreeResult:
+        """Grow one tree by its policy until it has max_sinks sinks or nothing left to expand."""
+        graph, open_nodes, leaves, sinks = context.graph, [ROOT], [], 0
+        for expansion in range(config.max_expansions):
+            if not open_nodes or sinks >= config.max_sinks:
+                break
+            if plan.policy == "dfs":
+                node = open_nodes.pop()
+            elif plan.policy == "bfs":
+                node = open_nodes.pop(0)
+            else:  # leaf_best: the best-scored open leaf
+                node = max(open_nodes, key=lambda i: (graph.nodes[i].score or 0.0, -i))
+                open_nodes.remove(node)
+            for child in await expand(plan, node, expansion):
+                child_node = graph.nodes[child]
+                if child_node.is_final or child_node.depth >= config.max_depth:
+                    sinks += 1
+                    leaves.append(child)
+                else:
+                    open_nodes.append(child)
+        return TreeResult(plan, leaves + open_nodes)
+
+    async def grow(task: dict) -> BoTState:
+        result = await grow_tree(plan_tree(config, context.seed, task["iteration"], task["tree"]))
+        return {"trees": [result]}
+
+    def fan_out(state: BoTState) -> list[Send] | str:
+        if state.get("done"):
+            return END
+        return [Send("grow", {"iteration": state["iteration"], "tree": t}) for t in range(config.trees)]
+
+    async def aggregate(state: BoTState) -> BoTState:
+        results = [r for r in state["trees"] if r.plan.iteration == state["iteration"]]
+        leaves = [leaf for r in results for leaf in r.leaves]
+        if config.aggregation == "best_first":
+            chain = aggregate_best_first(context, leaves)
+        else:
+            best_per_tree = [aggregate_best_first(context, r.leaves) for r in results]
+            chain = aggregate_greedy(context, [c for c in best_per_tree if c])
+        return {"chain": chain}
+
+    async def analyze(state: BoTState) -> BoTState:
+        chain = state["chain"]
+        steps = [context.graph.nodes[i].text for i in chain]
+        answer = context.graph.nodes[chain[-1]].answer if chain else None
+        analysis = (
+            await chain_analyst.run(
+                question=context.question,
+                steps=steps,
+                temperature=config.analyst_temperature,
+                seed=derived_seed(context.seed, "analyst", state["iteration"]),
+            )
+        ).parsed[0]
+        context.graph.experiences.append(
+            Experience(steps, analysis.text, analysis.bad_steps, {"iteration": state["iteration"], "chain": chain})
+        )
+        done = not analysis.finds_error or state["iteration"] + 1 >= config.iterations
+        return {"iteration": state["iteration"] + 1, "answers": [answer or ""], "done": done}
+
+    builder = StateGraph(BoTState)
+    builder.add_node("grow", grow)
+    builder.add_node("aggregate", aggregate)
+    builder.add_node("analyze", analyze)
+    builder.add_conditional_edges(START, fan_out, ["grow"])
+    builder.add_edge("grow", "aggregate")
+    builder.add_edge("aggregate", "analyze")
+    builder.add_conditional_edges("analyze", fan_out, ["grow", END])
+    state = await builder.compile().ainvoke(
+        {"iteration": 0, "trees": [], "answers": [], "done": False}, {"recursion_limit": 10 * config.iterations + 10}
+    )
+    chain = state["chain"]
+    context.graph.chosen = chain
+    answer = context.graph.nodes[chain[-1]].answer if chain else None
+    _, votes = majority_vote(state["answers"])
+    return Outcome(answer, "\n".join(context.graph.nodes[i].text for i in chain), votes or Counter())

@@ -1,0 +1,67 @@
+"""Self-consistency: n sampled chains in one request, majority vote over their answers."""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Annotated, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+
+from agents.runtime import Agent
+from backends import record_event
+from reasoning.answers import extract_answer
+from reasoning.context import RunContext
+from reasoning.outcome import Outcome
+from reasoning.steps import final_answer, majority_vote
+
+
+@dataclass(frozen=True)
+class SelfConsistencyConfig:
+    samples: int = 5
+    temperature: float = 0.7
+    top_p: float = 0.95
+    chain_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.chain_tokens < 1:
+            raise ValueError("samples and chain_tokens must be >= 1")
+
+
+async def sample_chains(context: RunContext, samples: int, temperature: float, top_p: float, tokens: int) -> list[int]:
+    """Sample whole chains in one request (the engine batches them); each becomes a node under the root."""
+    agent = Agent("cot/solve", context.backend, context.budget, max_tokens=tokens)
+    context.used(agent)
+    reply = await agent.run(
+        question=context.question, n=samples, temperature=temperature, top_p=top_p, seed=context.seed
+    )
+    nodes = []
+    for chain in reply.texts:
+        answer = final_answer(chain)
+        if answer is None:
+            record_event("parse_failure")
+            answer = extract_answer(chain)
+        nodes.append(context.add_thought(0, chain, answer=answer).id)
+    return nodes
+
+
+class SampledState(TypedDict, total=False):
+    nodes: Annotated[list[int], operator.add]
+
+
+async def self_consistency(context: RunContext, config: SelfConsistencyConfig) -> Outcome:
+    async def sample(state: SampledState) -> SampledState:
+        return {
+            "nodes": await sample_chains(context, config.samples, config.temperature, config.top_p, config.chain_tokens)
+        }
+
+    builder = StateGraph(SampledState)
+    builder.add_node("sample", sample)
+    builder.add_edge(START, "sample")
+    builder.add_edge("sample", END)
+    state = await builder.compile().ainvoke({"nodes": []})
+    graph = context.graph
+    answer, votes = majority_vote([graph.nodes[i].answer or "" for i in state["nodes"]])
+    chosen = next((i for i in state["nodes"] if graph.nodes[i].answer == answer), state["nodes"][0])
+    graph.chosen = [chosen]
+    return Outcome(answer, graph.nodes[chosen].text, votes)

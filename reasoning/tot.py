@@ -1,0 +1,110 @@
+"""Tree of Thoughts, breadth first (Yao et al., 2023): per level, propose k next steps for every
+kept state (one Send each), value every candidate with the judge (one Send each), keep the best b."""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from dataclasses import dataclass
+from typing import Annotated, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from agents.runtime import derived_seed
+from reasoning.answers import extract_answer
+from reasoning.context import RunContext
+from reasoning.graph import ROOT
+from reasoning.outcome import Outcome
+from reasoning.steps import final_answer, judge, thinker
+
+
+@dataclass(frozen=True)
+class ToTConfig:
+    proposals: int = 3
+    beam: int = 2
+    max_depth: int = 6
+    temperature: float = 0.7
+    step_tokens: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("proposals", "beam", "max_depth", "step_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ToTConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+class ToTState(TypedDict, total=False):
+    depth: int
+    frontier: list[int]
+    proposed: Annotated[list[int], operator.add]
+    valued: Annotated[list[int], operator.add]
+
+
+def keep_best(context: RunContext, candidates: list[int], beam: int) -> list[int]:
+    """The ``beam`` best-scored candidates (ties: the earlier one)."""
+    return sorted(candidates, key=lambda i: (-(context.graph.nodes[i].score or 0.0), i))[:beam]
+
+
+async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
+    graph = context.graph
+    proposer, valuer = thinker(context, max_tokens=config.step_tokens), judge(context)
+    context.used(proposer, valuer)
+
+    async def propose(task: dict) -> ToTState:
+        node = task["node"]
+        reply = await proposer.run(
+            question=context.question,
+            steps=graph.steps(node) if node else [],
+            experiences=[],
+            n=config.proposals,
+            temperature=config.temperature,
+            seed=derived_seed(context.seed, "tot", node),
+        )
+        return {"proposed": [context.add_thought(node, t, answer=final_answer(t)).id for t in reply.texts]}
+
+    async def value(task: dict) -> ToTState:
+        node = graph.nodes[task["node"]]
+        node.score = (
+            await valuer.run(
+                question=context.question,
+                steps=graph.steps(node.id),
+                seed=derived_seed(context.seed, "tot-value", node.id),
+            )
+        ).parsed[0]
+        return {"valued": [node.id]}
+
+    def to_proposals(state: ToTState) -> list[Send] | str:
+        open_nodes = [n for n in state["frontier"] if n == ROOT or not graph.nodes[n].is_final]
+        if state["depth"] >= config.max_depth or not open_nodes:
+            return END
+        return [Send("propose", {"node": n}) for n in open_nodes]
+
+    def to_values(state: ToTState) -> list[Send]:
+        fresh = [n for n in state["proposed"] if graph.nodes[n].depth == state["depth"] + 1]
+        return [Send("value", {"node": n}) for n in fresh]
+
+    async def select(state: ToTState) -> ToTState:
+        level = [n for n in state["valued"] if graph.nodes[n].depth == state["depth"] + 1]
+        return {"frontier": keep_best(context, level, config.beam), "depth": state["depth"] + 1}
+
+    builder = StateGraph(ToTState)
+    builder.add_node("propose", propose)
+    builder.add_node("gather", lambda state: {})
+    builder.add_node("value", value)
+    builder.add_node("select", select)
+    builder.add_conditional_edges(START, to_proposals, ["propose", END])
+    builder.add_edge("propose", "gather")
+    builder.add_conditional_edges("gather", to_values, ["value"])
+    builder.add_edge("value", "select")
+    builder.add_conditional_edges("select", to_proposals, ["propose", END])
+    state = await builder.compile().ainvoke(
+        {"depth": 0, "frontier": [ROOT], "proposed": [], "valued": []}, {"recursion_limit": 5 * config.max_depth + 10}
+    )
+    finals = [n for n in graph.finals()]
+    pool = finals or [graph.nodes[i] for i in state["frontier"] if i != ROOT]
+    best = max(pool, key=lambda n: (n.score or 0.0, -n.id), default=None)
+    if best is None:
+        return Outcome(None, "")
+    graph.chosen = graph.path(best.id)
+    answer = best.answer or extract_answer("\n".join(graph.steps(best.id)))
+    return Outcome(answer, "\n".join(graph.steps(best.id)), Counter([answer] if answer else []))
