@@ -206,10 +206,24 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
             chain = aggregate_greedy(context, [c for c in best_per_tree if c])
         return {"chain": chain}
 
+    def iteration_answer(state: BoTState, chain: list[int]) -> str | None:
+        """The aggregated chain's answer; if it states none, the best-scored finished chain's."""
+        if chain and context.graph.nodes[chain[-1]].answer:
+            return context.graph.nodes[chain[-1]].answer
+        finals = [
+            leaf
+            for result in state["trees"]
+            if result.plan.iteration == state["iteration"]
+            for leaf in result.leaves
+            if context.graph.nodes[leaf].is_final
+        ]
+        best = aggregate_best_first(context, finals)
+        return context.graph.nodes[best[-1]].answer if best else None
+
     async def analyze(state: BoTState) -> BoTState:
         chain = state["chain"]
         steps = [context.graph.nodes[i].text for i in chain]
-        answer = context.graph.nodes[chain[-1]].answer if chain else None
+        answer = iteration_answer(state, chain)
         analysis = (
             await chain_analyst.run(
                 question=context.question,
@@ -237,6 +251,6 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
     )
     chain = state["chain"]
     context.graph.chosen = chain
-    answer = context.graph.nodes[chain[-1]].answer if chain else None
+    answer = state["answers"][-1] or None
     _, votes = majority_vote(state["answers"])
     return Outcome(answer, "\n".join(context.graph.nodes[i].text for i in chain), votes or Counter())

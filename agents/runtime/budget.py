@@ -44,5 +44,6 @@ class Budget:
     def check(self) -> None:
         reason = self.exceeded()
         if reason:
-            self.ledger.events["budget_exceeded"] += 1
+            if not self.ledger.events["budget_exceeded"]:  # concurrent branches all hit it; count the run once
+                self.ledger.events["budget_exceeded"] = 1
             raise BudgetExceeded(reason)
