@@ -11,7 +11,9 @@ LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 DEMO_QUESTION := Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?
 
-.PHONY: install demo test lint bench clean
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: install system-deps demo test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +28,11 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) --only-binary llama-cpp-python -e '.[dev]'
 	touch $@
 
+# Debian's chromium renders the HTML thought-graph traces in the tests.
+system-deps:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+
 demo: install
 	$(BIN)/thoughtgraph solve "$(DEMO_QUESTION)"
 
@@ -33,12 +40,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: install system-deps lint
 	$(BIN)/python -m pytest -ra
 
 bench: install
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/evals.py
+	$(BIN)/python bench/methods.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

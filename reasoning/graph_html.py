@@ -99,6 +99,11 @@ body {{ font-family: system-ui, sans-serif; margin: 0; display: flex; height: 10
 <p id="selected">Click a node to read it.</p></div>
 <script type="application/json" id="graph-data">{data}</script>
 <script>
+window.addEventListener("error", e => {{
+  document.body.dataset.errors = (document.body.dataset.errors || "") + e.message;
+}});
+</script>
+<script>
 const graph = JSON.parse(document.getElementById("graph-data").textContent);
 const byId = new Map(graph.nodes.map(n => [n.id, n]));
 document.querySelectorAll(".node").forEach(el => el.addEventListener("click", () => {{
@@ -107,5 +112,6 @@ document.querySelectorAll(".node").forEach(el => el.addEventListener("click", ()
   document.getElementById("selected").textContent = (n.id === 0 ? "Question" : "Step " + n.id) +
     (facts.length ? " (" + facts.join(", ") + ")" : "") + "\\n\\n" + n.text;
 }}));
+document.body.dataset.rendered = String(document.querySelectorAll(".node").length);
 </script></body></html>
 """
