@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from agents.runtime import Budget, BudgetExceeded
 from backends import DEFAULT_BACKEND, Backend, create_backend
@@ -35,9 +38,24 @@ METHODS: dict[str, tuple[type, MethodRunner]] = {
 }
 
 
-def make_config(method: str, **options: Any) -> Any:
+PRESETS = Path(__file__).parent / "presets"
+
+
+def load_preset(method: str, preset: str) -> dict[str, Any]:
+    """Per-dataset defaults from ``reasoning/presets/<method>.yaml``."""
+    path = PRESETS / f"{method}.yaml"
+    presets = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    if preset not in presets:
+        raise ValueError(f"method {method!r} has no preset {preset!r}; it has {sorted(presets) or 'none'}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in presets[preset].items()}
+
+
+def make_config(method: str, preset: str | None = None, **options: Any) -> Any:
+    """The method's config: its defaults, then the preset's values, then ``options``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    if preset is not None:
+        options = {**load_preset(method, preset), **options}
     config_type = METHODS[method][0]
     known = {f.name for f in fields(config_type)}
     unknown = set(options) - known

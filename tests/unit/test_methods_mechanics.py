@@ -246,3 +246,14 @@ def test_budget_values_are_validated():
     with pytest.raises(ValueError, match="max_seconds must be positive"):
         solve("q", "cot", ScriptedBackend(default="x"), max_seconds=0)
     assert issubclass(BudgetExceeded, Exception)
+
+
+def test_dataset_presets_fill_defaults_and_options_override_them():
+    from reasoning.api import make_config
+
+    config = make_config("bot", preset="game24", trees=3)
+    assert config.max_depth == 4 and config.temperatures == (0.1, 0.3, 0.5, 0.7) and config.trees == 3
+    assert make_config("bot", preset="math").trees == 5
+    assert make_config("gg", preset="math").min_step_tokens == 50
+    with pytest.raises(ValueError, match="has no preset 'mmlu'"):
+        make_config("bot", preset="mmlu")
