@@ -12,20 +12,15 @@ from langgraph.types import Send
 
 from reasoning.context import RunContext
 from reasoning.outcome import Outcome
-from reasoning.sc import sample_chains
+from reasoning.sc import SelfConsistencyConfig, sample_chains
 from reasoning.steps import judge
 
 
 @dataclass(frozen=True)
-class BestOfNConfig:
-    samples: int = 4
-    temperature: float = 0.7
-    top_p: float = 0.95
-    chain_tokens: int = 512
+class BestOfNConfig(SelfConsistencyConfig):
+    """The same sampling settings as self-consistency; only the choice among the chains differs."""
 
-    def __post_init__(self) -> None:
-        if self.samples < 1 or self.chain_tokens < 1:
-            raise ValueError("samples and chain_tokens must be >= 1")
+    samples: int = 4
 
 
 class BestOfNState(TypedDict, total=False):

@@ -48,7 +48,6 @@ def solver(context: RunContext, config: CoTConfig) -> Agent[str]:
 
 async def answer_after(context: RunContext, config: CoTConfig, chain: str) -> str | None:
     """Ask for the final answer alone after ``chain``, constrained where the backend can."""
-    record_event("parse_failure")
     final = Agent(
         "cot/final_answer",
         context.backend,
@@ -75,6 +74,7 @@ async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
         return {"chain": chain, "answer": answer, "node": node.id}
 
     async def ask_answer(state: CoTState) -> CoTState:
+        record_event("parse_failure")  # the chain stated no answer in the asked-for form
         answer = await answer_after(context, config, state["chain"])
         context.graph.nodes[state["node"]].answer = answer
         return {"answer": answer}
