@@ -6,12 +6,13 @@ from __future__ import annotations
 import operator
 from collections import Counter
 from dataclasses import dataclass
-from typing import Annotated, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from agents.runtime import derived_seed
+from agents.runtime import Agent, derived_seed
+from backends import Constraint, record_event
 from reasoning.answers import extract_answer
 from reasoning.context import RunContext
 from reasoning.graph import ROOT
@@ -26,11 +27,38 @@ class ToTConfig:
     max_depth: int = 6
     temperature: float = 0.7
     step_tokens: int = 128
+    value_mode: Literal["score", "words"] = "score"
+    """score: the judge's number in [0, 1]; words: sure / likely / impossible, mapped by value_words."""
+    value_words: tuple[tuple[str, float], ...] = (("impossible", 0.001), ("likely", 1.0), ("sure", 20.0))
 
     def __post_init__(self) -> None:
         for name in ("proposals", "beam", "max_depth", "step_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ToTConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.value_mode not in ("score", "words"):
+            raise ValueError(f"ToTConfig.value_mode must be score or words, got {self.value_mode!r}")
+
+
+def word_valuer(context: RunContext, config: ToTConfig) -> Agent[float]:
+    """The value prompt of ToT's Game of 24: one word, mapped to a number (unknown words count as
+    the lowest value, and as a parse failure)."""
+    values = dict(config.value_words)
+
+    def parse(text: str) -> float:
+        word = text.strip().lower().rstrip(".")
+        if word not in values:
+            record_event("parse_failure")
+            return min(values.values())
+        return values[word]
+
+    return Agent(
+        "tot/value_words",
+        context.backend,
+        context.budget,
+        parse=parse,
+        constraint=Constraint.one_of(*values),
+        max_tokens=4,
+    )
 
 
 class ToTState(TypedDict, total=False):
@@ -47,7 +75,8 @@ def keep_best(context: RunContext, candidates: list[int], beam: int) -> list[int
 
 async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
     graph = context.graph
-    proposer, valuer = thinker(context, max_tokens=config.step_tokens), judge(context)
+    proposer = thinker(context, max_tokens=config.step_tokens)
+    valuer = word_valuer(context, config) if config.value_mode == "words" else judge(context)
     context.used(proposer, valuer)
 
     async def propose(task: dict) -> ToTState:

@@ -257,3 +257,15 @@ def test_dataset_presets_fill_defaults_and_options_override_them():
     assert make_config("gg", preset="math").min_step_tokens == 50
     with pytest.raises(ValueError, match="has no preset 'mmlu'"):
         make_config("bot", preset="mmlu")
+
+
+def test_tot_value_words_map_sure_likely_impossible():
+    backend = ScriptedBackend([
+        ScriptRule("Write step 1", ["4 * 6 = 24", "1 + 1 = 2"]),
+        ScriptRule("Step 1: 4 \\* 6", ["sure"]), ScriptRule("Can this reach", ["impossible"]),
+    ])  # fmt: skip
+    solution = solve("1 1 4 6", "tot", backend, value_mode="words", proposals=2, beam=1, max_depth=1)
+    scores = sorted(n.score for n in list(solution.graph.nodes.values())[1:])
+    assert scores == [0.001, 20.0]
+    assert solution.graph.nodes[solution.graph.chosen[-1]].text == "4 * 6 = 24"
+    assert solution.prompt_versions["tot/value_words"] == 1
