@@ -108,6 +108,10 @@ def test_bot_rejects_bad_config():
         solve("q", "bot", ScriptedBackend(default="x"), trees=-1)
     with pytest.raises(ValueError, match="aggregation must be"):
         BoTConfig(aggregation="mean")
+    with pytest.raises(ValueError, match="max_depth must be >= 1, got 0"):
+        solve("q", "tot", ScriptedBackend(default="x"), max_depth=0)
+    with pytest.raises(ValueError, match="max_depth must be >= 1, got 0"):
+        solve("q", "tr", ScriptedBackend(default="x"), max_depth=0)
 
 
 # -- TR ----------------------------------------------------------------------------------------------

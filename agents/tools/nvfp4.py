@@ -1,0 +1,153 @@
+"""NVFP4 hot channels: 4-bit fake quantisation, persistent hot-channel detection, and the residual patch.
+
+NVFP4: values on the E2M1 grid, blocks of 16 consecutive elements along a row share an E4M3 (FP8)
+scale, and one FP32 scale per tensor maps the largest block scale into E4M3's range.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from agents.tools.arrays import ArrayInput
+from agents.tools.registry import tool
+from agents.tools.validation import finite_array
+
+E2M1_GRID = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
+E2M1_MAX, E4M3_MAX, BLOCK = 6.0, 448.0, 16
+
+
+def round_e4m3(values: np.ndarray) -> np.ndarray:
+    """Round non-negative values to FP8 E4M3 (3 mantissa bits, exponents -6..8, subnormals, max 448)."""
+    clipped = np.clip(values, 0.0, E4M3_MAX)
+    exponent = np.floor(np.log2(np.maximum(clipped, 2.0**-9)))
+    step = 2.0 ** (np.clip(exponent, -6, 8) - 3)
+    return np.minimum(np.round(clipped / step) * step, E4M3_MAX)
+
+
+def round_e2m1(values: np.ndarray) -> np.ndarray:
+    """Round to the nearest signed E2M1 value (magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6)."""
+    magnitude = np.abs(values)[..., None]
+    nearest = E2M1_GRID[np.argmin(np.abs(magnitude - E2M1_GRID), axis=-1)]
+    return np.sign(values) * nearest
+
+
+def nvfp4_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(dequantised x, per-block E4M3 scales, tensor scale). Rows are padded to a multiple of 16."""
+    rows, cols = x.shape
+    padded = np.pad(x, ((0, 0), (0, (-cols) % BLOCK)))
+    blocks = padded.reshape(rows, -1, BLOCK)
+    tensor_scale = float(np.abs(x).max() / (E2M1_MAX * E4M3_MAX)) or 1.0
+    block_scales = round_e4m3(np.abs(blocks).max(axis=-1) / E2M1_MAX / tensor_scale)
+    divisor = np.where(block_scales == 0, 1.0, block_scales)[..., None] * tensor_scale
+    quantised = round_e2m1(blocks / divisor) * divisor
+    return quantised.reshape(rows, -1)[:, :cols], block_scales, tensor_scale
+
+
+class QuantizeInput(ArrayInput):
+    pass
+
+
+class QuantizeOutput(BaseModel):
+    relative_mse: float
+    max_abs_error: float
+    blocks: int
+    tensor_scale: float
+
+
+@tool("nvfp4_quantize", QuantizeInput, "faithful")
+def nvfp4_quantize_tool(inputs: QuantizeInput) -> QuantizeOutput:
+    """NVFP4 fake quantisation (faithful to the format: E2M1 values, 16-element blocks with E4M3
+    scales, an FP32 per-tensor scale): the error it introduces on the given matrix."""
+    x = inputs.load()
+    dequantised, scales, tensor_scale = nvfp4_quantize(x)
+    error = x - dequantised
+    return QuantizeOutput(
+        relative_mse=float((error**2).mean() / max((x**2).mean(), 1e-30)),
+        max_abs_error=float(np.abs(error).max()),
+        blocks=int(scales.size),
+        tensor_scale=tensor_scale,
+    )
+
+
+class HotChannelInput(BaseModel):
+    channel_max_abs: list[list[float]] = Field(description="steps x channels: max |activation| per channel per step")
+    hot_factor: float = Field(8.0, gt=1, description="hot at a step when above this multiple of the step's median")
+    persistence: float = Field(0.8, gt=0, le=1, description="share of steps a persistent hot channel is hot")
+
+    @model_validator(mode="after")
+    def _check(self) -> HotChannelInput:
+        stats = finite_array(self.channel_max_abs, "channel_max_abs", ndim=2)
+        if np.any(stats < 0):
+            raise ValueError("channel_max_abs holds negative values; give magnitudes")
+        return self
+
+
+class HotChannelOutput(BaseModel):
+    persistent: list[int]
+    transient: list[int]
+    hot_share: list[float]
+    """Per channel, the share of steps it was hot."""
+
+
+def detect_hot_channels(stats: np.ndarray, hot_factor: float, persistence: float) -> HotChannelOutput:
+    medians = np.median(stats, axis=1, keepdims=True)
+    hot = stats > hot_factor * np.maximum(medians, 1e-12)
+    share = hot.mean(axis=0)
+    return HotChannelOutput(
+        persistent=np.where(share >= persistence)[0].tolist(),
+        transient=np.where((share > 0) & (share < persistence))[0].tolist(),
+        hot_share=share.round(4).tolist(),
+    )
+
+
+@tool("nvfp4_hot_channels", HotChannelInput, "approximation")
+def nvfp4_hot_channels(inputs: HotChannelInput) -> HotChannelOutput:
+    """Persistent hot-channel detection over a window of steps (an approximation of the paper's
+    analysis: a channel is hot at a step above hot_factor x the step's median channel magnitude, and
+    persistent when hot in at least `persistence` of the steps; rarer hot steps are transient spikes)."""
+    return detect_hot_channels(np.asarray(inputs.channel_max_abs), inputs.hot_factor, inputs.persistence)
+
+
+class PatchInput(BaseModel):
+    activations: ArrayInput
+    weights: ArrayInput
+    hot_channels: list[int] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> PatchInput:
+        if any(c < 0 for c in self.hot_channels):
+            raise ValueError("hot channel indices must be >= 0")
+        return self
+
+
+class PatchOutput(BaseModel):
+    error_quantised: float
+    error_patched: float
+    error_reduction: float
+
+
+def hot_channel_patch(x: np.ndarray, w: np.ndarray, hot: list[int]) -> PatchOutput:
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"activations {x.shape} and weights {w.shape} do not multiply")
+    if max(hot) >= x.shape[1]:
+        raise ValueError(f"hot channel {max(hot)} is out of range for {x.shape[1]} channels")
+    exact = x @ w
+    xq, wq = nvfp4_quantize(x)[0], nvfp4_quantize(w.T)[0].T
+    quantised = xq @ wq
+    # Hot channels inflate the scale of every block they sit in, crushing their neighbours. Quantise
+    # the activations with the hot channels taken out, and carry the hot channels in high precision.
+    cold = x.copy()
+    cold[:, hot] = 0.0
+    patched = nvfp4_quantize(cold)[0] @ wq + x[:, hot] @ wq[hot, :]
+    before = float(np.linalg.norm(exact - quantised) / np.linalg.norm(exact))
+    after = float(np.linalg.norm(exact - patched) / np.linalg.norm(exact))
+    return PatchOutput(error_quantised=before, error_patched=after, error_reduction=1 - after / before)
+
+
+@tool("nvfp4_hot_channel_patch", PatchInput, "approximation")
+def nvfp4_hot_channel_patch(inputs: PatchInput) -> PatchOutput:
+    """The hot-channel patch (an approximation of the paper's fix on one matmul): the hot activation
+    channels are taken out of the NVFP4 blocks (so they no longer inflate their neighbours' block
+    scales) and re-injected in high precision; relative output errors before and after."""
+    return hot_channel_patch(inputs.activations.load(), inputs.weights.load(), inputs.hot_channels)
