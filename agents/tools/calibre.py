@@ -1,0 +1,136 @@
+"""Calibre: prototype-calibrated self-supervised personalised FL.
+
+The client loss adds to the usual contrastive loss a calibration term over K-means pseudo-labels:
+loss = contrastive(z1, z2) + α·(prototype contrastive + prototype classification). The client's
+divergence rate is the mean distance of its encodings to their cluster centroids; the server weighs
+client models by 1/divergence, normalised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from agents.tools.registry import tool
+from agents.tools.validation import finite_array
+
+
+def kmeans(points: np.ndarray, k: int, seed: int, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids, labels) by Lloyd's algorithm from a seeded k-means++ start."""
+    rng = np.random.default_rng(seed)
+    centroids = [points[rng.integers(len(points))]]
+    for _ in range(1, k):
+        distance = ((points[:, None, :] - np.array(centroids)[None]) ** 2).sum(-1).min(axis=1)
+        centroids.append(points[rng.choice(len(points), p=distance / distance.sum())] if distance.sum() else points[0])
+    centroids = np.array(centroids)
+    for _ in range(iterations):
+        labels = ((points[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(axis=1)
+        updated = np.array(
+            [points[labels == j].mean(axis=0) if np.any(labels == j) else centroids[j] for j in range(k)]
+        )
+        if np.allclose(updated, centroids):
+            break
+        centroids = updated
+    return centroids, labels
+
+
+def _normalise(z: np.ndarray) -> np.ndarray:
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def _cross_entropy(scores: np.ndarray, labels: np.ndarray) -> float:
+    scores = scores - scores.max(axis=1, keepdims=True)
+    return float((np.log(np.exp(scores).sum(axis=1)) - scores[np.arange(len(labels)), labels]).mean())
+
+
+def nt_xent(z1: np.ndarray, z2: np.ndarray, temperature: float) -> float:
+    """SimCLR's contrastive loss: each view's partner is the positive, the other 2n - 2 views negatives."""
+    z = _normalise(np.vstack([z1, z2]))
+    n = len(z1)
+    similarity = z @ z.T / temperature
+    np.fill_diagonal(similarity, -np.inf)
+    partners = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
+    return _cross_entropy(similarity, partners)
+
+
+def calibre_loss(z1: np.ndarray, z2: np.ndarray, k: int, alpha: float, temperature: float, seed: int) -> dict:
+    prototypes, labels = kmeans(_normalise(z1), k, seed)
+    contrastive = nt_xent(z1, z2, temperature)
+    prototype_contrastive = _cross_entropy(_normalise(z2) @ _normalise(prototypes).T / temperature, labels)
+    distances = ((_normalise(z2)[:, None, :] - prototypes[None]) ** 2).sum(-1)
+    prototype_classification = _cross_entropy(-distances, labels)
+    total = contrastive + alpha * (prototype_contrastive + prototype_classification)
+    return {"total": total, "contrastive": contrastive, "prototype_contrastive": prototype_contrastive,
+            "prototype_classification": prototype_classification}  # fmt: skip
+
+
+def divergence_rate(encodings: np.ndarray, k: int, seed: int) -> float:
+    centroids, labels = kmeans(encodings, k, seed)
+    return float(np.linalg.norm(encodings - centroids[labels], axis=1).mean())
+
+
+class LossInput(BaseModel):
+    view_one: list[list[float]]
+    view_two: list[list[float]]
+    clusters: int = Field(4, ge=1)
+    alpha: float = Field(1.0, ge=0)
+    temperature: float = Field(0.5, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> LossInput:
+        one = finite_array(self.view_one, "view_one", ndim=2)
+        if finite_array(self.view_two, "view_two", ndim=2).shape != one.shape:
+            raise ValueError("the two views need the same shape")
+        if self.clusters > one.shape[0]:
+            raise ValueError("more clusters than encodings")
+        return self
+
+
+class LossOutput(BaseModel):
+    total: float
+    contrastive: float
+    prototype_contrastive: float
+    prototype_classification: float
+
+
+@tool("calibre_loss", LossInput, "approximation")
+def calibre_loss_tool(inputs: LossInput) -> LossOutput:
+    """Calibre's calibrated self-supervised loss on two views' encodings (an approximation: NT-Xent
+    plus alpha x (prototype contrastive + prototype classification) over K-means pseudo-labels; the
+    prototype terms are our reading of the paper - cosine logits to prototypes, and negative squared
+    distances to them)."""
+    parts = calibre_loss(np.asarray(inputs.view_one), np.asarray(inputs.view_two), inputs.clusters, inputs.alpha,
+                         inputs.temperature, inputs.seed)  # fmt: skip
+    return LossOutput(**parts)
+
+
+class AggregateInput(BaseModel):
+    client_encodings: list[list[list[float]]] = Field(min_length=1, description="per client, its encodings")
+    clusters: int = Field(4, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> AggregateInput:
+        for i, encodings in enumerate(self.client_encodings):
+            if finite_array(encodings, f"client_encodings[{i}]", ndim=2).shape[0] < self.clusters:
+                raise ValueError(f"client {i} has fewer encodings than clusters")
+        return self
+
+
+class AggregateOutput(BaseModel):
+    divergence: list[float]
+    weights: list[float]
+
+
+@tool("calibre_aggregation_weights", AggregateInput, "faithful")
+def calibre_aggregation_weights(inputs: AggregateInput) -> AggregateOutput:
+    """Calibre's divergence-weighted aggregation (faithful: each client's divergence rate is the mean
+    distance of its encodings to their K-means centroids; weights are 1/divergence, normalised)."""
+    divergence = np.array(
+        [divergence_rate(np.asarray(e), inputs.clusters, inputs.seed) for e in inputs.client_encodings]
+    )
+    inverse = 1.0 / np.maximum(divergence, 1e-12)
+    return AggregateOutput(
+        divergence=divergence.round(8).tolist(), weights=(inverse / inverse.sum()).round(10).tolist()
+    )
