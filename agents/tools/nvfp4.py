@@ -27,9 +27,8 @@ def round_e4m3(values: np.ndarray) -> np.ndarray:
 
 def round_e2m1(values: np.ndarray) -> np.ndarray:
     """Round to the nearest signed E2M1 value (magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6)."""
-    magnitude = np.abs(values)[..., None]
-    nearest = E2M1_GRID[np.argmin(np.abs(magnitude - E2M1_GRID), axis=-1)]
-    return np.sign(values) * nearest
+    midpoints = (E2M1_GRID[1:] + E2M1_GRID[:-1]) / 2
+    return np.sign(values) * E2M1_GRID[np.searchsorted(midpoints, np.abs(values))]
 
 
 def nvfp4_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
