@@ -1,13 +1,15 @@
 """transformers on CPU or GPU (``hf:/path/to/folder``, ``hf:/path/model.gguf`` or ``hf:smollm2``).
 
 Concurrent requests are coalesced and run as padded batches: requests with the same sampling
-settings share one ``model.generate`` call. A GGUF is dequantised by transformers on load
+settings share one ``model.generate`` call (seeded sampling is reproducible for the same batch;
+see ``_sampling_key``). A GGUF is dequantised by transformers on load
 (``gguf_file=``), which is also how the trainers load the embedded model. Logprobs come from the
 raw logits of each step (``output_logits``), so they do not depend on temperature or top_p.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -105,8 +107,9 @@ class HFBackend(Backend):
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        if first.seed is not None:
-            torch.manual_seed(first.seed)
+        seeds = [r.seed for r in requests if r.seed is not None]
+        if seeds and first.temperature > 0:
+            torch.manual_seed(derived_batch_seed(seeds))
         sampling = (
             {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p, "top_k": 0}
             if first.temperature > 0
@@ -178,7 +181,14 @@ class HFBackend(Backend):
 
 
 def _sampling_key(request: Request) -> tuple:
-    return (request.temperature, request.top_p, request.max_tokens, request.stop, request.n, request.seed)
+    """Requests with equal keys share one ``generate`` call. Seeds are not part of it: transformers
+    has one random generator per call, so a batch of seeded requests is seeded from all their seeds
+    (reproducible for the same batch; greedy requests do not depend on seeds at all)."""
+    return (request.temperature, request.top_p, request.max_tokens, request.stop, request.n)
+
+
+def derived_batch_seed(seeds: list[int]) -> int:
+    return int.from_bytes(hashlib.sha256(repr(sorted(seeds)).encode()).digest()[:4], "big")
 
 
 def _as_list(value: Any) -> list:
