@@ -8,7 +8,8 @@
 3. Cost: calls, prompt and completion tokens per problem for every method on the same GSM8K
    problems with the embedded model and the small configs below, so methods compare on cost.
 
-Usage: python bench/methods.py [--problems 20] [--skip-hf] [--data-dir ../shared/data]
+Usage: python bench/methods.py [--problems 20] [--part all|overhead|concurrency|cost] [--skip-hf]
+                              [--data-dir ../shared/data]
 """
 
 from __future__ import annotations
@@ -114,11 +115,14 @@ async def cost(questions: list[str]) -> dict:
 async def main(args: argparse.Namespace) -> dict:
     with (Path(args.data_dir) / "gsm8k" / "test.jsonl").open() as handle:
         questions = [json.loads(line)["question"] for _, line in zip(range(args.problems), handle, strict=False)]
-    figures = {"scripted_thoughts_per_second": await overhead()}
-    figures["real_run_share_outside_backend_calls"] = await real_run_outside_share(questions[0])
-    if not args.skip_hf:
+    figures: dict = {}
+    if args.part in ("all", "overhead"):
+        figures["scripted_thoughts_per_second"] = await overhead()
+        figures["real_run_share_outside_backend_calls"] = await real_run_outside_share(questions[0])
+    if args.part in ("all", "concurrency") and not args.skip_hf:
         figures["hf_concurrency"] = await concurrency(questions[0])
-    figures[f"cost_per_problem_{len(questions)}_gsm8k"] = await cost(questions)
+    if args.part in ("all", "cost"):
+        figures[f"cost_per_problem_{len(questions)}_gsm8k"] = await cost(questions)
     return figures
 
 
@@ -126,5 +130,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", type=int, default=20)
     parser.add_argument("--skip-hf", action="store_true")
+    parser.add_argument("--part", choices=["all", "overhead", "concurrency", "cost"], default="all")
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -14,7 +14,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_solve_on_the_embedded_model_prints_answer_reasoning_and_cost():
-    result = run_cli("solve", "Tom has 3 apples and buys 4 more. How many apples does he have?", "--max-tokens", "96")
+    result = run_cli(
+        "solve", "Tom has 3 apples and buys 4 more. How many apples does he have?", "--option", "chain_tokens=96"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Answer: ")
     assert "Reasoning (cot, llamacpp:smollm2)" in result.stdout
@@ -23,7 +25,7 @@ def test_solve_on_the_embedded_model_prints_answer_reasoning_and_cost():
 
 def test_solve_json_output_and_cache_make_reruns_free(tmp_path):
     cache = str(tmp_path / "cache.sqlite")
-    args = ("solve", "What is 5 plus 6?", "--max-tokens", "48", "--cache", cache, "--json")
+    args = ("solve", "What is 5 plus 6?", "--option", "chain_tokens=48", "--cache", cache, "--json")
     first = json.loads(run_cli(*args).stdout)
     second = json.loads(run_cli(*args).stdout)
     assert second["answer"] == first["answer"] and second["reasoning"] == first["reasoning"]
@@ -44,3 +46,17 @@ def test_bad_input_gives_a_clear_error_and_exit_code(args, message):
     result = run_cli(*args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_solve_with_a_method_streams_thoughts_writes_the_trace_and_honours_the_budget(tmp_path):
+    trace = tmp_path / "trace.html"
+    result = run_cli(
+        "solve", "What is 6 times 7?", "--method", "tr", "--option", "step_tokens=32", "--option", "max_steps=4",
+        "--max-calls", "5", "--html", str(trace),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "thought 1 (after 0)" in result.stdout
+    assert "Cost: " in result.stdout
+    calls = int(result.stdout.split("Cost: ")[1].split(" calls")[0])
+    assert calls <= 5
+    assert trace.read_text().startswith("<!DOCTYPE html>")
