@@ -18,7 +18,8 @@ def test_solve_on_the_embedded_model_prints_answer_reasoning_and_cost():
         "solve", "Tom has 3 apples and buys 4 more. How many apples does he have?", "--option", "chain_tokens=96"
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Answer: ")
+    assert any(line.startswith("Answer: ") for line in result.stdout.splitlines())
+    assert "thought 1 (after 0)" in result.stdout  # shown live, before the answer
     assert "Reasoning (cot, llamacpp:smollm2)" in result.stdout
     assert "Cost: " in result.stdout and "calls" in result.stdout
 
