@@ -273,3 +273,16 @@ def test_tot_value_words_map_sure_likely_impossible():
     assert scores == [0.001, 20.0]
     assert solution.graph.nodes[solution.graph.chosen[-1]].text == "4 * 6 = 24"
     assert solution.prompt_versions["tot/value_words"] == 1
+
+
+async def test_thoughts_stream_as_they_are_produced_then_the_solution():
+    from reasoning import Solution, stream_thoughts
+    from reasoning.graph import ThoughtNode
+
+    backend = ScriptedBackend([ScriptRule("Write step 1", ["first"]), ScriptRule("Write step 2", ["The answer is 2."])],
+                              default=NO_ERROR)  # fmt: skip
+    items = [item async for item in stream_thoughts("q?", "tr", backend, max_solutions=1)]
+    thoughts, last = items[:-1], items[-1]
+    assert [t.text for t in thoughts] == ["first", "The answer is 2."]
+    assert all(isinstance(t, ThoughtNode) for t in thoughts)
+    assert isinstance(last, Solution) and last.answer == "2" and len(last.graph) == 2
