@@ -77,6 +77,18 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     return samples
 
 
+def _keep_solved(samples_path: Path) -> set[str]:
+    """Ids already finished. Problems that failed before (a backend down, say) are dropped from the
+    log so the rerun tries them again and the log keeps one line per problem."""
+    samples = read_samples(samples_path)
+    finished = [s for s in samples if s.get("status") == "ok"]
+    if len(finished) < len(samples):
+        mended = samples_path.with_suffix(".jsonl.tmp")
+        mended.write_text("".join(json.dumps(s) + "\n" for s in finished), encoding="utf-8")
+        mended.replace(samples_path)
+    return {s["id"] for s in finished}
+
+
 def git_commit() -> str | None:
     try:
         result = subprocess.run(
@@ -144,7 +156,7 @@ async def run_eval(config: EvalConfig, *, progress: bool = True, backend: Backen
     run_dir = Path(config.out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     samples_path = run_dir / "samples.jsonl"
-    done = {s["id"] for s in read_samples(samples_path)}
+    done = _keep_solved(samples_path)
     todo = [p for p in problems if p.id not in done]
     engine = backend or create_backend(config.backend, cache=config.cache)
     started = time.perf_counter()

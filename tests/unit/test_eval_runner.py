@@ -99,3 +99,17 @@ def test_compare_table_and_plot(data, tmp_path):
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(FileNotFoundError, match=r"no results\.json"):
         load_results(tmp_path)
+
+
+def test_failed_problems_are_retried_on_rerun_and_logged_once(data, tmp_path):
+    out = str(tmp_path / "runs")
+    config = EvalConfig("gsm8k", data_dir=str(data), out=out, run_name="r")
+    first = asyncio.run(run_eval(config, backend=scripted(), progress=False))
+    assert first["counts"]["failed"] == 1
+    fixed = scripted()
+    fixed.rules.append(ScriptRule("What is 10 \\+ 10\\?", ["The answer is 20."]))
+    second = asyncio.run(run_eval(config, backend=fixed, progress=False))
+    assert len(fixed.calls) == 1  # only the failed problem ran again
+    assert second["counts"] == {"solved": 8, "wrong": 2, "failed": 0}
+    ids = [s["id"] for s in read_samples(tmp_path / "runs" / "r" / "samples.jsonl")]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 10
