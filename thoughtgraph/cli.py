@@ -31,7 +31,7 @@ async def _solve(question: str, method: str, engine, show_thoughts: bool, **kwar
         if isinstance(item, ThoughtNode):
             if show_thoughts:
                 score = f" [{item.score:.2f}]" if item.score is not None else ""
-                typer.secho(f"  thought {item.id} (after {item.parent}){score}: {item.text[:100]}", dim=True)
+                typer.secho(f"  thought {item.id} (after {item.parent}){score}: {item.text[:100]!r}", dim=True)
         else:
             return item
     raise RuntimeError("the method ended without a solution")
