@@ -64,6 +64,7 @@ class HFBackend(Backend):
             constraints=frozenset(),
             batching=True,
         )
+        self._end_tokens = {self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)}
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
 
     @property
@@ -157,8 +158,7 @@ class HFBackend(Backend):
         return results
 
     def _choice(self, ids: list[int], logprobs: list[float] | None, request: Request) -> Choice:
-        ends = {self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)}
-        length = next((k for k, token in enumerate(ids) if token in ends), None)
+        length = next((k for k, token in enumerate(ids) if token in self._end_tokens), None)
         finish = "stop" if length is not None else "length"
         ids = ids[:length] if length is not None else ids
         pieces = [self.tokenizer.decode([token]) for token in ids]

@@ -89,7 +89,3 @@ def record_event(name: str, count: int = 1) -> None:
     """Count a named event (a parse failure, a retry ...) in every open ledger."""
     for ledger in _active.get():
         ledger.events[name] += count
-
-
-def active_ledgers() -> tuple[UsageLedger, ...]:
-    return _active.get()

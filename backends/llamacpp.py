@@ -4,9 +4,9 @@ Why our own decoding loop instead of ``create_completion``: llama-cpp-python onl
 logprobs with ``logits_all=True``, which computes logits for every prompt position and is about
 10x slower. We drive ``Llama.generate`` ourselves and read the last logits row after each
 sampled token, which gives the sampled token's log-probability at full decoding speed.
-``Llama.generate`` keeps the KV cache of the longest common prefix with the previous sequence,
-so requests that share a prompt prefix (one problem, many continuations) skip recomputing it;
-we report the reused part as ``usage.cached_prompt_tokens``.
+The KV cache keeps the last sequence, so a request that shares a prompt prefix with it (one
+problem, many continuations) reuses the whole cached blocks of that prefix (see ``_load_prompt``);
+the reused part is reported as ``usage.cached_prompt_tokens``.
 
 Logprobs are those of the model's own distribution (before temperature, top_p or a grammar),
 the same convention vLLM and OpenAI servers use.
@@ -14,6 +14,7 @@ the same convention vLLM and OpenAI servers use.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import random
@@ -160,9 +161,9 @@ class LlamaCppBackend(Backend):
         llm = self._llm
         reused = self._load_prompt(prompt)
         vocab = llm._model.vocab
-        token_ids: list[int] = []
         pieces: list[bytes] = []
         logprobs: list[float] = []
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")  # holds split multibyte characters
         text, finish = "", "length"
         longest_stop = max((len(s) for s in request.stop), default=0)
         budget = min(request.max_tokens, self.n_ctx - len(prompt))
@@ -180,10 +181,9 @@ class LlamaCppBackend(Backend):
                 break
             if request.logprobs:
                 logprobs.append(self._last_logprob(token))
-            token_ids.append(token)
             pieces.append(llm.detokenize([token]))
             previous_length = len(text)
-            text = b"".join(pieces).decode("utf-8", errors="ignore")
+            text += decoder.decode(pieces[-1])
             if request.stop:
                 window = text[max(0, previous_length - longest_stop) :]
                 hits = [i for i in (window.find(s) for s in request.stop) if i >= 0]
@@ -191,14 +191,14 @@ class LlamaCppBackend(Backend):
                     text = text[: max(0, previous_length - longest_stop) + min(hits)]
                     finish = "stop"
                     break
-            if len(token_ids) >= budget:
+            if len(pieces) >= budget:
                 break
         kept = _tokens_within(pieces, len(text.encode()))
         return (
             Choice(
                 text=text,
                 finish_reason=finish,
-                completion_tokens=len(token_ids),
+                completion_tokens=len(pieces),
                 tokens=[p.decode("utf-8", errors="replace") for p in pieces[:kept]] if request.logprobs else None,
                 logprobs=logprobs[:kept] if request.logprobs else None,
             ),

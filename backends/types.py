@@ -182,4 +182,3 @@ class Capabilities:
     constraints: frozenset[ConstraintKind] = frozenset()
     batching: bool = False
     """The engine runs many sequences in one forward pass, so concurrent requests should be coalesced."""
-    seeded_sampling: bool = True

@@ -65,7 +65,7 @@ async def concurrent_vs_sequential(backend, max_tokens: int = 32) -> tuple[float
 
 async def tree_prefix_share(backend, width: int = 4, depth: int = 3, step_tokens: int = 24) -> float:
     """Grow a tree of continuations breadth first and report the prompt share served from cache."""
-    frontier = [Request.chat(("user", PROBLEM)).messages[0].content]
+    frontier = [PROBLEM]
     with UsageLedger() as ledger:
         for level in range(depth):
             children = []

@@ -49,7 +49,7 @@ class PromptTemplate:
 
     @property
     def tag(self) -> str:
-        """``name@version``, the form recorded in results."""
+        """``name@version``, a short label for logs and traces (results record ``{name: version}``)."""
         return f"{self.name}@{self.version}"
 
 

@@ -97,9 +97,6 @@ class ThoughtGraph:
     def steps(self, node_id: int) -> list[str]:
         return [self.nodes[i].text for i in self.path(node_id)]
 
-    def children(self, node_id: int) -> list[ThoughtNode]:
-        return [self.nodes[e.target] for e in self.edges if e.kind == "forward" and e.source == node_id]
-
     def rollbacks(self) -> list[Edge]:
         return [e for e in self.edges if e.kind == "rollback"]
 

@@ -43,10 +43,6 @@ def nvfp4_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return quantised.reshape(rows, -1)[:, :cols], block_scales, tensor_scale
 
 
-class QuantizeInput(ArrayInput):
-    pass
-
-
 class QuantizeOutput(BaseModel):
     relative_mse: float
     max_abs_error: float
@@ -54,8 +50,8 @@ class QuantizeOutput(BaseModel):
     tensor_scale: float
 
 
-@tool("nvfp4_quantize", QuantizeInput, "faithful")
-def nvfp4_quantize_tool(inputs: QuantizeInput) -> QuantizeOutput:
+@tool("nvfp4_quantize", ArrayInput, "faithful")
+def nvfp4_quantize_tool(inputs: ArrayInput) -> QuantizeOutput:
     """NVFP4 fake quantisation (faithful to the format: E2M1 values, 16-element blocks with E4M3
     scales, an FP32 per-tensor scale): the error it introduces on the given matrix."""
     x = inputs.load()
