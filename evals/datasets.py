@@ -42,8 +42,9 @@ class DatasetSpec:
     name: str
     files: dict[str, str]
     """split -> file under the data folder."""
-    hub: tuple[str, str | None]
-    """(hub path, config) for loading with HF datasets when no local folder is given."""
+    hub: tuple[str, tuple[str | None, ...]] | None
+    """(hub path, configs concatenated in order) for HF datasets when no local folder is given;
+    None where no hub copy with these fields is known (use a local folder)."""
     build: Callable[[dict[str, Any], int, str], Problem]
     answer_pattern: str | None
     """Regex a constrained final answer must match; None for free-form answers (MATH)."""
@@ -94,32 +95,37 @@ def _aqua(record: dict[str, Any], index: int, split: str) -> Problem:
     return Problem(f"aqua/{split}/{index}", question, correct.strip().upper(), prompt, {"options": options})
 
 
+MATH_SUBJECTS = (
+    "algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory", "prealgebra",
+    "precalculus",
+)  # fmt: skip
+
 DATASETS: dict[str, DatasetSpec] = {
     "gsm8k": DatasetSpec(
         "gsm8k",
         {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
-        ("openai/gsm8k", "main"),
+        ("openai/gsm8k", ("main",)),
         _gsm8k,
         NUMBER_PATTERN,
     ),
     "math": DatasetSpec(
         "math",
         {"test": "math/test.jsonl", "train": "math/train.jsonl"},
-        ("EleutherAI/hendrycks_math", None),
+        ("EleutherAI/hendrycks_math", MATH_SUBJECTS),
         _math,
         None,
     ),
-    "math500": DatasetSpec("math500", {"test": "math/test500.jsonl"}, ("HuggingFaceH4/MATH-500", None), _math, None),
+    "math500": DatasetSpec("math500", {"test": "math/test500.jsonl"}, ("HuggingFaceH4/MATH-500", (None,)), _math, None),
     "game24": DatasetSpec(
         "game24",
         {"test": "game24/24.csv"},
-        ("nlile/24-game", None),
+        None,
         _game24,
         r"[0-9+\-*/() ]{5,40}",
         default_range=(900, 1000),
     ),
     "aqua": DatasetSpec(
-        "aqua", {"test": "aqua/test.json", "dev": "aqua/dev.json"}, ("deepmind/aqua_rat", "raw"), _aqua, "[A-E]"
+        "aqua", {"test": "aqua/test.json", "dev": "aqua/dev.json"}, ("deepmind/aqua_rat", ("raw",)), _aqua, "[A-E]"
     ),
 }
 
@@ -188,11 +194,13 @@ def load_dataset(
 
 
 def _from_hub(spec: DatasetSpec, split: str) -> LoadedDataset:
+    if spec.hub is None:
+        raise DataError(f"no hub source is known for {spec.name}; give --data-dir or ${DATA_ENV}")
     import datasets
 
-    path, config = spec.hub
-    rows = datasets.load_dataset(path, config, split=split)
-    problems = [spec.build(dict(row), index, split) for index, row in enumerate(rows)]
+    path, configs = spec.hub
+    rows = [dict(row) for config in configs for row in datasets.load_dataset(path, config, split=split)]
+    problems = [spec.build(row, index, split) for index, row in enumerate(rows)]
     return LoadedDataset(spec, split, problems, [], f"hub:{path}")
 
 

@@ -60,29 +60,30 @@ class EvalConfig:
         return f"{self.dataset}-{self.split}-{self.method}-{backend}-seed{self.seed}"
 
 
-def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a samples log. A line cut short by a kill is dropped and the file mended."""
-    if not path.is_file():
-        return []
-    samples, damaged = [], False
-    for line in path.read_text(encoding="utf-8").splitlines():
+def _parse(lines: list[str]) -> list[dict[str, Any]]:
+    samples = []
+    for line in lines:
         try:
             samples.append(json.loads(line))
-        except json.JSONDecodeError:
-            damaged = True
-    if damaged:
-        mended = path.with_suffix(".jsonl.tmp")
-        mended.write_text("".join(json.dumps(s) + "\n" for s in samples), encoding="utf-8")
-        mended.replace(path)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
     return samples
 
 
-def _keep_solved(samples_path: Path) -> set[str]:
-    """Ids already finished. Problems that failed before (a backend down, say) are dropped from the
-    log so the rerun tries them again and the log keeps one line per problem."""
-    samples = read_samples(samples_path)
-    finished = [s for s in samples if s.get("status") == "ok"]
-    if len(finished) < len(samples):
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a samples log."""
+    return _parse(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else []
+
+
+def resume(samples_path: Path) -> set[str]:
+    """Ids already solved, with the log mended in one rewrite: a line cut short by a kill and the
+    problems that failed before (a backend down, say) are dropped, so the rerun does them again
+    and the log keeps one line per problem."""
+    if not samples_path.is_file():
+        return set()
+    lines = samples_path.read_text(encoding="utf-8").splitlines()
+    finished = [s for s in _parse(lines) if s.get("status") == "ok"]
+    if len(finished) < len(lines):
         mended = samples_path.with_suffix(".jsonl.tmp")
         mended.write_text("".join(json.dumps(s) + "\n" for s in finished), encoding="utf-8")
         mended.replace(samples_path)
@@ -156,7 +157,7 @@ async def run_eval(config: EvalConfig, *, progress: bool = True, backend: Backen
     run_dir = Path(config.out) / config.name
     run_dir.mkdir(parents=True, exist_ok=True)
     samples_path = run_dir / "samples.jsonl"
-    done = _keep_solved(samples_path)
+    done = resume(samples_path)
     todo = [p for p in problems if p.id not in done]
     engine = backend or create_backend(config.backend, cache=config.cache)
     started = time.perf_counter()

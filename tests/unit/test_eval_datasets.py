@@ -83,3 +83,9 @@ def test_unknown_dataset_split_and_missing_file_are_clear(tmp_path):
         load_dataset("gsm8k", "dev", data_dir=tmp_path)
     with pytest.raises(DataError, match="no gsm8k test file at"):
         load_dataset("gsm8k", data_dir=tmp_path)
+
+
+def test_a_dataset_without_a_known_hub_copy_asks_for_a_local_folder(monkeypatch):
+    monkeypatch.delenv("THOUGHTGRAPH_DATA", raising=False)
+    with pytest.raises(DataError, match="no hub source is known for game24"):
+        load_dataset("game24")
