@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,13 @@ METHODS: dict[str, tuple[type, MethodRunner]] = {
 
 
 PRESETS = Path(__file__).parent / "presets"
+
+
+@lru_cache(maxsize=4)
+def shared_backend(spec: str) -> Backend:
+    """One backend per spec string in the process, so repeated ``solve(..., backend="llamacpp:smollm2")``
+    calls load the model once (a scripted spec therefore keeps its place in its response lists)."""
+    return create_backend(spec)
 
 
 def load_preset(method: str, preset: str) -> dict[str, Any]:
@@ -82,9 +90,8 @@ async def solve_async(
         raise ValueError("the problem is empty: give a question to solve")
     settings = make_config(method, **config)
     budget = Budget(max_calls=max_calls, max_tokens=max_tokens, max_seconds=max_seconds)
-    return await run_method(
-        problem, method, create_backend(backend), settings, budget, seed=seed, on_thought=on_thought
-    )
+    engine = backend if isinstance(backend, Backend) else shared_backend(backend)
+    return await run_method(problem, method, engine, settings, budget, seed=seed, on_thought=on_thought)
 
 
 async def run_method(

@@ -94,3 +94,15 @@ def test_prompt_errors_name_the_prompt(tmp_path):
     (tmp_path / "cot" / "solve.yaml").write_text("user: hi\n")
     with pytest.raises(PromptError, match="needs a `version`"):
         load_prompt("cot/solve", folder=tmp_path)
+
+
+def test_solve_with_a_spec_string_builds_the_backend_once(tmp_path):
+    from reasoning.api import shared_backend
+
+    script = tmp_path / "s.yaml"
+    script.write_text("rules: [{match: 'apples', responses: ['The answer is 7.']}]\n")
+    spec = f"scripted:{script}"
+    first = solve("How many apples?", "cot", spec)
+    second = solve("How many apples now?", "cot", spec)
+    assert first.answer == second.answer == "7"
+    assert len(shared_backend(spec).calls) == 2  # both runs reached the same backend object
