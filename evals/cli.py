@@ -49,6 +49,9 @@ def run(
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed records, counting them.")] = False,
     cache: Annotated[str | None, typer.Option(help="SQLite request cache.")] = None,
     option: Annotated[list[str] | None, typer.Option(help="Method option key=value (repeatable).")] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Budget per problem in seconds (request timeouts included).")
+    ] = None,
     no_progress: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a method on a benchmark and write samples.jsonl and results.json."""
@@ -69,6 +72,7 @@ def run(
             data_dir=data_dir,
             skip_bad=skip_bad,
             cache=cache,
+            max_seconds=max_seconds,
             method_options=parse_options(option or []),
         )
         results = asyncio.run(run_eval(config, progress=not no_progress))

@@ -1,38 +1,63 @@
 """Graders: find a prediction in model text and decide if it equals the gold answer.
 
 Each grader is a plain function with its own table of tricky cases in ``tests/unit/test_graders.py``.
-No grader ever evaluates model text as code: Game of 24 expressions are parsed into a tree of
-numbers and four operators and computed with exact rationals.
+Model text is data: no grader hands it to an evaluator (``eval``, ``sympify``, ``parse_expr``). Numbers
+are read with a regular expression into exact fractions; MATH answers and Game of 24 expressions go
+through the whitelist grammar of :mod:`evals.mathparse` (NFKC first, then length, nesting and
+magnitude limits), and only text inside that grammar reaches math-verify's LaTeX parser or becomes
+sympy objects. Extraction looks at the last ``MAX_SCAN_CHARS`` characters of a reply, and every
+pattern is written so that it runs in linear time. An answer that cannot be graded within the
+limits raises :class:`~evals.mathparse.Ungradable`; the scoring layer records it per sample.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 import threading
+import unicodedata
 from collections import Counter
+from fractions import Fraction
 from typing import Literal
 
 import sympy
 
+from evals.mathparse import OutsideGrammar, Ungradable, arithmetic_value, normalize, parse, to_sympy, tokenize
 from reasoning.answers import last_boxed
+
+MAX_SCAN_CHARS = 20_000
+"""Extraction reads only the end of a reply: the answer is stated last, and a 1 MB reply costs nothing."""
+MAX_NUMBER_CHARS = 40
+
+
+def tail(text: str) -> str:
+    return text[-MAX_SCAN_CHARS:]
+
 
 # -- GSM8K --------------------------------------------------------------------------------------------
 
 _NUMBER = r"-?[$]?\s?\d[\d,]*(?:\.\d+)?"
-_STRICT = re.compile(rf"(?:####|answer\s+is:?|answer:)\s*\**\s*({_NUMBER})", re.IGNORECASE)
+_STRICT = re.compile(rf"(?:####|answer\s+is:?|answer:)[ \t]*(?:\*+[ \t]*)?({_NUMBER})", re.IGNORECASE)
 _ANY_NUMBER = re.compile(_NUMBER)
+_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
+_FRACTION = re.compile(r"(-?\d+)/(\d+)")
 
 
 def normalize_number(text: str) -> str | None:
-    """'$1,250.00' -> '1250'; '-3.50' -> '-3.5'; None when it is not a number."""
-    cleaned = text.replace(",", "").replace("$", "").replace(" ", "").rstrip(".")
-    try:
-        value = sympy.Rational(cleaned)
-    except (TypeError, ValueError):
+    """'$1,250.00' -> '1250'; '-3.50' -> '-3.5'; '3/4' -> '0.75'; None when it is not a number
+    (also for '5/0' and for numbers longer than MAX_NUMBER_CHARS)."""
+    if len(text) > 4 * MAX_NUMBER_CHARS:
         return None
-    if value.q == 1:
-        return str(value.p)
+    cleaned = unicodedata.normalize("NFKC", text).replace(",", "").replace("$", "").replace(" ", "").rstrip(".")
+    if len(cleaned) > MAX_NUMBER_CHARS:
+        return None
+    if _DECIMAL.fullmatch(cleaned):
+        value = Fraction(cleaned)
+    elif (fraction := _FRACTION.fullmatch(cleaned)) and int(fraction.group(2)) != 0:
+        value = Fraction(int(fraction.group(1)), int(fraction.group(2)))
+    else:
+        return None
+    if value.denominator == 1:
+        return str(value.numerator)
     return str(float(value)).rstrip("0").rstrip(".")
 
 
@@ -41,7 +66,8 @@ def extract_gsm8k(text: str, mode: Literal["strict", "flexible"] = "strict") -> 
     flexible: the last number anywhere in the text."""
     if mode not in ("strict", "flexible"):
         raise ValueError(f"mode must be 'strict' or 'flexible', got {mode!r}")
-    matches = _STRICT.findall(text) if mode == "strict" else _ANY_NUMBER.findall(text)
+    pattern = _STRICT if mode == "strict" else _ANY_NUMBER
+    matches = pattern.findall(tail(text))
     return normalize_number(matches[-1]) if matches else None
 
 
@@ -64,12 +90,12 @@ def numbers_equal(prediction: str | None, gold: str) -> bool:
 
 # -- MATH -----------------------------------------------------------------------------------------------
 
-_TEXT_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_TEXT_WRAPPERS = re.compile(r"\\(?:text|textbf|textnormal|mathrm|mbox)\{([^{}]*)\}")
 _UNITS = re.compile(r"\\(?:,|!|;|quad)|\^\{?\\circ\}?|°|\\%|%|\\\$|\$")
 
 
 def _strip_math(answer: str) -> str:
-    """A canonical string form used by the fallback: no spacing commands, text wrappers, degrees or units."""
+    """A canonical string form: no boxes, spacing commands, text wrappers, degrees or units."""
     text = answer.strip()
     boxed = last_boxed(text)
     if boxed is not None:
@@ -80,31 +106,33 @@ def _strip_math(answer: str) -> str:
     text = re.sub(r"\s+", "", text).rstrip(".")
     if text.startswith(("x=", "y=", "k=", "n=")) and "," not in text:
         text = text[2:]
-    return text.lower()
+    return text
 
 
-def _sympy_value(text: str) -> sympy.Expr | None:
-    simple = re.sub(r"\\frac\{([^{}]+)\}\{([^{}]+)\}", r"((\1)/(\2))", text)
-    simple = re.sub(r"\\sqrt\{([^{}]+)\}", r"sqrt(\1)", simple).replace("\\pi", "pi").replace("^", "**")
-    simple = simple.replace("\\cdot", "*").replace("\\times", "*")
-    if re.search(r"[a-df-oq-z\\]", simple.replace("sqrt", "").replace("pi", "")):
-        return None  # letters other than sqrt/pi: leave symbolic answers to string comparison
+def _sympy_value(text: str) -> sympy.Basic | None:
+    """The value of a stripped answer, built from its parse tree; None outside the fallback grammar."""
     try:
-        return sympy.sympify(simple, rational=True)
-    except (sympy.SympifyError, SyntaxError, TypeError, ValueError, ZeroDivisionError):
+        return to_sympy(parse(text))
+    except OutsideGrammar:
+        return None
+    except (ZeroDivisionError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, Ungradable):
+            raise
         return None
 
 
 def _math_verify_equal(prediction: str, gold: str) -> bool | None:
-    """math-verify's verdict, or None when it cannot parse either side."""
-    from math_verify import parse, verify
+    """math-verify's verdict (its LaTeX parser only, never its Python-expression parser), or None."""
+    from math_verify import LatexExtractionConfig, parse, verify
 
-    # math-verify's timeouts use SIGALRM, which only the main thread may set.
+    # math-verify's timeouts use SIGALRM, which only the main thread may set; the grading sandbox
+    # (evals.sandbox) runs graders in a main thread of their own with a hard time limit besides.
     timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    config = [LatexExtractionConfig()]
     wrap = lambda s: s if "\\boxed" in s else f"${s}$"  # noqa: E731
     try:
-        parsed_gold = parse(wrap(gold), parsing_timeout=timeout)
-        parsed_prediction = parse(wrap(prediction), parsing_timeout=timeout)
+        parsed_gold = parse(wrap(gold), extraction_config=config, parsing_timeout=timeout)
+        parsed_prediction = parse(wrap(prediction), extraction_config=config, parsing_timeout=timeout)
         if not parsed_gold or not parsed_prediction:
             return None
         return bool(verify(parsed_gold, parsed_prediction, timeout_seconds=timeout))
@@ -112,49 +140,45 @@ def _math_verify_equal(prediction: str, gold: str) -> bool | None:
         return None
 
 
+def _inside_grammar(text: str) -> bool:
+    try:
+        tokenize(text)
+    except OutsideGrammar:
+        return False
+    return True
+
+
 def math_equal(prediction: str | None, gold: str) -> bool:
-    """Whether a MATH prediction equals the gold answer: math-verify first, a sympy/string fallback second."""
+    """Whether a MATH prediction equals the gold answer: equal canonical strings, else (for answers
+    inside the grammar) math-verify, else sympy objects built from the parse tree.
+    Raises Ungradable when an answer exceeds the grammar's limits."""
     if prediction is None or not prediction.strip():
         return False
-    if _math_verify_equal(prediction, gold):
-        return True
+    prediction, gold = normalize(prediction), normalize(gold)
     left, right = _strip_math(prediction), _strip_math(gold)
-    if left == right:
+    if left.lower() == right.lower():
+        return True
+    if not (_inside_grammar(prediction) and _inside_grammar(gold)):
+        return False
+    if _math_verify_equal(prediction, gold):
         return True
     left_value, right_value = _sympy_value(left), _sympy_value(right)
     if left_value is None or right_value is None:
         return False
     try:
         return bool(sympy.simplify(left_value - right_value) == 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return False
 
 
 # -- Game of 24 -----------------------------------------------------------------------------------------
 
-_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+MAX_EXPRESSION_CHARS = 200
+_EXPRESSION_CHARACTERS = frozenset("0123456789+-*/×÷() ")
 
 
 class ExpressionError(ValueError):
     """The expression is not a Game of 24 expression (wrong numbers, other operators, division by zero)."""
-
-
-def _evaluate(node: ast.AST, used: list[int]) -> sympy.Rational:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-        used.append(node.value)
-        return sympy.Rational(node.value)
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left, right = _evaluate(node.left, used), _evaluate(node.right, used)
-        if isinstance(node.op, ast.Add):
-            return left + right
-        if isinstance(node.op, ast.Sub):
-            return left - right
-        if isinstance(node.op, ast.Mult):
-            return left * right
-        if right == 0:
-            raise ExpressionError("division by zero")
-        return left / right
-    raise ExpressionError(f"only whole numbers, + - * / and brackets are allowed, found {type(node).__name__}")
 
 
 def check_game24(expression: str, numbers: list[int] | tuple[int, ...]) -> bool:
@@ -165,44 +189,68 @@ def check_game24(expression: str, numbers: list[int] | tuple[int, ...]) -> bool:
         return False
 
 
-def game24_value(expression: str, numbers: list[int] | tuple[int, ...]) -> sympy.Rational:
+def game24_value(expression: str, numbers: list[int] | tuple[int, ...]) -> Fraction:
     """The exact value of a Game of 24 expression; ExpressionError says why one is not acceptable."""
-    text = expression.replace("×", "*").replace("÷", "/").replace("x", "*").strip()
-    text = text.split("=")[0].strip()
+    text = unicodedata.normalize("NFKC", expression[: 4 * MAX_EXPRESSION_CHARS])
+    text = text.replace("×", "*").replace("÷", "/").replace("x", "*").split("=")[0].strip()
     if not text:
         raise ExpressionError("empty expression")
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"longer than {MAX_EXPRESSION_CHARS} characters")
     try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        raise ExpressionError(f"not an arithmetic expression: {expression!r}") from None
+        tree = parse(text, arithmetic_only=True)
+    except (OutsideGrammar, Ungradable) as error:
+        raise ExpressionError(f"only whole numbers, + - * / and brackets are allowed: {error}") from None
     used: list[int] = []
-    value = _evaluate(tree.body, used)
+    try:
+        value = arithmetic_value(tree, used)
+    except ZeroDivisionError:
+        raise ExpressionError("division by zero") from None
     if Counter(used) != Counter(int(n) for n in numbers):
         raise ExpressionError(f"uses {sorted(used)}, must use exactly {sorted(numbers)}")
     return value
 
 
+def _trailing_expression(text: str) -> str:
+    """The longest run of expression characters at the end of ``text`` (a backwards scan: linear time)."""
+    start = len(text)
+    while start > 0 and text[start - 1] in _EXPRESSION_CHARACTERS:
+        start -= 1
+    return text[start:].strip()
+
+
+_ANSWER_EXPRESSION = re.compile(r"answer\s*(?:is|:)[\s:]*([0-9(][0-9+\-*/×÷() ]*)", re.IGNORECASE)
+_EQUALS_24 = re.compile(r"=[ \t]*24\b")
+
+
 def extract_game24(text: str) -> str | None:
     """The expression in 'Answer: (expr) = 24', else the last line that ends in '= 24'."""
-    answer = re.findall(r"answer\s*(?:is|:)\s*:?\s*([0-9+\-*/×÷() ]+)", text, re.IGNORECASE)
+    text = tail(text)
+    answer = _ANSWER_EXPRESSION.findall(text)
     if answer:
         return answer[-1].strip()
-    lines = [m.group(1) for m in re.finditer(r"([0-9+\-*/×÷() ]+)=\s*24\b", text)]
-    return lines[-1].strip() if lines else None
+    for line in reversed(text.splitlines()):
+        equals = list(_EQUALS_24.finditer(line))
+        if equals:
+            expression = _trailing_expression(line[: equals[-1].start()])
+            if expression:
+                return expression
+    return None
 
 
 # -- AQuA -----------------------------------------------------------------------------------------------
 
 _CHOICE_PATTERNS = [
-    re.compile(r"answer\s*(?:is|:)\s*:?\s*\(?([A-E])\b", re.IGNORECASE),
+    re.compile(r"answer\s*(?:is|:)[\s:]*\(?([A-E])\b", re.IGNORECASE),
     re.compile(r"\(([A-E])\)"),
     re.compile(r"\b([A-E])\)"),
-    re.compile(r"^\s*([A-E])\s*[.)]?\s*$", re.MULTILINE),
+    re.compile(r"^[ \t]*([A-E])[ \t]*[.)]?[ \t]*$", re.MULTILINE),
 ]
 
 
 def extract_choice(text: str) -> str | None:
     """The option letter A-E a reply commits to: 'The answer is (C)', '(C)', 'C)', or a lone letter."""
+    text = tail(text)
     for pattern in _CHOICE_PATTERNS:
         found = pattern.findall(text)
         if found:

@@ -44,6 +44,7 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "n_samples": len(samples),
         "counts": {"solved": solved, "wrong": len(samples) - solved - failed, "failed": failed},
+        "ungradable": sum(1 for s in samples if s.get("ungradable")),
         "accuracy": accuracy(samples),
         "usage": {
             "total": totals,

@@ -21,10 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agents.runtime import Budget
 from backends import DEFAULT_BACKEND, Backend, BackendError, UsageLedger, create_backend
 from evals.datasets import Problem, load_dataset, select
 from evals.report import summarize
-from evals.scoring import score
+from evals.sandbox import GradingSandbox, shared_sandbox
+from evals.scoring import GradingInput
 from reasoning.api import METHODS, make_config, run_method
 from thoughtgraph import __version__
 
@@ -47,10 +49,15 @@ class EvalConfig:
     data_dir: str | None = None
     skip_bad: bool = False
     cache: str | None = None
+    max_seconds: float | None = None
+    """Budget per problem: everything a problem waits for (request timeouts and retries included)
+    ends at this many seconds, and the method answers with what it has."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.max_seconds is not None and not (0 < self.max_seconds < float("inf")):
+            raise ValueError(f"max_seconds must be a positive number of seconds, got {self.max_seconds}")
 
     @property
     def name(self) -> str:
@@ -108,7 +115,9 @@ def _method_config(config: EvalConfig, answer_pattern: str | None) -> Any:
     return make_config(config.method, **options)
 
 
-async def _solve_one(problem: Problem, config: EvalConfig, method_config: Any, backend: Backend) -> dict[str, Any]:
+async def _solve_one(
+    problem: Problem, config: EvalConfig, method_config: Any, backend: Backend, sandbox: GradingSandbox
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": problem.id,
         "question": problem.question,
@@ -118,18 +127,20 @@ async def _solve_one(problem: Problem, config: EvalConfig, method_config: Any, b
     started = time.perf_counter()
     with UsageLedger() as ledger:
         try:
-            solution = await run_method(problem.prompt, config.method, backend, method_config, seed=config.seed)
+            budget = Budget(max_seconds=config.max_seconds)
+            solution = await run_method(problem.prompt, config.method, backend, method_config, budget, seed=config.seed)
         except (BackendError, ValueError) as error:  # recorded, counted, and the run goes on
             record.update(status="failed", error=f"{type(error).__name__}: {error}", correct=False)
             solution = None
     if solution is not None:
-        graded = score(config.dataset, problem, solution)
+        graded = await asyncio.to_thread(sandbox.grade, GradingInput.of(config.dataset, problem, solution))
         record.update(
             status="ok",
             prediction=graded.prediction,
             correct=graded.correct,
             strict=graded.strict,
             flexible=graded.flexible,
+            ungradable=graded.ungradable,
             answer=solution.answer,
             candidates=dict(solution.candidates),
             reasoning=solution.reasoning,
@@ -142,7 +153,14 @@ async def _solve_one(problem: Problem, config: EvalConfig, method_config: Any, b
     return record
 
 
-async def run_eval(config: EvalConfig, *, progress: bool = True, backend: Backend | None = None) -> dict[str, Any]:
+async def run_eval(
+    config: EvalConfig,
+    *,
+    progress: bool = True,
+    backend: Backend | None = None,
+    sandbox: GradingSandbox | None = None,
+) -> dict[str, Any]:
+    """Run, grade (in ``sandbox``, by default the process's shared one) and write the results."""
     loaded = load_dataset(config.dataset, config.split, data_dir=config.data_dir, skip_bad=config.skip_bad)
     problems = select(
         loaded.problems,
@@ -160,6 +178,7 @@ async def run_eval(config: EvalConfig, *, progress: bool = True, backend: Backen
     done = resume(samples_path)
     todo = [p for p in problems if p.id not in done]
     engine = backend or create_backend(config.backend, cache=config.cache)
+    sandbox = sandbox or shared_sandbox()
     started = time.perf_counter()
     bar = _progress_bar(len(problems), len(problems) - len(todo), enabled=progress)
     gate = asyncio.Semaphore(config.concurrency)
@@ -168,7 +187,7 @@ async def run_eval(config: EvalConfig, *, progress: bool = True, backend: Backen
 
         async def attempt(problem: Problem) -> None:
             async with gate:
-                record = await _solve_one(problem, config, method_config, engine)
+                record = await _solve_one(problem, config, method_config, engine, sandbox)
             log.write(json.dumps(record) + "\n")
             log.flush()
             finished.append(record)

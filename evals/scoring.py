@@ -1,12 +1,23 @@
-"""Turn a method's Solution into a graded prediction, per dataset."""
+"""Turn a method's Solution into a graded prediction, per dataset.
+
+:func:`grade` is the pure grading step; the eval runner calls it through :mod:`evals.sandbox`, which
+bounds its time and memory. An answer the graders cannot judge within their limits gives a Score
+with ``ungradable`` set (counted in results.json), never an exception that ends a run.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
-from evals.datasets import Problem
 from evals.graders import check_game24, extract_choice, extract_game24, extract_gsm8k, math_equal, numbers_equal
-from reasoning.solution import Solution
+from evals.mathparse import Ungradable
+
+if TYPE_CHECKING:
+    from evals.datasets import Problem
+    from reasoning.solution import Solution
+
+DATASETS_GRADED = ("gsm8k", "math", "math500", "game24", "aqua")
 
 
 @dataclass(frozen=True)
@@ -17,23 +28,60 @@ class Score:
     """GSM8K only: the reasoning states the right answer in the asked-for format."""
     flexible: bool | None = None
     """GSM8K only: the last number of the reasoning is right."""
+    ungradable: str | None = None
+    """Why the answer could not be graded within the limits (then ``correct`` is False)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GradingInput:
+    """Everything grading needs, as plain data (it crosses a process boundary)."""
+
+    dataset: str
+    answer: str | None
+    reasoning: str
+    gold: str
+    numbers: list[int] | None = None
+    """Game of 24: the four numbers to use."""
+
+    @classmethod
+    def of(cls, dataset: str, problem: Problem, solution: Solution) -> GradingInput:
+        return cls(dataset, solution.answer, solution.reasoning or "", problem.gold, problem.metadata.get("numbers"))
+
+
+def _prediction(item: GradingInput) -> str | None:
+    if item.dataset == "game24":
+        answer = item.answer
+        return answer if answer and any(op in answer for op in "+-*/") else extract_game24(item.reasoning)
+    if item.dataset == "aqua":
+        return extract_choice(item.answer or "") or extract_choice(item.reasoning)
+    return item.answer
+
+
+def grade(item: GradingInput) -> Score:
+    """The Score of one answer. Raises ValueError only for a dataset without a grading rule."""
+    if item.dataset not in DATASETS_GRADED:
+        raise ValueError(f"no scoring rule for dataset {item.dataset!r}")
+    prediction = _prediction(item)
+    try:
+        if item.dataset == "gsm8k":
+            return Score(
+                prediction,
+                numbers_equal(prediction, item.gold),
+                strict=numbers_equal(extract_gsm8k(item.reasoning, "strict"), item.gold),
+                flexible=numbers_equal(extract_gsm8k(item.reasoning, "flexible"), item.gold),
+            )
+        if item.dataset in ("math", "math500"):
+            return Score(prediction, math_equal(prediction, item.gold))
+        if item.dataset == "game24":
+            return Score(prediction, bool(prediction) and check_game24(prediction or "", item.numbers or []))
+        return Score(prediction, prediction == item.gold)
+    except Ungradable as error:
+        return Score(prediction, False, ungradable=str(error))
 
 
 def score(dataset: str, problem: Problem, solution: Solution) -> Score:
-    answer, reasoning = solution.answer, solution.reasoning
-    if dataset == "gsm8k":
-        return Score(
-            answer,
-            numbers_equal(answer, problem.gold),
-            strict=numbers_equal(extract_gsm8k(reasoning, "strict"), problem.gold),
-            flexible=numbers_equal(extract_gsm8k(reasoning, "flexible"), problem.gold),
-        )
-    if dataset in ("math", "math500"):
-        return Score(answer, math_equal(answer, problem.gold))
-    if dataset == "game24":
-        expression = answer if answer and any(op in answer for op in "+-*/") else extract_game24(reasoning)
-        return Score(expression, bool(expression) and check_game24(expression, problem.metadata["numbers"]))
-    if dataset == "aqua":
-        letter = extract_choice(answer or "") or extract_choice(reasoning)
-        return Score(letter, letter == problem.gold)
-    raise ValueError(f"no scoring rule for dataset {dataset!r}")
+    """Grade in this process (no time or memory bound: the runner uses :mod:`evals.sandbox`)."""
+    return grade(GradingInput.of(dataset, problem, solution))

@@ -1,16 +1,38 @@
-"""Pull a final answer out of free model text: ``\\boxed{}``, ``#### n``, "The answer is ...", last number.
+"""The final answer stated in free model text, whole: ``\\boxed{}``, ``#### x``, "The answer is x", "Answer: x".
 
-Dataset graders (``evals.graders``) decide equivalence; this only finds the candidate string.
+One extraction serves every method and the evals graders (which then decide equivalence). It
+returns the whole stated answer ("3/4", ``\\frac{1}{2}``, ``10^3``, "-7", "(1, 2]"), with
+thousands separators, currency signs, markdown and trailing units removed from plain numbers.
+
+A text *states* an answer only with a closing marker: ``\\boxed{...}``, ``#### x``, "the answer is x"
+where x looks like an answer (a number, maths, or a choice letter), or "answer: x" at the start of
+a line (then any x). Mentioning the word is not stating one: "To find the answer: halve 48" and
+"The answer is unclear yet." state nothing.
+
+Model text is data: nothing here evaluates it, only the last ``MAX_SCAN_CHARS`` characters are
+read, and every pattern runs in linear time, so a 1 MB reply costs milliseconds.
 """
 
 from __future__ import annotations
 
 import re
 
+MAX_SCAN_CHARS = 20_000
 NUMBER_PATTERN = r"-?[0-9][0-9,]*(\.[0-9]+)?"
-_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+)", re.IGNORECASE)
-_HASHES = re.compile(r"####\s*(.+)")
+
+_MARKER = re.compile(
+    r"(?P<boxed>\\(?:boxed|fbox)\{)"
+    r"|(?P<hashes>####[ \t]*)"
+    r"|(?P<answer_is>\b(?:final\s+)?answer\s+is\b[ \t]*(?P<colon>:)?[ \t]*)"
+    r"|(?P<answer_colon>(?:^|\n)[ \t>#*_]*(?:the\s+)?(?:final\s+)?answer[ \t*_]*:[ \t]*)",
+    re.IGNORECASE,
+)
+# what "the answer is" must be followed by to count: a number, maths, a bracket, or a choice letter
+_LOOKS_LIKE_ANSWER = re.compile(r"[-−+]?[\d$\\({\[]|\.\d|[A-E](?:[.)]|[ \t]*(?:\n|$))|[a-zA-Z]\s*=")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|(?<=[\d)}\]])[,;]\s+(?:so|and|which|because|since)\b")
+_PLAIN_NUMBER = re.compile(r"(?P<number>[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<rest>.*)", re.DOTALL)
+_UNIT_WORDS = re.compile(r"\s*(?:%|[A-Za-z°][A-Za-z°'\s.]*)?")
+_NUMBER = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
 
 def last_boxed(text: str) -> str | None:
@@ -18,33 +40,64 @@ def last_boxed(text: str) -> str | None:
     start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
     if start < 0:
         return None
-    i = text.index("{", start) + 1
-    depth, begin = 1, i
+    return _braced(text, text.index("{", start) + 1)
+
+
+def _braced(text: str, begin: int) -> str | None:
+    """Text from ``begin`` to the brace that closes the one just before it; None when unbalanced."""
+    depth, i = 1, begin
     while i < len(text) and depth:
         depth += {"{": 1, "}": -1}.get(text[i], 0)
         i += 1
     return text[begin : i - 1].strip() if depth == 0 else None
 
 
-def clean_number(text: str) -> str:
-    return text.replace(",", "").replace("$", "").rstrip(".")
+def clean_answer(stated: str) -> str:
+    """A stated answer as a grader wants it: markdown, ``$...$`` and trailing punctuation removed; a
+    plain number without thousands separators, currency or unit words ("$1,250 dollars" -> "1250")."""
+    text = stated.strip().strip("*_").strip()
+    boxed = last_boxed(text)
+    if boxed is not None:
+        text = boxed
+    for opening, closing in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if len(text) > len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
+            text = text[len(opening) : -len(closing)].strip()
+    text = text.rstrip(".!,;:").strip().strip("*_").strip()
+    number = _PLAIN_NUMBER.fullmatch(text)
+    if number and _UNIT_WORDS.fullmatch(number.group("rest")):
+        text = number.group("number")
+        text = text.replace("$", "").replace(",", "").replace(" ", "").replace("−", "-")
+    return text
+
+
+def _stated_value(text: str, match: re.Match[str]) -> str | None:
+    """The answer a marker introduces, or None when the marker states nothing."""
+    if match.group("boxed"):
+        value = _braced(text, match.end())
+        return clean_answer(value) if value else None
+    rest = text[match.end() :]
+    if match.group("answer_is") and not match.group("colon") and not _LOOKS_LIKE_ANSWER.match(rest.lstrip("*_ ")):
+        return None
+    end = _SENTENCE_END.search(rest)
+    value = clean_answer(rest[: end.start()] if end else rest)
+    return value or None
+
+
+def stated_answer(text: str) -> str | None:
+    """The last answer the text states with a marker; None when it states none (the word alone is not one)."""
+    text = text[-MAX_SCAN_CHARS:]
+    found = None
+    for match in _MARKER.finditer(text):
+        value = _stated_value(text, match)
+        if value is not None:
+            found = value
+    return found
 
 
 def extract_answer(text: str) -> str | None:
-    """The last explicit answer marker in the text wins; else the last number; None when there is none."""
-    marked: list[tuple[int, str]] = []
-    boxed_at = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
-    boxed = last_boxed(text)
-    if boxed:
-        marked.append((boxed_at, boxed))
-    for pattern in (_HASHES, _ANSWER_IS):
-        for match in pattern.finditer(text):
-            stated = match.group(1).strip().rstrip(".").strip()
-            number = _NUMBER.search(stated)
-            value = clean_number(number.group()) if number else stated
-            if value:
-                marked.append((match.start(), value))
-    if marked:
-        return max(marked)[1]
-    numbers = _NUMBER.findall(text)
-    return clean_number(numbers[-1]) if numbers else None
+    """The stated answer, else the last number in the text; None when there is neither."""
+    stated = stated_answer(text)
+    if stated is not None:
+        return stated
+    numbers = _NUMBER.findall(text[-MAX_SCAN_CHARS:])
+    return clean_answer(numbers[-1]) if numbers else None

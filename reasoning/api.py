@@ -109,10 +109,17 @@ async def run_method(
     context = RunContext(problem.strip(), engine, budget, seed, on_thought=on_thought)
     stopped_by = None
     with budget.ledger:
+        deadline = asyncio.timeout(budget.seconds_left())
         try:
-            outcome = await METHODS[method][1](context, settings)
+            async with deadline:  # everything the run waits for, request timeouts and retries included
+                outcome = await METHODS[method][1](context, settings)
         except BudgetExceeded as stop:
             outcome, stopped_by = outcome_from_graph(context.graph), stop.reason
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            budget.mark_exceeded()
+            outcome, stopped_by = outcome_from_graph(context.graph), f"max_seconds={budget.max_seconds} reached"
     return Solution(
         answer=outcome.answer,
         reasoning=outcome.reasoning,

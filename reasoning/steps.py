@@ -10,17 +10,16 @@ from dataclasses import dataclass, field
 
 from agents.runtime import Agent
 from backends import Constraint, record_event
-from reasoning.answers import extract_answer
+from reasoning.answers import stated_answer
 from reasoning.context import RunContext
 
 SCORE_PATTERN = r"(0(\.[0-9]{1,2})?|1(\.0)?)"
 DEFAULT_SCORE = 0.5
-_ANSWER_MARKER = re.compile(r"answer\s*(is|:)|\\boxed\{|####", re.IGNORECASE)
 
 
 def final_answer(step: str) -> str | None:
-    """The answer a step states, when it states one explicitly; None for an ordinary step."""
-    return extract_answer(step) if _ANSWER_MARKER.search(step) else None
+    """The answer a step states with a closing marker; None for an ordinary step (see ``reasoning.answers``)."""
+    return stated_answer(step)
 
 
 def parse_score(text: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -28,8 +29,18 @@ class Budget:
     def __post_init__(self) -> None:
         for name in ("max_calls", "max_tokens", "max_seconds"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"budget {name} must be positive, got {value}")
+            if value is not None and not (0 < value < math.inf):  # NaN fails both comparisons
+                raise ValueError(f"budget {name} must be positive and finite, got {value}")
+
+    def seconds_left(self) -> float | None:
+        """Time until the deadline (None without one); what every wait of the run is bounded by."""
+        if self.max_seconds is None:
+            return None
+        return max(0.0, self.max_seconds - (time.perf_counter() - self._started))
+
+    def mark_exceeded(self) -> None:
+        """Count the run as stopped by a budget: once, however many concurrent branches hit it."""
+        self.ledger.events["budget_exceeded"] = 1
 
     def exceeded(self) -> str | None:
         """Why no further call may start, or None."""
@@ -44,6 +55,5 @@ class Budget:
     def check(self) -> None:
         reason = self.exceeded()
         if reason:
-            if not self.ledger.events["budget_exceeded"]:  # concurrent branches all hit it; count the run once
-                self.ledger.events["budget_exceeded"] = 1
+            self.mark_exceeded()
             raise BudgetExceeded(reason)
