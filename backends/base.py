@@ -94,6 +94,13 @@ class Backend(ABC):
             record_usage(result.usage)
         return results  # type: ignore[return-value]
 
+    def count_prompt_tokens(self, request: Request) -> int:
+        """Prompt tokens of ``request``, for budget reservations. This default is an estimate (about
+        three characters per token, plus a few per chat message); backends with a tokenizer count exactly."""
+        if request.prompt is not None:
+            return -(-len(request.prompt) // 3)
+        return sum(4 + -(-len(m.content) // 3) for m in request.messages or ())
+
     async def generate_one(self, request: Request) -> Result:
         return (await self.generate([request]))[0]
 

@@ -5,29 +5,54 @@ several threads, and batching engines are much faster when handed many sequences
 coalescer owns one worker thread. Requests that arrive while the engine is busy, or within a
 short window of each other while it is idle, are handed to the engine together (up to
 ``max_batch``); each caller gets back exactly its own results.
+
+Cancellation: a caller that stops waiting (a deadline) gets its request dropped if it has not
+started; if it has, a *cancellable* engine receives one ``threading.Event`` per request and stops
+that request at its next token. Either way the work that ran is not lost from the books: its usage
+is recorded in the ledgers that were open when the caller submitted it, and those ledgers can
+``settle()`` until it has been.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
 
+from backends.ledger import owe, record_usage
 from backends.types import Request, Result
 
-RunBatch = Callable[[list[Request]], list[Result]]
+RunBatch = Callable[..., list[Result]]
+"""``run_batch(requests)``, or ``run_batch(requests, stops)`` for a cancellable engine."""
+
+
+@dataclass
+class _Entry:
+    request: Request
+    answer: asyncio.Future[Result]
+    settled: asyncio.Future[None]
+    """Done when the engine is finished with the request (its usage recorded), whatever the caller did."""
+    context: contextvars.Context
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class RequestCoalescer:
-    def __init__(self, run_batch: RunBatch, *, max_batch: int, window_seconds: float = 0.002) -> None:
+    def __init__(
+        self, run_batch: RunBatch, *, max_batch: int, window_seconds: float = 0.002, cancellable: bool = False
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self._run_batch = run_batch
         self.max_batch = max_batch
         self.window_seconds = window_seconds
+        self.cancellable = cancellable
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[Request, asyncio.Future[Result]]] = []
+        self._pending: list[_Entry] = []
         self._worker: asyncio.Task[None] | None = None
         self.batch_sizes: list[int] = []
         """Size of every batch handed to the engine, for benchmarks and tests."""
@@ -36,11 +61,15 @@ class RequestCoalescer:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (e.g. a second asyncio.run): start afresh
             self._loop, self._pending, self._worker = loop, [], None
-        futures = [loop.create_future() for _ in requests]
-        self._pending.extend(zip(requests, futures, strict=True))
+        context = contextvars.copy_context()
+        entries = [_Entry(r, loop.create_future(), loop.create_future(), context) for r in requests]
+        for entry in entries:
+            owe(entry.settled)
+            entry.answer.add_done_callback(lambda answer, e=entry: e.stop.set() if answer.cancelled() else None)
+        self._pending.extend(entries)
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain())
-        return list(await asyncio.gather(*futures))
+        return list(await asyncio.gather(*(e.answer for e in entries)))
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
@@ -48,20 +77,35 @@ class RequestCoalescer:
             if len(self._pending) < self.max_batch and self.window_seconds > 0:
                 await asyncio.sleep(self.window_seconds)  # let concurrent callers join this batch
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            live = [(req, fut) for req, fut in batch if not fut.done()]
+            live = [e for e in batch if not e.answer.done()]
+            for entry in batch:
+                if entry.answer.done():  # cancelled before it started: nothing ran, nothing is owed
+                    _settle(entry)
             if not live:
                 continue
             self.batch_sizes.append(len(live))
+            arguments: list[Any] = [[e.request for e in live]]
+            if self.cancellable:
+                arguments.append([e.stop for e in live])
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, [r for r, _ in live])
+                results = await loop.run_in_executor(self._executor, self._run_batch, *arguments)
             except Exception as error:  # the engine failed: every caller of this batch hears why
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(error)
+                for entry in live:
+                    if not entry.answer.done():
+                        entry.answer.set_exception(error)
+                    _settle(entry)
                 continue
-            for (_, fut), result in zip(live, results, strict=True):
-                if not fut.done():
-                    fut.set_result(result)
+            for entry, result in zip(live, results, strict=True):
+                if not entry.answer.done():
+                    entry.answer.set_result(result)  # the caller records the usage
+                else:
+                    entry.context.run(record_usage, result.usage)  # the caller is gone: record it for them
+                _settle(entry)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _settle(entry: _Entry) -> None:
+    if not entry.settled.done():
+        entry.settled.set_result(None)

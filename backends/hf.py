@@ -87,6 +87,9 @@ class HFBackend(Backend):
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self.tokenizer(request.prompt)["input_ids"]
 
+    def count_prompt_tokens(self, request: Request) -> int:
+        return len(self.prompt_ids(request))
+
     def _run_batch(self, requests: list[Request]) -> list[Result]:
         groups: dict[tuple, list[int]] = {}
         for index, request in enumerate(requests):

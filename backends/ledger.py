@@ -12,6 +12,7 @@ the same calls::
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from collections import Counter
@@ -38,6 +39,8 @@ class UsageLedger:
     """Time between entering and leaving the ledger's ``with`` block."""
     events: Counter[str] = field(default_factory=Counter)
     """Named counters: ``parse_failure``, ``retry``, ``budget_exceeded`` ..."""
+    pending: set[asyncio.Future[None]] = field(default_factory=set, repr=False)
+    """Engine work whose caller was cancelled but whose usage this ledger is still owed."""
     _started: float | None = field(default=None, repr=False)
     _token: contextvars.Token | None = field(default=None, repr=False)
 
@@ -65,6 +68,11 @@ class UsageLedger:
         if usage.from_cache:
             self.cache_hits += 1
 
+    async def settle(self, timeout: float) -> None:
+        """Wait, at most ``timeout`` seconds, until cancelled engine work has stopped and reported its usage."""
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=timeout)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
@@ -89,3 +97,10 @@ def record_event(name: str, count: int = 1) -> None:
     """Count a named event (a parse failure, a retry ...) in every open ledger."""
     for ledger in _active.get():
         ledger.events[name] += count
+
+
+def owe(settled: asyncio.Future[None]) -> None:
+    """Every ledger open here is owed the usage of work that finishes when ``settled`` does."""
+    for ledger in _active.get():
+        ledger.pending.add(settled)
+        settled.add_done_callback(ledger.pending.discard)

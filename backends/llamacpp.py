@@ -18,6 +18,7 @@ import codecs
 import json
 import os
 import random
+import threading
 import time
 from typing import Any
 
@@ -80,7 +81,7 @@ class LlamaCppBackend(Backend):
             batching=False,
         )
         self._grammars: dict[str, Any] = {}
-        self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
+        self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch, cancellable=True)
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
         return await self._coalescer.submit(requests)
@@ -100,19 +101,23 @@ class LlamaCppBackend(Backend):
         assert request.prompt is not None
         return self._llm.tokenize(request.prompt.encode(), add_bos=True, special=False)
 
-    def _run_batch(self, requests: list[Request]) -> list[Result]:
+    def count_prompt_tokens(self, request: Request) -> int:
+        return len(self.prompt_tokens(request))
+
+    def _run_batch(self, requests: list[Request], stops: list[threading.Event]) -> list[Result]:
         """Run one request at a time, each time choosing the one whose prompt shares the most with
-        the KV cache: the engine keeps one sequence, so interleaved problems would evict each other."""
+        the KV cache: the engine keeps one sequence, so interleaved problems would evict each other.
+        A request whose ``stops`` event is set (its caller gave up) stops at its next token."""
         prompts = [self.prompt_tokens(r) for r in requests]
         results: dict[int, Result] = {}
         while len(results) < len(requests):
             cached = self._llm._input_ids[: self._llm.n_tokens].tolist()
             pending = [i for i in range(len(requests)) if i not in results]
             best = max(pending, key=lambda i: (_common_prefix(cached, prompts[i]), -i))
-            results[best] = self._run(requests[best], prompts[best])
+            results[best] = self._run(requests[best], prompts[best], stops[best])
         return [results[i] for i in range(len(requests))]
 
-    def _run(self, request: Request, prompt: list[int]) -> Result:
+    def _run(self, request: Request, prompt: list[int], stop: threading.Event) -> Result:
         started = time.perf_counter()
         if len(prompt) >= self.n_ctx:
             raise InvalidRequestError(
@@ -122,8 +127,10 @@ class LlamaCppBackend(Backend):
         grammar = self._grammar(request.constraint)
         choices, reused = [], 0
         for index in range(request.n):
+            if stop.is_set():
+                break
             self._llm.set_seed(request.seed + index if request.seed is not None else random.randrange(2**31))
-            choice, reused_now = self._sample(prompt, request, grammar)
+            choice, reused_now = self._sample(prompt, request, grammar, stop)
             choices.append(choice)
             if index == 0:
                 reused = reused_now
@@ -155,7 +162,7 @@ class LlamaCppBackend(Backend):
         llm.eval(prompt[-1:])
         return reused
 
-    def _sample(self, prompt: list[int], request: Request, grammar: Any) -> tuple[Choice, int]:
+    def _sample(self, prompt: list[int], request: Request, grammar: Any, stop: threading.Event) -> tuple[Choice, int]:
         import llama_cpp
 
         llm = self._llm
@@ -192,6 +199,9 @@ class LlamaCppBackend(Backend):
                     finish = "stop"
                     break
             if len(pieces) >= budget:
+                break
+            if stop.is_set():
+                finish = "cancelled"
                 break
         kept = _tokens_within(pieces, len(text.encode()))
         return (

@@ -150,11 +150,14 @@ class ScriptedBackend(Backend):
             **options,
         )
 
+    def count_prompt_tokens(self, request: Request) -> int:
+        return len(scripted_tokens(request_text(request)))
+
     async def _generate(self, requests: list[Request]) -> list[Result]:
         results = []
         for request in requests:
-            if self.latency_seconds:
-                await asyncio.sleep(self.latency_seconds)
+            # always yield to the event loop, as a real engine does: concurrent branches really overlap
+            await asyncio.sleep(self.latency_seconds)
             self.calls.append(request)
             results.append(self._answer(request))
         return results

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from backends.errors import InvalidRequestError
 
 Role = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length", "error"]
+FinishReason = Literal["stop", "length", "error", "cancelled"]
+"""``cancelled``: the caller stopped waiting (a deadline) and the engine stopped at its next token."""
 ConstraintKind = Literal["json_schema", "regex", "choice"]
 
 

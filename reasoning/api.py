@@ -40,6 +40,9 @@ METHODS: dict[str, tuple[type, MethodRunner]] = {
 
 
 PRESETS = Path(__file__).parent / "presets"
+ENGINE_SETTLE_SECONDS = 5.0
+"""After a deadline, how long to wait for in-process engine work that was cancelled to stop and report
+its usage (llama.cpp stops at its next token; an engine that cannot stop is waited for this long)."""
 
 
 @lru_cache(maxsize=4)
@@ -107,19 +110,20 @@ async def run_method(
     """Run a method with a ready config object (what ``solve_async`` and the eval runner share)."""
     budget = budget or Budget()
     context = RunContext(problem.strip(), engine, budget, seed, on_thought=on_thought)
-    stopped_by = None
     with budget.ledger:
         deadline = asyncio.timeout(budget.seconds_left())
         try:
             async with deadline:  # everything the run waits for, request timeouts and retries included
                 outcome = await METHODS[method][1](context, settings)
-        except BudgetExceeded as stop:
-            outcome, stopped_by = outcome_from_graph(context.graph), stop.reason
+        except BudgetExceeded:
+            outcome = outcome_from_graph(context.graph)
         except TimeoutError:
             if not deadline.expired():
                 raise
-            budget.mark_exceeded()
-            outcome, stopped_by = outcome_from_graph(context.graph), f"max_seconds={budget.max_seconds} reached"
+            budget.bind(f"max_seconds={budget.max_seconds} reached")
+            outcome = outcome_from_graph(context.graph)
+        await budget.ledger.settle(ENGINE_SETTLE_SECONDS)
+        stopped_by = budget.bound_by
     return Solution(
         answer=outcome.answer,
         reasoning=outcome.reasoning,

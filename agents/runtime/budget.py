@@ -1,12 +1,27 @@
-"""Budgets: the most calls, tokens and seconds a run may spend. Checked before every model call."""
+"""Budgets: the most calls, tokens and seconds a run may spend, as hard limits.
+
+Calls and tokens are *reserved* before a request is sent, so concurrent branches cannot all pass
+the check and overspend: a request counts against the budget from the moment it is sent (its
+prompt tokens plus ``n * max_tokens``), and once it returns its real usage replaces the
+reservation. A request's ``max_tokens`` is clamped to what is left; a request that cannot get
+even one completion token is not sent. The deadline (``max_seconds``) bounds every wait of the
+run (see ``reasoning.api.run_method``).
+
+Prompt tokens are counted by the backend (exact for llama.cpp, transformers and the scripted
+double; an estimate for remote servers, whose tokenizers we do not have, so there a run can end
+a few tokens over ``max_tokens``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from backends import UsageLedger
+from backends import Request, UsageLedger
 
 
 class BudgetExceeded(Exception):
@@ -24,7 +39,11 @@ class Budget:
     max_seconds: float | None = None
     ledger: UsageLedger = field(default_factory=UsageLedger)
     """The run's ledger: what the budget is measured against."""
+    bound_by: str | None = None
+    """The first limit that bound the run (a request refused or clamped, or the deadline); None if none did."""
     _started: float = field(default_factory=time.perf_counter, repr=False)
+    _reserved_calls: int = field(default=0, repr=False)
+    _reserved_tokens: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "max_tokens", "max_seconds"):
@@ -38,16 +57,28 @@ class Budget:
             return None
         return max(0.0, self.max_seconds - (time.perf_counter() - self._started))
 
-    def mark_exceeded(self) -> None:
-        """Count the run as stopped by a budget: once, however many concurrent branches hit it."""
+    @property
+    def calls_committed(self) -> int:
+        """Calls answered plus calls in flight."""
+        return self.ledger.calls + self._reserved_calls
+
+    @property
+    def tokens_committed(self) -> int:
+        """Tokens spent plus tokens reserved by requests in flight."""
+        return self.ledger.total_tokens + self._reserved_tokens
+
+    def bind(self, reason: str) -> None:
+        """Record that a limit bound the run: the first reason is kept, and the run is counted once."""
+        if self.bound_by is None:
+            self.bound_by = reason
         self.ledger.events["budget_exceeded"] = 1
 
     def exceeded(self) -> str | None:
         """Why no further call may start, or None."""
-        if self.max_calls is not None and self.ledger.calls >= self.max_calls:
+        if self.max_calls is not None and self.calls_committed >= self.max_calls:
             return f"max_calls={self.max_calls} reached"
-        if self.max_tokens is not None and self.ledger.total_tokens >= self.max_tokens:
-            return f"max_tokens={self.max_tokens} reached ({self.ledger.total_tokens} used)"
+        if self.max_tokens is not None and self.tokens_committed >= self.max_tokens:
+            return f"max_tokens={self.max_tokens} reached"
         if self.max_seconds is not None and time.perf_counter() - self._started >= self.max_seconds:
             return f"max_seconds={self.max_seconds} reached"
         return None
@@ -55,5 +86,28 @@ class Budget:
     def check(self) -> None:
         reason = self.exceeded()
         if reason:
-            self.mark_exceeded()
+            self.bind(reason)
             raise BudgetExceeded(reason)
+
+    @contextmanager
+    def reserve(self, request: Request, prompt_tokens: int) -> Iterator[Request]:
+        """Reserve one call and the request's tokens while it runs; yields the request, its ``max_tokens``
+        clamped to what the budget has left. Raises BudgetExceeded when it cannot be sent at all."""
+        self.check()
+        if self.max_tokens is not None:
+            per_sample = (self.max_tokens - self.tokens_committed - prompt_tokens) // request.n
+            if per_sample < 1:
+                reason = f"max_tokens={self.max_tokens} reached"
+                self.bind(reason)
+                raise BudgetExceeded(reason)
+            if per_sample < request.max_tokens:
+                self.bind(f"max_tokens={self.max_tokens} reached")
+                request = dataclasses.replace(request, max_tokens=per_sample)
+        tokens = prompt_tokens + request.n * request.max_tokens
+        self._reserved_calls += 1
+        self._reserved_tokens += tokens
+        try:
+            yield request
+        finally:
+            self._reserved_calls -= 1
+            self._reserved_tokens -= tokens

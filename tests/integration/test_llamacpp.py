@@ -111,3 +111,33 @@ async def test_results_do_not_depend_on_what_ran_before(llama_backend):
     after_other = await llama_backend.generate_one(request)
     assert after_other.choices[0].text == alone.choices[0].text
     assert after_other.choices[0].logprobs == alone.choices[0].logprobs
+
+
+async def test_a_deadline_stops_decoding_at_the_next_token_and_the_tokens_spent_are_recorded(llama_backend):
+    import asyncio
+    import time
+
+    # a long generation, cut by its caller's deadline after about half a second
+    request = Request.chat(("user", "Write a long story about a dragon."), max_tokens=2000, temperature=0.0)
+    started = time.monotonic()
+    with UsageLedger() as ledger:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await llama_backend.generate_one(request)
+        await ledger.settle(10.0)
+    stopped_after = time.monotonic() - started
+    assert stopped_after < 1.5  # 2000 tokens at ~100 tokens/s would take 20 s
+    assert ledger.calls == 1
+    assert ledger.prompt_tokens == len(llama_backend.prompt_tokens(request))
+    assert 0 < ledger.completion_tokens < 200
+    assert not ledger.pending
+
+
+async def test_budget_counts_the_exact_prompt_tokens(llama_backend):
+    from reasoning import solve_async
+
+    request_tokens = llama_backend.count_prompt_tokens(Request.chat(QUESTION))
+    assert request_tokens == len(llama_backend.prompt_tokens(Request.chat(QUESTION)))
+    solution = await solve_async("Name three colours.", "cot", llama_backend, max_tokens=60)
+    assert solution.usage["total_tokens"] <= 60
+    assert solution.stopped_by == "max_tokens=60 reached"
