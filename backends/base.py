@@ -86,6 +86,8 @@ class Backend(ABC):
         if missing:
             fresh = await self._call_engine([requests[i] for i in missing])
             for i, result in zip(missing, fresh, strict=True):
+                for choice in result.choices:  # engines that cannot stop on a pattern are cut here
+                    choice.cut_at_pattern(requests[i].stop_pattern)
                 results[i] = result
                 if self.cache is not None:
                     self.cache.put(self.model_id, requests[i], result)

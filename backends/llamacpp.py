@@ -18,6 +18,7 @@ import codecs
 import json
 import os
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -173,6 +174,7 @@ class LlamaCppBackend(Backend):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")  # holds split multibyte characters
         text, finish = "", "length"
         longest_stop = max((len(s) for s in request.stop), default=0)
+        stop_pattern = re.compile(request.stop_pattern) if request.stop_pattern else None
         budget = min(request.max_tokens, self.n_ctx - len(prompt))
         for token in llm.generate(
             prompt,
@@ -198,6 +200,9 @@ class LlamaCppBackend(Backend):
                     text = text[: max(0, previous_length - longest_stop) + min(hits)]
                     finish = "stop"
                     break
+            if stop_pattern is not None and (found := stop_pattern.search(text, max(0, previous_length - 400))):
+                text, finish = text[: found.end()].rstrip(), "stop"
+                break
             if len(pieces) >= budget:
                 break
             if stop.is_set():

@@ -184,6 +184,10 @@ class ScriptedBackend(Backend):
         logprobs = response.logprobs or [DEFAULT_LOGPROB] * len(tokens)
         finish = "stop"
         cut = _first_stop(tokens, request.stop)
+        if request.stop_pattern is not None:
+            end = _pattern_end(tokens, request.stop_pattern)
+            if end is not None and (cut is None or end < cut):
+                cut = end
         if cut is not None:
             tokens, logprobs = tokens[:cut], logprobs[:cut]
         elif len(tokens) > request.max_tokens:
@@ -209,6 +213,16 @@ def _first_stop(tokens: list[str], stops: tuple[str, ...]) -> int | None:
         text += token
         if any(s in text for s in stops):
             return i
+    return None
+
+
+def _pattern_end(tokens: list[str], pattern: str) -> int | None:
+    """Number of tokens after which the text first matches ``pattern`` (an engine checks after each token)."""
+    text = ""
+    for i, token in enumerate(tokens):
+        text += token
+        if re.search(pattern, text):
+            return i + 1
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -76,8 +77,18 @@ class Request:
     seed: int | None = None
     logprobs: bool = False
     constraint: Constraint | None = None
+    stop_pattern: str | None = None
+    """A regular expression: generation ends right after its first match in the text, the match kept
+    (e.g. once a final answer has been stated). Engines that can check it while decoding stop there;
+    for the others the text is cut afterwards (the tokens past the cut are still billed)."""
 
     def __post_init__(self) -> None:
+        if self.stop_pattern is not None:
+            try:
+                re.compile(self.stop_pattern)
+            except (re.error, TypeError) as error:
+                message = f"stop_pattern {self.stop_pattern!r} is not a regular expression: {error}"
+                raise InvalidRequestError(message) from None
         if self.messages is not None and not isinstance(self.messages, tuple):
             object.__setattr__(self, "messages", tuple(self.messages))
         if isinstance(self.stop, str):
@@ -133,6 +144,21 @@ class Choice:
     completion_tokens: int
     tokens: list[str] | None = None
     logprobs: list[float] | None = None
+
+    def cut_at_pattern(self, pattern: str | None) -> None:
+        """Keep the text up to the end of the first match of ``pattern`` (and the tokens that make it)."""
+        match = re.search(pattern, self.text) if pattern else None
+        if match is None or match.end() >= len(self.text.rstrip()):
+            return
+        self.text = self.text[: match.end()].rstrip()
+        self.finish_reason = "stop"
+        if self.tokens is not None:
+            kept, length = 0, 0
+            while kept < len(self.tokens) and length < len(self.text):
+                length += len(self.tokens[kept])
+                kept += 1
+            self.tokens = self.tokens[:kept]
+            self.logprobs = self.logprobs[:kept] if self.logprobs is not None else None
 
 
 @dataclass

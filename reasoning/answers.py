@@ -19,6 +19,12 @@ import re
 
 MAX_SCAN_CHARS = 20_000
 NUMBER_PATTERN = r"-?[0-9][0-9,]*(\.[0-9]+)?"
+ANSWER_STATED_PATTERN = (
+    r"(?i:(?:\b(?:final\s+)?answer\s+is\b[ \t]*:?[ \t]*(?:\*\*)?[-−$\d\\(]|####[ \t]*\S|\\boxed\{)"
+    r"[^\n]*?(?:\.[ \t]|\n))"
+)
+"""A request's ``stop_pattern`` for whole chains: generation ends once a final answer has been stated
+and its sentence or line is over, instead of running on to the token limit repeating it."""
 
 _MARKER = re.compile(
     r"(?P<boxed>\\(?:boxed|fbox)\{)"
@@ -28,11 +34,12 @@ _MARKER = re.compile(
     re.IGNORECASE,
 )
 # what "the answer is" must be followed by to count: a number, maths, a bracket, or a choice letter
-_LOOKS_LIKE_ANSWER = re.compile(r"[-−+]?[\d$\\({\[]|\.\d|[A-E](?:[.)]|[ \t]*(?:\n|$))|[a-zA-Z]\s*=")
+_LOOKS_LIKE_ANSWER = re.compile(r"[-−+]?[\d$\\({\[]|\.\d|[A-E](?:[.)]|[ \t]*(?:\n|$))|[a-zA-Z]\s*(?:=|<|>|\\[lg]eq?\b)")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|(?<=[\d)}\]])[,;]\s+(?:so|and|which|because|since)\b")
 _PLAIN_NUMBER = re.compile(r"(?P<number>[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)(?P<rest>.*)", re.DOTALL)
 _UNIT_WORDS = re.compile(r"\s*(?:%|[A-Za-z°][A-Za-z°'\s.]*)?")
 _NUMBER = re.compile(r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_EQUATION = re.compile(r"(?!.*,\s)[^=]*[^=<>!\\]=(?P<value>[^=]+)", re.DOTALL)  # no ", ": not a tuple
 
 
 def last_boxed(text: str) -> str | None:
@@ -53,8 +60,9 @@ def _braced(text: str, begin: int) -> str | None:
 
 
 def clean_answer(stated: str) -> str:
-    """A stated answer as a grader wants it: markdown, ``$...$`` and trailing punctuation removed; a
-    plain number without thousands separators, currency or unit words ("$1,250 dollars" -> "1250")."""
+    """A stated answer as a grader wants it: markdown, ``$...$`` and trailing punctuation removed; of an
+    equation, its right-hand side; a plain number without thousands separators, currency or unit words
+    ("$1,250 dollars" -> "1250", "2 * 1.5 = 3 bolts" -> "3")."""
     text = stated.strip().strip("*_").strip()
     boxed = last_boxed(text)
     if boxed is not None:
@@ -63,6 +71,9 @@ def clean_answer(stated: str) -> str:
         if len(text) > len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
             text = text[len(opening) : -len(closing)].strip()
     text = text.rstrip(".!,;:").strip().strip("*_").strip()
+    equation = _EQUATION.fullmatch(text)
+    if equation:  # "2 * 1.5 = 3 bolts", "x = 5": the value is the right-hand side
+        text = equation.group("value").strip()
     number = _PLAIN_NUMBER.fullmatch(text)
     if number and _UNIT_WORDS.fullmatch(number.group("rest")):
         text = number.group("number")

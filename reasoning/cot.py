@@ -15,7 +15,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.runtime import Agent
 from backends import Constraint, record_event
-from reasoning.answers import NUMBER_PATTERN, extract_answer
+from reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer
 from reasoning.context import RunContext
 from reasoning.outcome import Outcome
 from reasoning.steps import final_answer
@@ -42,8 +42,11 @@ class CoTState(TypedDict, total=False):
     node: int
 
 
-def solver(context: RunContext, config: CoTConfig) -> Agent[str]:
-    return Agent("cot/solve", context.backend, context.budget, max_tokens=config.chain_tokens)
+def solver(context: RunContext, max_tokens: int) -> Agent[str]:
+    """Writes a whole chain of thought and stops once it has stated its final answer (cot, sc, bon)."""
+    return Agent(
+        "cot/solve", context.backend, context.budget, max_tokens=max_tokens, stop_pattern=ANSWER_STATED_PATTERN
+    )
 
 
 async def answer_after(context: RunContext, config: CoTConfig, chain: str) -> str | None:
@@ -55,7 +58,8 @@ async def answer_after(context: RunContext, config: CoTConfig, chain: str) -> st
         max_tokens=config.answer_tokens,
         constraint=Constraint.regex(config.answer_pattern) if config.answer_pattern else None,
     )
-    history = (*solver(context, config).prompt.render(question=context.question), ("assistant", chain or "-"))
+    asked = solver(context, config.chain_tokens).prompt.render(question=context.question)
+    history = (*asked, ("assistant", chain or "-"))
     context.used(final)
     constrained = final.constraint is not None and final.constraint.kind in context.backend.capabilities.constraints
     reply = (await final.run(history=history, seed=context.seed)).texts[0]
@@ -64,7 +68,7 @@ async def answer_after(context: RunContext, config: CoTConfig, chain: str) -> st
 
 
 async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
-    agent = solver(context, config)
+    agent = solver(context, config.chain_tokens)
     context.used(agent)
 
     async def think(state: CoTState) -> CoTState:

@@ -8,10 +8,10 @@ from typing import Annotated, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from agents.runtime import Agent
 from backends import record_event
 from reasoning.answers import extract_answer
 from reasoning.context import RunContext
+from reasoning.cot import solver
 from reasoning.outcome import Outcome
 from reasoning.steps import final_answer, majority_vote
 
@@ -30,7 +30,7 @@ class SelfConsistencyConfig:
 
 async def sample_chains(context: RunContext, samples: int, temperature: float, top_p: float, tokens: int) -> list[int]:
     """Sample whole chains in one request (the engine batches them); each becomes a node under the root."""
-    agent = Agent("cot/solve", context.backend, context.budget, max_tokens=tokens)
+    agent = solver(context, tokens)
     context.used(agent)
     reply = await agent.run(
         question=context.question, n=samples, temperature=temperature, top_p=top_p, seed=context.seed

@@ -34,6 +34,8 @@ class Agent(Generic[T]):
     """Used only when the backend supports its kind; the parser must cope with free text otherwise."""
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
+    stop_pattern: str | None = None
+    """Generation ends right after this regular expression matches (see ``backends.Request``)."""
     prompt_folder: str | None = None
 
     @property
@@ -63,6 +65,7 @@ class Agent(Generic[T]):
             seed=seed,
             max_tokens=self.max_tokens,
             stop=self.stop,
+            stop_pattern=self.stop_pattern,
             logprobs=logprobs,
             constraint=constraint,
         )

@@ -141,3 +141,19 @@ async def test_budget_counts_the_exact_prompt_tokens(llama_backend):
     solution = await solve_async("Name three colours.", "cot", llama_backend, max_tokens=60)
     assert solution.usage["total_tokens"] <= 60
     assert solution.stopped_by == "max_tokens=60 reached"
+
+
+async def test_a_stop_pattern_ends_decoding_once_the_answer_is_stated(llama_backend, data_dir):
+    from prompts import load_prompt
+    from reasoning.answers import ANSWER_STATED_PATTERN
+
+    # GSM8K test problem 0 with the cot prompt: greedy SmolLM2 repeats "The answer is 2800." to its limit
+    question = json.loads((data_dir / "gsm8k" / "test.jsonl").read_text().splitlines()[0])["question"]
+    ask = load_prompt("cot/solve").render(question=question)
+    free = await llama_backend.generate_one(Request.chat(*ask, max_tokens=512))
+    stopped = await llama_backend.generate_one(Request.chat(*ask, max_tokens=512, stop_pattern=ANSWER_STATED_PATTERN))
+    match = re.search(ANSWER_STATED_PATTERN, free.text)
+    assert match is not None  # greedy SmolLM2 states its answer and then goes on
+    assert stopped.text == free.text[: match.end()].rstrip()
+    assert stopped.usage.completion_tokens < free.usage.completion_tokens
+    assert stopped.choices[0].finish_reason == "stop"

@@ -13,7 +13,11 @@ EXTRACTION = [
     ("The answer is 10^3.", "10^3"),
     ("The answer is 2\\sqrt{2}.", "2\\sqrt{2}"),
     ("The answer is 3 + 2i.", "3 + 2i"),
-    ("The answer is x = 5.", "x = 5"),
+    ("The answer is x = 5.", "5"),
+    ("The answer is 2 * 1.5 = 3 bolts.", "3"),
+    ("The answer is 720 x 4 = 2,880 dollars.", "2880"),
+    ("The answer is (a, b) = (1, 2).", "(a, b) = (1, 2)"),
+    ("The answer is x \\ge 3.", "x \\ge 3"),
     ("The answer is 1, 2, 3.", "1, 2, 3"),
     ("The answer is [-3, 4).", "[-3, 4)"),
     ("The answer is .75.", ".75"),
@@ -95,3 +99,22 @@ def test_a_step_is_final_only_when_it_states_an_answer(step, answer):
 )
 def test_clean_answer(stated, clean):
     assert clean_answer(stated) == clean
+
+
+def test_a_chain_stops_once_it_has_stated_its_answer():
+    from backends.scripted import ScriptedBackend, ScriptRule
+    from reasoning import solve
+
+    repeating = "Work.\nThe answer is 7.\nThe answer is 7.\nThe answer is 7.\nThe answer is 7."
+    solution = solve("What is 3 + 4?", "cot", ScriptedBackend([ScriptRule("3 \\+ 4", [repeating])]))
+    assert solution.reasoning == "Work.\nThe answer is 7."
+    # "Work." "\nThe" " answer" " is" " 7." and "\nThe", whose newline shows the answer's line is over
+    assert solution.usage["completion_tokens"] == 6
+    assert solution.answer == "7"
+
+
+def test_a_stop_pattern_must_be_a_regular_expression():
+    from backends import InvalidRequestError, Request
+
+    with pytest.raises(InvalidRequestError, match="not a regular expression"):
+        Request.chat(("user", "q"), stop_pattern="(unclosed")
