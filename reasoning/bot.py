@@ -6,10 +6,22 @@ aggregates the trees' chains into one chain (best-first or greedy), asks the ana
 error analysis of that chain, and adds (chain, analysis) to the experience that every thinker
 prompt of the next iteration carries. It stops early when the analysis finds no error.
 
+Growth as in the reference (iQua/llmpebase ``trees.py``): DFS takes the newest open node, BFS the
+oldest, leaf-wise the best-scored open node on the deepest level; a tree grows until it has
+``max_sinks`` sinks (final answers, or nodes at ``max_depth``) or nothing is open. The two children
+of a node are distinct thoughts: duplicates (after whitespace normalisation) are dropped and the
+missing children asked for again, up to ``distinct_retries`` times. Aggregation defaults to
+best-first, as in the reference configs; greedy is an option.
+
 Unlike the reference code, best-first aggregation keeps the chain with the largest score sum over
 all trees (the reference never updated its running best), greedy aggregation picks the best step
 per step index across chains (the reference indexed chains as nodes), and the judge and analyst
 use their own prompts, not the generator's system prompt.
+
+Deviations: the reference's leaf-wise tree stops at its first final solution; ours grows to
+``max_sinks`` like the other policies. ``max_expansions`` (default None, no cap) is ours, a cost
+bound the paper does not have. An analysis that cannot be read at all is counted as a parse failure
+and the iterations go on (it is neither "no error" nor an error report).
 """
 
 from __future__ import annotations
@@ -24,8 +36,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from agents.runtime import derived_seed, rng
+from backends import record_event
 from reasoning.context import RunContext
-from reasoning.graph import ROOT, Experience
+from reasoning.graph import ROOT, Experience, ThoughtGraph, ThoughtNode
 from reasoning.outcome import Outcome
 from reasoning.steps import analyst, final_answer, judge, majority_vote, thinker
 
@@ -40,22 +53,28 @@ class BoTConfig:
     branching: int = 2
     max_depth: int = 30
     max_sinks: int = 4
-    max_expansions: int = 12
-    """Expansions per tree at most: a cost bound the paper leaves implicit."""
+    max_expansions: int | None = None
+    """Expansions per tree at most; None (the paper): grow until max_sinks sinks or nothing is open."""
+    distinct_retries: int = 2
+    """Extra requests for a node whose sampled children repeat each other, to get distinct thoughts."""
     policies: tuple[Policy, ...] = ("dfs", "bfs", "leaf_best")
     temperatures: tuple[float, ...] = POOL
     top_ps: tuple[float, ...] = POOL
     judge_temperature: float = 0.2
     analyst_temperature: float = 0.3
-    aggregation: Literal["greedy", "best_first"] = "greedy"
+    aggregation: Literal["greedy", "best_first"] = "best_first"
     experience_cap: int | None = None
     """Keep only the last k experiences in prompts (None: all, the paper's default of adding)."""
     step_tokens: int = 128
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "trees", "branching", "max_depth", "max_sinks", "max_expansions", "step_tokens"):
+        for name in ("iterations", "trees", "branching", "max_depth", "max_sinks", "step_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"BoTConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_expansions is not None and self.max_expansions < 1:
+            raise ValueError(f"BoTConfig.max_expansions must be >= 1 or None, got {self.max_expansions}")
+        if self.distinct_retries < 0:
+            raise ValueError(f"BoTConfig.distinct_retries must be >= 0, got {self.distinct_retries}")
         if self.aggregation not in ("greedy", "best_first"):
             raise ValueError(f"BoTConfig.aggregation must be greedy or best_first, got {self.aggregation!r}")
         if not self.policies or set(self.policies) - {"dfs", "bfs", "leaf_best"}:
@@ -76,6 +95,18 @@ def plan_tree(config: BoTConfig, seed: int, iteration: int, tree: int) -> TreePl
     return TreePlan(
         iteration, tree, draw.choice(config.policies), draw.choice(config.temperatures), draw.choice(config.top_ps)
     )
+
+
+def next_to_grow(graph: ThoughtGraph, open_nodes: list[int], policy: Policy) -> int:
+    """The open node a policy grows next: DFS the newest, BFS the oldest, leaf-wise the best-scored node
+    on the deepest level (ties to the earlier node)."""
+    if policy == "dfs":
+        return open_nodes[-1]
+    if policy == "bfs":
+        return open_nodes[0]
+    deepest = max(graph.nodes[i].depth for i in open_nodes)
+    level = [i for i in open_nodes if graph.nodes[i].depth == deepest]
+    return max(level, key=lambda i: (graph.nodes[i].score or 0.0, -i))
 
 
 @dataclass
@@ -131,25 +162,30 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
         return [x.render() for x in kept]
 
     async def expand(plan: TreePlan, node: int, expansion: int) -> list[int]:
+        """``branching`` distinct children of ``node`` (repeats dropped and asked for again), each judged.
+        Children join the graph as they arrive, so a budget stop keeps them."""
         steps = context.graph.steps(node) if node != ROOT else []
-        reply = await step_writer.run(
-            question=context.question,
-            steps=steps,
-            experiences=experiences(),
-            n=config.branching,
-            temperature=plan.temperature,
-            top_p=plan.top_p,
-            seed=derived_seed(context.seed, "bot", plan.iteration, plan.tree, expansion),
-        )
-        children = [
-            context.add_thought(
-                node,
-                text,
-                answer=final_answer(text),
-                metadata={"iteration": plan.iteration, "tree": plan.tree, "policy": plan.policy},
+        children: list[ThoughtNode] = []
+        seen: set[str] = set()
+        for attempt in range(config.distinct_retries + 1):
+            reply = await step_writer.run(
+                question=context.question,
+                steps=steps,
+                experiences=experiences(),
+                n=config.branching - len(children),
+                temperature=plan.temperature,
+                top_p=plan.top_p,
+                seed=derived_seed(context.seed, "bot", plan.iteration, plan.tree, expansion, attempt),
             )
-            for text in reply.texts
-        ]
+            for text in reply.texts:
+                if " ".join(text.split()) in seen:
+                    continue
+                seen.add(" ".join(text.split()))
+                metadata = {"iteration": plan.iteration, "tree": plan.tree, "policy": plan.policy}
+                children.append(context.add_thought(node, text, answer=final_answer(text), metadata=metadata))
+            if len(children) >= config.branching:
+                break
+            record_event("repeated_thought")
         scores = await asyncio.gather(
             *(
                 step_judge.run(
@@ -167,17 +203,12 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
 
     async def grow_tree(plan: TreePlan) -> TreeResult:
         """Grow one tree by its policy until it has max_sinks sinks or nothing left to expand."""
-        graph, open_nodes, leaves, sinks = context.graph, [ROOT], [], 0
-        for expansion in range(config.max_expansions):
-            if not open_nodes or sinks >= config.max_sinks:
+        graph, open_nodes, leaves, sinks, expansion = context.graph, [ROOT], [], 0, 0
+        while open_nodes and sinks < config.max_sinks:
+            if config.max_expansions is not None and expansion >= config.max_expansions:
                 break
-            if plan.policy == "dfs":
-                node = open_nodes.pop()
-            elif plan.policy == "bfs":
-                node = open_nodes.pop(0)
-            else:  # leaf_best: the best-scored open leaf
-                node = max(open_nodes, key=lambda i: (graph.nodes[i].score or 0.0, -i))
-                open_nodes.remove(node)
+            node = next_to_grow(graph, open_nodes, plan.policy)
+            open_nodes.remove(node)
             for child in await expand(plan, node, expansion):
                 child_node = graph.nodes[child]
                 if child_node.is_final or child_node.depth >= config.max_depth:
@@ -185,6 +216,7 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
                     leaves.append(child)
                 else:
                     open_nodes.append(child)
+            expansion += 1
         return TreeResult(plan, leaves + open_nodes)
 
     async def grow(task: dict) -> BoTState:
@@ -235,7 +267,7 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
         context.graph.experiences.append(
             Experience(steps, analysis.text, analysis.bad_steps, {"iteration": state["iteration"], "chain": chain})
         )
-        done = not analysis.finds_error or state["iteration"] + 1 >= config.iterations
+        done = analysis.finds_no_error or state["iteration"] + 1 >= config.iterations
         return {"iteration": state["iteration"] + 1, "answers": [answer or ""], "done": done}
 
     builder = StateGraph(BoTState)

@@ -37,26 +37,63 @@ class Analysis:
     bad_steps: list[int] = field(default_factory=list)
     """1-based indices of the steps the analyst names as wrong (unvalidated: callers check the range)."""
     text: str = ""
+    understood: bool = True
+    """False when nothing in the reply could be read as a verdict (counted as a parse failure): then
+    the reply is neither "no error" nor an error report, and methods go on as if no analysis ran."""
 
     @property
     def finds_error(self) -> bool:
         return bool(self.bad_steps)
 
+    @property
+    def finds_no_error(self) -> bool:
+        """The analyst said in so many words that the chain is right."""
+        return self.understood and not self.bad_steps
+
+
+_FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+_BAD_STEP_LIST = re.compile(r"bad[ _]steps?(?:[ _]ind(?:ex|ices|exes))?\W{0,4}((?:\d+[\s,and]*)+)", re.IGNORECASE)
+_STEP_IS_WRONG = re.compile(
+    r"\bstep\s*(\d+)\s*(?:is|was|seems|looks)\s*(?:wrong|incorrect|not correct|flawed|erroneous|a mistake)"
+    r"|\b(?:error|mistake)s?\s*(?:is\s*)?in\s*step\s*(\d+)",
+    re.IGNORECASE,
+)
+_NO_ERROR = re.compile(
+    r"\bno (?:errors?|mistakes?|bad steps?)\b|all (?:the )?steps are (?:right|correct)|(?:the )?(?:chain|solution|"
+    r"reasoning) is (?:entirely |fully )?correct",
+    re.IGNORECASE,
+)
+
+
+def _json_analysis(text: str) -> Analysis | None:
+    for candidate in (text, *(m.group(1) for m in _FENCED.finditer(text)), text[text.find("{") : text.rfind("}") + 1]):
+        try:
+            data = json.loads(candidate)
+        except (json.JSONDecodeError, TypeError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("bad_steps", []), list):
+            steps = [int(i) for i in data.get("bad_steps", []) if str(i).strip().isdigit()]
+            return Analysis(steps, f"{data.get('analysis', '')} {data.get('advice', '')}".strip())
+    return None
+
 
 def parse_analysis(text: str) -> Analysis:
-    """JSON from constrained output, else "bad step(s): 2, 3" in free text; nothing parseable counts."""
-    try:
-        data = json.loads(text)
-        steps = [int(i) for i in data.get("bad_steps", []) if isinstance(i, int | float | str) and str(i).isdigit()]
-        return Analysis(steps, f"{data.get('analysis', '')} {data.get('advice', '')}".strip())
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-        pass
-    found = re.search(r"bad steps?(?: index(?:es)?)?\s*:?\s*([\d,\s]+)", text, re.IGNORECASE)
-    if found is None:
-        if not re.search(r"no (errors?|mistakes?|bad steps?)|all (the )?steps are (right|correct)", text, re.I):
-            record_event("parse_failure")
+    """An analyst's verdict: JSON (constrained output, or a JSON object anywhere, fenced or not), else free
+    text ("Bad step index: 2, 3", "Step 2 is wrong", "the error is in step 4", "No errors"). A reply with no
+    verdict is ``understood=False`` and counted as a parse failure, never read as "no error"."""
+    parsed = _json_analysis(text)
+    if parsed is not None:
+        return parsed
+    listed = _BAD_STEP_LIST.search(text)
+    if listed:
+        return Analysis([int(i) for i in re.findall(r"\d+", listed.group(1))], text)
+    named = sorted({int(a or b) for a, b in _STEP_IS_WRONG.findall(text)})
+    if named:
+        return Analysis(named, text)
+    if _NO_ERROR.search(text):
         return Analysis([], text)
-    return Analysis([int(i) for i in re.findall(r"\d+", found.group(1))], text)
+    record_event("parse_failure")
+    return Analysis([], text, understood=False)
 
 
 ANALYSIS_SCHEMA = {
