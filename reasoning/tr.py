@@ -1,19 +1,25 @@
 """Thought Rollback (Chen et al., ICML 2024).
 
 One thought graph grown depth first, one step at a time. Before growing a node that still has
-rollback budget, the analyst reviews the path so far and names bad steps. For a bad step k the
-method adds a rollback edge from the current node back to step k-1 (the question for k = 1),
-makes that node growable again and attaches the analysis to it as an experience; everything grown
-below it inherits the experiences on its path in the thinker prompt. Finished solutions are
-analysed too. The answer is a vote over all solutions.
+rollback budget, the analyst reviews the path so far and names bad steps. The bad steps are tried
+in the order named; the first whose rollback the limits allow wins: a rollback edge goes from the
+current node back to the step before it (the question for step 1), that node becomes growable
+again, and the analysis rides on the rollback edge as an experience. Only the branch regrown from
+that rollback inherits it (the next child of the target carries it, and everything below that
+child sees it in the thinker prompt); the target itself is grown at once, not analysed again.
+Finished solutions are analysed too. The answer is a vote over all solutions.
 
-Every limit is enforced (the reference code never enforced the per-chain incoming limit) and step
-indices from the model are validated (the reference used them unchecked):
+Limits, with the reference code's meanings (iQua/llmpebase ``TR_structure.py``) and defaults:
 
-- ``max_outgoing``: rollbacks leaving one node;
-- ``max_incoming``: rollbacks arriving at one node;
-- ``max_from_chain``: rollbacks leaving nodes of one chain (root-to-node path);
-- ``max_into_chain``: rollbacks arriving at nodes of one chain.
+- ``max_outgoing`` (1): rollbacks leaving one thought;
+- ``max_incoming`` (2): rollbacks arriving at one thought;
+- ``max_into_target_from_chain`` (2): rollbacks into one target that leave thoughts of the chain
+  between that target and the current thought;
+- ``max_chain_rollbacks`` (3): rollbacks leaving thoughts of the current chain (root to thought).
+
+Unlike the reference, every limit is a strict bound (the reference compares ``<=`` for three of them,
+allowing one more), the into-target limit is enforced (the reference compared ids of different
+types, so it never held), and step indices from the model are validated.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from reasoning.graph import ROOT, Experience, ThoughtNode
 from reasoning.outcome import Outcome
 from reasoning.steps import analyst, final_answer, majority_vote, thinker, weighted_vote
 
+LIMITS = ("max_outgoing", "max_incoming", "max_into_target_from_chain", "max_chain_rollbacks")
+
 
 @dataclass(frozen=True)
 class ThoughtRollbackConfig:
@@ -39,9 +47,13 @@ class ThoughtRollbackConfig:
     max_solutions: int = 8
     max_sinks: int = 10
     max_outgoing: int = 1
+    """Rollbacks that may leave one thought."""
     max_incoming: int = 2
-    max_from_chain: int = 2
-    max_into_chain: int = 3
+    """Rollbacks that may arrive at one thought."""
+    max_into_target_from_chain: int = 2
+    """Rollbacks into one target from the thoughts of the chain between that target and the current thought."""
+    max_chain_rollbacks: int = 3
+    """Rollbacks that may leave the thoughts of one chain (root to the current thought)."""
     max_steps: int = 200
     """A hard bound on generated steps, whatever the analyst says."""
     vote: Literal["majority", "weighted"] = "majority"
@@ -51,7 +63,7 @@ class ThoughtRollbackConfig:
         for name in ("step_tokens", "max_depth", "max_solutions", "max_sinks", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ThoughtRollbackConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_outgoing", "max_incoming", "max_from_chain", "max_into_chain"):
+        for name in LIMITS:
             if getattr(self, name) < 0:
                 raise ValueError(f"ThoughtRollbackConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.vote not in ("majority", "weighted"):
@@ -70,18 +82,21 @@ class RollbackLimits:
         )
 
     def can_leave(self, node: int) -> bool:
+        """Whether ``node`` may still start a rollback (worth an analysis call)."""
         chain = {ROOT, *self.graph.path(node)}
         return (
             self._count(sources={node}) < self.config.max_outgoing
-            and self._count(sources=chain) < self.config.max_from_chain
+            and self._count(sources=chain) < self.config.max_chain_rollbacks
         )
 
     def allows(self, node: int, target: int) -> bool:
-        chain = {ROOT, *self.graph.path(node)}
+        """Whether a rollback from ``node`` to ``target`` keeps every limit."""
+        path = [ROOT, *self.graph.path(node)]
+        between = set(path[path.index(target) :]) if target in path else {node}
         return (
             self.can_leave(node)
             and self._count(targets={target}) < self.config.max_incoming
-            and self._count(targets=chain) < self.config.max_into_chain
+            and self._count(sources=between, targets={target}) < self.config.max_into_target_from_chain
         )
 
 
@@ -98,52 +113,63 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
     context.used(step_writer, chain_analyst)
     limits = RollbackLimits(context, config)
 
+    awaiting: dict[int, list[int]] = {}
+    """Rolled-back-to nodes and the experiences their next child inherits."""
+    analyses: dict[int, int] = {}
+
     def inherited(node: int) -> list[str]:
-        """Experiences attached to the question or to any node on the path to ``node``."""
-        indices = [i for n in (ROOT, *graph.path(node)) for i in graph.nodes[n].metadata.get("experiences", [])]
+        """Experiences that rode on the rollbacks whose regrown branches lead to ``node``."""
+        indices = [i for n in graph.path(node) for i in graph.nodes[n].metadata.get("experiences", [])]
         return [graph.experiences[i].render() for i in indices]
 
     async def try_rollback(node: int) -> int | None:
-        """Analyse the path to ``node``; add a rollback if a valid bad step is named and limits allow."""
+        """Analyse the path to ``node``; roll back for the first named bad step the limits allow."""
         path = graph.path(node)
+        analyses[node] = analyses.get(node, 0) + 1
         analysis = (
             await chain_analyst.run(
                 question=context.question,
                 steps=[graph.nodes[i].text for i in path],
-                seed=derived_seed(context.seed, "tr-analyst", node),
+                seed=derived_seed(context.seed, "tr-analyst", *path, analyses[node]),
             )
         ).parsed[0]
-        valid = [k for k in analysis.bad_steps if 1 <= k <= len(path)]
+        valid = [k for k in dict.fromkeys(analysis.bad_steps) if 1 <= k <= len(path)]
         if len(valid) < len(analysis.bad_steps):
             record_event("invalid_step_index", len(analysis.bad_steps) - len(valid))
-        if not valid:
-            return None
-        target = path[min(valid) - 2] if min(valid) >= 2 else ROOT
-        if not limits.allows(node, target):
-            record_event("rollback_refused_by_limits")
-            return None
-        graph.add_rollback(node, target, bad_step=min(valid))
-        graph.experiences.append(Experience([graph.nodes[i].text for i in path], analysis.text, valid, {"from": node}))
-        graph.nodes[target].metadata.setdefault("experiences", []).append(len(graph.experiences) - 1)
-        return target
+        for bad_step in valid:
+            target = path[bad_step - 2] if bad_step >= 2 else ROOT
+            if not limits.allows(node, target):
+                record_event("rollback_refused_by_limits")
+                continue
+            steps = [graph.nodes[i].text for i in path]
+            graph.experiences.append(Experience(steps, analysis.text, valid, {"from": node}))
+            experience = len(graph.experiences) - 1
+            graph.add_rollback(node, target, bad_step=bad_step, experience=experience)
+            awaiting.setdefault(target, []).append(experience)
+            return target
+        return None
 
     async def step(state: TRState) -> TRState:
         growable, solutions, sinks = list(state["growable"]), list(state["solutions"]), state["sinks"]
         node = growable.pop()  # depth first: the most recent growable node
-        if node != ROOT and limits.can_leave(node):
+        rolled_back_to = awaiting.pop(node, [])
+        if node != ROOT and not rolled_back_to and limits.can_leave(node):
             target = await try_rollback(node)
             if target is not None:
                 return {"growable": [*growable, target], "steps": state["steps"]}
+        path = graph.path(node)
         text = (
             await step_writer.run(
                 question=context.question,
                 steps=graph.steps(node) if node else [],
-                experiences=inherited(node),
+                experiences=[*inherited(node), *(graph.experiences[i].render() for i in rolled_back_to)],
                 temperature=config.temperature,
-                seed=derived_seed(context.seed, "tr", state["steps"]),
+                seed=derived_seed(context.seed, "tr", *path, len(rolled_back_to), state["steps"]),
             )
         ).texts[0]
         child: ThoughtNode = context.add_thought(node, text, answer=final_answer(text))
+        if rolled_back_to:
+            child.metadata["experiences"] = rolled_back_to
         if child.is_final:
             solutions.append(child.id)
             sinks += 1
