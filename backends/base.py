@@ -67,6 +67,8 @@ class Backend(ABC):
             raise InvalidRequestError(f"expected a backends.Request, got {type(request).__name__}")
         if request.messages is not None and not self.capabilities.chat:
             raise CapabilityError(f"backend {self.spec!r} takes raw prompts only, not chat messages")
+        if request.continue_final_message and not self.capabilities.continue_message:
+            raise CapabilityError(f"backend {self.spec!r} cannot continue an assistant message in place")
         if request.prompt is not None and not self.capabilities.raw_prompt:
             raise CapabilityError(f"backend {self.spec!r} takes chat messages only, not a raw prompt")
         self.require(
@@ -102,6 +104,11 @@ class Backend(ABC):
         if request.prompt is not None:
             return -(-len(request.prompt) // 3)
         return sum(4 + -(-len(m.content) // 3) for m in request.messages or ())
+
+    def token_pieces(self, text: str) -> list[str] | None:
+        """``text`` as the engine's tokens (the strings a Choice's ``tokens`` holds), or None without a
+        tokenizer here (remote servers)."""
+        return None
 
     async def generate_one(self, request: Request) -> Result:
         return (await self.generate([request]))[0]

@@ -63,6 +63,7 @@ class HFBackend(Backend):
             logprobs=True,
             constraints=frozenset(),
             batching=True,
+            continue_message=self.tokenizer.chat_template is not None,
         )
         self._end_tokens = {self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)}
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
@@ -82,10 +83,14 @@ class HFBackend(Backend):
             text = self.tokenizer.apply_chat_template(
                 [{"role": m.role, "content": m.content} for m in request.messages],
                 tokenize=False,
-                add_generation_prompt=True,
+                add_generation_prompt=not request.continue_final_message,
+                continue_final_message=request.continue_final_message,
             )
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self.tokenizer(request.prompt)["input_ids"]
+
+    def token_pieces(self, text: str) -> list[str]:
+        return [self.tokenizer.decode([t]) for t in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
     def count_prompt_tokens(self, request: Request) -> int:
         return len(self.prompt_ids(request))
@@ -124,6 +129,7 @@ class HFBackend(Backend):
                 input_ids=input_ids,
                 attention_mask=attention,
                 max_new_tokens=first.max_tokens,
+                min_new_tokens=first.min_tokens or None,
                 num_return_sequences=first.n,
                 pad_token_id=pad,
                 return_dict_in_generate=True,
@@ -187,7 +193,7 @@ def _sampling_key(request: Request) -> tuple:
     """Requests with equal keys share one ``generate`` call. Seeds are not part of it: transformers
     has one random generator per call, so a batch of seeded requests is seeded from all their seeds
     (reproducible for the same batch; greedy requests do not depend on seeds at all)."""
-    return (request.temperature, request.top_p, request.max_tokens, request.stop, request.n)
+    return (request.temperature, request.top_p, request.max_tokens, request.min_tokens, request.stop, request.n)
 
 
 def derived_batch_seed(seeds: list[int]) -> int:

@@ -80,8 +80,10 @@ class LlamaCppBackend(Backend):
             logprobs=True,
             constraints=frozenset({"json_schema", "regex", "choice"}),
             batching=False,
+            continue_message=self._chat_formatter is not None,
         )
         self._grammars: dict[str, Any] = {}
+        self._end_tokens: list[int] | None = None
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch, cancellable=True)
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
@@ -97,10 +99,18 @@ class LlamaCppBackend(Backend):
         """The exact token ids the model sees for ``request`` (chat template applied)."""
         if request.messages is not None:
             assert self._chat_formatter is not None
-            rendered = self._chat_formatter(messages=[{"role": m.role, "content": m.content} for m in request.messages])
-            return self._llm.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+            messages = request.messages[:-1] if request.continue_final_message else request.messages
+            rendered = self._chat_formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+            ids = self._llm.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+            if request.continue_final_message:  # the reply so far, left open after the assistant header
+                ids += self._llm.tokenize(request.messages[-1].content.encode(), add_bos=False, special=False)
+            return ids
         assert request.prompt is not None
         return self._llm.tokenize(request.prompt.encode(), add_bos=True, special=False)
+
+    def token_pieces(self, text: str) -> list[str]:
+        ids = self._llm.tokenize(text.encode(), add_bos=False, special=False)
+        return [self._llm.detokenize([t]).decode("utf-8", errors="replace") for t in ids]
 
     def count_prompt_tokens(self, request: Request) -> int:
         return len(self.prompt_tokens(request))
@@ -176,6 +186,7 @@ class LlamaCppBackend(Backend):
         longest_stop = max((len(s) for s in request.stop), default=0)
         stop_pattern = re.compile(request.stop_pattern) if request.stop_pattern else None
         budget = min(request.max_tokens, self.n_ctx - len(prompt))
+        too_short = self._end_mask(pieces, request.min_tokens)
         for token in llm.generate(
             prompt,
             top_k=0,
@@ -184,6 +195,7 @@ class LlamaCppBackend(Backend):
             temp=request.temperature,
             repeat_penalty=1.0,
             grammar=grammar,
+            logits_processor=too_short,
         ):
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 finish = "stop"
@@ -193,7 +205,7 @@ class LlamaCppBackend(Backend):
             pieces.append(llm.detokenize([token]))
             previous_length = len(text)
             text += decoder.decode(pieces[-1])
-            if request.stop:
+            if request.stop and len(pieces) > request.min_tokens:
                 window = text[max(0, previous_length - longest_stop) :]
                 hits = [i for i in (window.find(s) for s in request.stop) if i >= 0]
                 if hits:
@@ -219,6 +231,24 @@ class LlamaCppBackend(Backend):
             ),
             reused,
         )
+
+    def _end_mask(self, pieces: list[bytes], min_tokens: int) -> Any:
+        """A logits processor that forbids end-of-generation tokens until ``min_tokens`` are generated."""
+        if not min_tokens:
+            return None
+        import llama_cpp
+
+        if self._end_tokens is None:
+            vocab = self._llm._model.vocab
+            self._end_tokens = [t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+        end_tokens = self._end_tokens
+
+        def forbid_end(_input_ids: Any, scores: Any) -> Any:
+            if len(pieces) < min_tokens:
+                scores[end_tokens] = -np.inf
+            return scores
+
+        return llama_cpp.LogitsProcessorList([forbid_end])
 
     def _last_logprob(self, token: int) -> float:
         """log p(token) from the logits row the token was just sampled from."""

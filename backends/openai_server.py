@@ -45,6 +45,7 @@ class OpenAIBackend(Backend):
         timeout_seconds: float = 120.0,
         logprobs: bool = True,
         structured_outputs: Dialect = "openai",
+        continue_messages: bool = False,
         **options: Any,
     ) -> None:
         if structured_outputs not in _DIALECT_CONSTRAINTS:
@@ -66,6 +67,7 @@ class OpenAIBackend(Backend):
             logprobs=logprobs,
             constraints=_DIALECT_CONSTRAINTS[structured_outputs],
             batching=False,
+            continue_message=continue_messages,
         )
         self._per_loop: tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore] | None = None
 
@@ -144,6 +146,13 @@ class OpenAIBackend(Backend):
         }
         if request.stop:
             common["stop"] = list(request.stop)
+        extra = common.setdefault("extra_body", {})
+        if request.min_tokens:
+            extra["min_tokens"] = request.min_tokens  # vLLM and SGLang; others ignore unknown fields
+        if request.continue_final_message:  # vLLM's chat-template options
+            extra.update(continue_final_message=True, add_generation_prompt=False)
+        if not extra:
+            del common["extra_body"]
         if request.seed is not None:
             common["seed"] = request.seed
         started = time.perf_counter()

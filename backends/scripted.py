@@ -110,6 +110,7 @@ class ScriptedBackend(Backend):
         logprobs=True,
         constraints=frozenset({"json_schema", "regex", "choice"}),
         batching=False,
+        continue_message=True,
     )
 
     def __init__(
@@ -150,6 +151,9 @@ class ScriptedBackend(Backend):
             **options,
         )
 
+    def token_pieces(self, text: str) -> list[str]:
+        return scripted_tokens(text)
+
     def count_prompt_tokens(self, request: Request) -> int:
         return len(scripted_tokens(request_text(request)))
 
@@ -183,7 +187,7 @@ class ScriptedBackend(Backend):
         tokens = scripted_tokens(response.text)
         logprobs = response.logprobs or [DEFAULT_LOGPROB] * len(tokens)
         finish = "stop"
-        cut = _first_stop(tokens, request.stop)
+        cut = _first_stop(tokens, request.stop, request.min_tokens)
         if request.stop_pattern is not None:
             end = _pattern_end(tokens, request.stop_pattern)
             if end is not None and (cut is None or end < cut):
@@ -204,14 +208,15 @@ class ScriptedBackend(Backend):
         )
 
 
-def _first_stop(tokens: list[str], stops: tuple[str, ...]) -> int | None:
-    """Number of tokens before the first one at which a stop string has appeared in the text."""
+def _first_stop(tokens: list[str], stops: tuple[str, ...], min_tokens: int = 0) -> int | None:
+    """Number of tokens before the first one at which a stop string has appeared in the text (a stop
+    inside the first ``min_tokens`` tokens does not count, as with vLLM's ``min_tokens``)."""
     if not stops:
         return None
     text = ""
     for i, token in enumerate(tokens):
         text += token
-        if any(s in text for s in stops):
+        if i >= min_tokens and any(s in text[len(text) - len(token) - max(map(len, stops)) :] for s in stops):
             return i
     return None
 

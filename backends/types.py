@@ -78,6 +78,13 @@ class Request:
     logprobs: bool = False
     constraint: Constraint | None = None
     stop_pattern: str | None = None
+    min_tokens: int = 0
+    """Completion tokens before which neither an end-of-sequence token nor a stop string ends a sample
+    (llama.cpp masks the end tokens while decoding; openai passes vLLM's ``min_tokens``; hf masks the
+    end token but may stop at a stop string earlier)."""
+    continue_final_message: bool = False
+    """The last message is the assistant's unfinished reply, which the model continues in place (no new
+    turn): how a chain of thought is grown one step at a time."""
     """A regular expression: generation ends right after its first match in the text, the match kept
     (e.g. once a final answer has been stated). Engines that can check it while decoding stop there;
     for the others the text is cut afterwards (the tokens past the cut are still billed)."""
@@ -108,6 +115,10 @@ class Request:
             raise InvalidRequestError(f"n must be a positive integer, got {self.n!r}")
         if not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
             raise InvalidRequestError(f"max_tokens must be a positive integer, got {self.max_tokens!r}")
+        if not isinstance(self.min_tokens, int) or not 0 <= self.min_tokens <= self.max_tokens:
+            raise InvalidRequestError(f"min_tokens must be in [0, max_tokens], got {self.min_tokens!r}")
+        if self.continue_final_message and (self.messages is None or self.messages[-1].role != "assistant"):
+            raise InvalidRequestError("continue_final_message needs chat messages ending with an assistant message")
         if not 0.0 <= self.temperature <= 5.0:
             raise InvalidRequestError(f"temperature must be in [0, 5], got {self.temperature!r}")
         if not 0.0 < self.top_p <= 1.0:
@@ -209,3 +220,5 @@ class Capabilities:
     constraints: frozenset[ConstraintKind] = frozenset()
     batching: bool = False
     """The engine runs many sequences in one forward pass, so concurrent requests should be coalesced."""
+    continue_message: bool = False
+    """Requests may continue the final assistant message in place (``continue_final_message``)."""

@@ -39,6 +39,7 @@ class VLLMBackend(Backend):
             logprobs=True,
             constraints=frozenset({"json_schema", "regex", "choice"}),
             batching=True,
+            continue_message=getattr(self._tokenizer, "chat_template", None) is not None,
         )
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
 
@@ -55,7 +56,8 @@ class VLLMBackend(Backend):
         return self._tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in request.messages],
             tokenize=False,
-            add_generation_prompt=True,
+            add_generation_prompt=not request.continue_final_message,
+            continue_final_message=request.continue_final_message,
         )
 
     def _sampling_params(self, request: Request) -> Any:
@@ -66,6 +68,7 @@ class VLLMBackend(Backend):
             "temperature": request.temperature,
             "top_p": request.top_p,
             "max_tokens": request.max_tokens,
+            "min_tokens": request.min_tokens,
             "stop": list(request.stop) or None,
             "seed": request.seed,
             "logprobs": 0 if request.logprobs else None,  # 0: only the sampled token's logprob

@@ -1,15 +1,30 @@
 """Confidence-guided tree search ("Guided by Gut", 2025): no reward model, the model's own confidence.
 
-``paths`` beams live in ``paths / candidates`` independent subtrees. Each iteration every live beam
-samples ``candidates`` one-step continuations in one request (with logprobs) and keeps the best by
+``paths`` beams live in ``paths / candidates`` independent subtrees. Each beam is one continuing
+chain of thought: every iteration the model continues the same assistant message by one step (up
+to the step boundary, at least ``min_step_tokens`` long), ``candidates`` times in one request with
+logprobs, and the beam keeps the best continuation by
 
     score = C + λ·N,  C = mean exp(logprob) of the step's tokens,
-                      N = share of the step's tokens seen neither in the prompt nor earlier on the beam.
+                      N = share of the step's tokens that are neither in the problem nor earlier on the beam.
 
-The first step of a subtree keeps all its candidates as the subtree's beams. Temperature is 1.0 for
-the first iterations, then lower. A beam ends at a final answer, at the step cap (then the final
-answer is asked for), or when the degeneration guard prunes it. The answer is a confidence-weighted
-vote over finished beams (final-step confidences summed per answer), dropping those under a floor.
+The first step of a subtree keeps all its candidates as the subtree's beams. Temperature is
+``early_temperature`` for the first ``early_iterations`` iterations, then ``late_temperature``. A beam
+ends at a final answer, at the step cap (the final-answer cue is appended and the chain continued),
+or when the degeneration guard prunes it. The answer is a confidence-weighted vote over finished
+beams (final-step confidences summed per answer), dropping those under a floor.
+
+As the reference (Amirhosein-gh98/Guided-by-Gut, ``diverse_verifier_tree_search_GG.py``): continuation
+of one assistant message, novelty over tokens, the degeneration guard (more than 3 "wait" in the last
+150 characters of a candidate step, checked on iterations after ``degeneration_after`` that are
+multiples of ``degeneration_every``, except the last three), the forced final-answer cue at the cap.
+
+Deviations: the step boundary is a stop string, not a token id (METHODS.md: never a model's token
+id); backends that cannot continue a message in place (plain OpenAI-compatible servers without
+vLLM's ``continue_final_message``) get each step asked for with the shared step prompt instead, and
+this is counted (``gg_steps_reprompted``); without a tokenizer in process (remote servers) novelty
+compares words instead of tokens; the minimum step length is enforced while decoding on llama.cpp,
+vLLM and vLLM servers, and only for the end-of-sequence token on transformers.
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ from typing import Annotated, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from agents.runtime import derived_seed
+from agents.runtime import Agent, derived_seed
 from backends import Choice, record_event
 from reasoning.answers import NUMBER_PATTERN, extract_answer
 from reasoning.context import RunContext
@@ -30,6 +45,8 @@ from reasoning.cot import CoTConfig, answer_after
 from reasoning.graph import ROOT
 from reasoning.outcome import Outcome
 from reasoning.steps import final_answer, majority_vote, thinker, weighted_vote
+
+DEGENERATE_SCORE = -100.0
 
 
 @dataclass(frozen=True)
@@ -39,68 +56,69 @@ class GGConfig:
     novelty_weight: float = 0.5
     early_temperature: float = 1.0
     late_temperature: float = 0.6
-    early_iterations: int = 10
+    early_iterations: int = 11
+    """Iterations at ``early_temperature``: the reference's ``i <= 10``."""
     top_p: float = 0.95
     max_steps: int = 20
     step_tokens: int = 256
     min_step_tokens: int = 0
-    """Shortest step in tokens: with a minimum, steps are cut at the first boundary after it."""
+    """Shortest step in tokens, enforced while decoding (10 for AIME, 50 for MATH in the reference)."""
     step_boundary: str = "\n"
-    degeneration_words: tuple[str, ...] = ("wait",)
+    degeneration_word: str = "wait"
     max_degeneration_repeats: int = 3
+    """A candidate step with more than this many ``degeneration_word`` in its last 150 characters is pruned."""
+    degeneration_window_chars: int = 150
+    degeneration_after: int = 40
+    degeneration_every: int = 10
+    final_answer_cue: str = "Final answer: \\boxed{"
+    """Appended to a chain at the step cap; the chain is then continued to state its answer."""
+    answer_tokens: int = 32
     confidence_floor: float = 0.1
     vote: Literal["confidence", "majority", "top1"] = "confidence"
     answer_pattern: str | None = NUMBER_PATTERN
+    """The final answer's form when a backend that cannot continue a chain is asked for it separately."""
 
     def __post_init__(self) -> None:
         if self.paths < 1 or self.candidates < 1 or self.paths % self.candidates:
             raise ValueError(
                 f"GGConfig: paths ({self.paths}) must be a positive multiple of candidates ({self.candidates})"
             )
-        for name in ("max_steps", "step_tokens", "early_iterations"):
+        for name in ("max_steps", "step_tokens", "early_iterations", "degeneration_every", "answer_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GGConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.min_step_tokens <= self.step_tokens:
+            raise ValueError(f"GGConfig.min_step_tokens must be in [0, step_tokens], got {self.min_step_tokens}")
         if self.vote not in ("confidence", "majority", "top1"):
             raise ValueError(f"GGConfig.vote must be confidence, majority or top1, got {self.vote!r}")
 
 
-def _words(text: str) -> set[str]:
-    return {t.strip().lower() for t in re.findall(r"\w+|[^\w\s]", text)}
+def _words(text: str) -> list[str]:
+    return [t.lower() for t in re.findall(r"\w+|[^\w\s]", text)]
 
 
-def step_score(choice: Choice, seen_text: str, novelty_weight: float) -> tuple[float, float, float]:
-    """(score, confidence, novelty) of one sampled step; ``seen_text``: the prompt and the beam so far."""
+def step_score(choice: Choice, seen: set[str], novelty_weight: float) -> tuple[float, float, float]:
+    """(score, confidence, novelty) of one sampled step; ``seen``: the tokens of the problem and of the beam."""
     tokens, logprobs = choice.tokens or [], choice.logprobs or []
-    if not tokens:
+    if not tokens or not logprobs:
         return (0.0, 0.0, 0.0)
     confidence = sum(math.exp(lp) for lp in logprobs) / len(logprobs)
-    seen = _words(seen_text)
-    novel = sum(1 for t in tokens if t.strip() and t.strip().lower() not in seen)
-    novelty = novel / len(tokens)
+    novelty = sum(1 for t in tokens if t not in seen) / len(tokens)
     return (confidence + novelty_weight * novelty, confidence, novelty)
 
 
-def degenerate(steps: list[str], config: GGConfig) -> bool:
-    """A beam that repeats its last step verbatim or loops on "wait"-style words is pruned."""
-    if len(steps) >= 2 and steps[-1].strip() == steps[-2].strip():
-        return True
-    text = " ".join(steps).lower()
-    return any(
-        len(re.findall(rf"\b{re.escape(w)}\b", text)) >= config.max_degeneration_repeats
-        for w in config.degeneration_words
+def checks_degeneration(iteration: int, config: GGConfig) -> bool:
+    """Whether this iteration runs the degeneration guard (the reference: after 40, every 10th, not the last 3)."""
+    return (
+        iteration > config.degeneration_after
+        and iteration % config.degeneration_every == 0
+        and iteration < config.max_steps - 3
     )
 
 
-def cut_step(choice: Choice, config: GGConfig) -> Choice:
-    """With a minimum step length, end the step at the first boundary after ``min_step_tokens`` tokens."""
-    tokens, logprobs = choice.tokens or [], choice.logprobs or []
-    text = ""
-    for i, token in enumerate(tokens):
-        if i >= config.min_step_tokens and config.step_boundary in token:
-            before = token.split(config.step_boundary)[0]
-            return Choice(text + before, "stop", i + 1, [*tokens[:i], before], logprobs[: i + 1])
-        text += token
-    return choice
+def degenerate(step: str, config: GGConfig) -> bool:
+    """More than ``max_degeneration_repeats`` of the degeneration word in the step's last characters."""
+    window = re.sub(r"[^a-z\s]+", " ", step[-config.degeneration_window_chars :].lower()).split()
+    return window.count(config.degeneration_word) > config.max_degeneration_repeats
 
 
 @dataclass
@@ -123,46 +141,77 @@ class GGState(TypedDict, total=False):
 
 
 async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
-    context.backend.require(logprobs=True)  # refuse before any call
+    backend = context.backend
+    backend.require(logprobs=True)  # refuse before any call
     graph = context.graph
-    stop = () if config.min_step_tokens else (config.step_boundary,)
-    step_writer = thinker(context, max_tokens=config.step_tokens, stop=stop)
+    continues = backend.capabilities.continue_message
+    boundary = (config.step_boundary,)
+    if continues:
+        step_writer = Agent("gg/solve", backend, context.budget, max_tokens=config.step_tokens, stop=boundary)
+    else:
+        step_writer = thinker(context, max_tokens=config.step_tokens, stop=boundary)
+    step_writer.min_tokens = config.min_step_tokens
     context.used(step_writer)
-    prompt_text = " ".join(
-        text for _, text in step_writer.prompt.render(question=context.question, steps=[], experiences=[])
-    )
+    problem_pieces = backend.token_pieces(context.question)
+    tokenize = backend.token_pieces if problem_pieces is not None else _words
+
+    def chain_text(node: int) -> str:
+        steps = graph.steps(node) if node != ROOT else []
+        return "".join(step + config.step_boundary for step in steps)
+
+    def seen_tokens(node: int) -> set[str]:
+        beam = [
+            t for n in graph.path(node) for t in graph.nodes[n].metadata.get("tokens") or tokenize(graph.nodes[n].text)
+        ]
+        return {*(problem_pieces if problem_pieces is not None else _words(context.question)), *beam}
+
+    async def write(node: int, iteration: int, **options: object):
+        if continues:
+            return await step_writer.run(question=context.question, reply_so_far=chain_text(node) or None, **options)
+        record_event("gg_steps_reprompted")
+        steps = graph.steps(node) if node != ROOT else []
+        return await step_writer.run(question=context.question, steps=steps, experiences=[], **options)
 
     async def finish_at_cap(node: int) -> None:
-        answer = await answer_after(
-            context, CoTConfig(answer_pattern=config.answer_pattern), "\n".join(graph.steps(node))
+        """Append the final-answer cue to the chain and let the model continue it to its answer."""
+        if not continues:
+            chain = "\n".join(graph.steps(node))
+            graph.nodes[node].answer = await answer_after(
+                context, CoTConfig(answer_pattern=config.answer_pattern), chain
+            )
+            return
+        cue = Agent("gg/solve", backend, context.budget, max_tokens=config.answer_tokens)
+        reply = await cue.run(
+            question=context.question, reply_so_far=chain_text(node) + config.final_answer_cue, seed=context.seed
         )
-        graph.nodes[node].answer = answer
+        graph.nodes[node].answer = extract_answer(config.final_answer_cue + reply.texts[0])
 
     async def advance(task: dict) -> GGState:
         """One beam's iteration: sample candidates, keep the best (or all, for a subtree's first step)."""
         beam: Beam = task["beam"]
         iteration = task["iteration"]
-        steps = graph.steps(beam.node) if beam.node != ROOT else []
         temperature = config.early_temperature if iteration < config.early_iterations else config.late_temperature
-        reply = await step_writer.run(
-            question=context.question,
-            steps=steps,
-            experiences=[],
+        reply = await write(
+            beam.node,
+            iteration,
             n=config.candidates,
             temperature=temperature,
             top_p=config.top_p,
             logprobs=True,
-            seed=derived_seed(context.seed, "gg", beam.subtree, beam.node, iteration),
+            seed=derived_seed(context.seed, "gg", beam.subtree, *graph.path(beam.node), iteration),
         )
-        seen = prompt_text + " " + " ".join(steps)
+        seen = seen_tokens(beam.node)
+        guard = checks_degeneration(iteration, config)
         scored = []
-        for raw in reply.result.choices:
-            choice = cut_step(raw, config) if config.min_step_tokens else raw
+        for choice in reply.result.choices:
             score, confidence, novelty = step_score(choice, seen, config.novelty_weight)
-            scored.append((score, confidence, novelty, choice.text.strip()))
+            if guard and degenerate(choice.text, config):
+                score = DEGENERATE_SCORE
+            scored.append((score, confidence, novelty, choice))
         kept = scored if beam.node == ROOT else [max(scored, key=lambda s: s[0])]
         beams = []
-        for score, confidence, novelty, text in kept:
+        for score, confidence, novelty, choice in kept:
+            text = choice.text.strip()
             node = context.add_thought(
                 beam.node,
                 text,
@@ -170,11 +219,11 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
                 confidence=confidence,
                 novelty=novelty,
                 answer=final_answer(text),
-                metadata={"subtree": beam.subtree},
+                metadata={"subtree": beam.subtree, "tokens": choice.tokens},
             )
             successor = Beam(beam.subtree, node.id, done=node.is_final)
-            if not successor.done and degenerate(graph.steps(node.id), config):
-                successor.pruned = True
+            if score <= DEGENERATE_SCORE:
+                successor.pruned, successor.done = True, False
                 record_event("degenerate_beam")
             elif not successor.done and node.depth >= config.max_steps:
                 await finish_at_cap(node.id)

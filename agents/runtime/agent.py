@@ -36,6 +36,8 @@ class Agent(Generic[T]):
     stop: tuple[str, ...] = ()
     stop_pattern: str | None = None
     """Generation ends right after this regular expression matches (see ``backends.Request``)."""
+    min_tokens: int = 0
+    """Tokens before which neither a stop string nor the end of the reply ends a sample."""
     prompt_folder: str | None = None
 
     @property
@@ -51,14 +53,20 @@ class Agent(Generic[T]):
         seed: int | None = None,
         logprobs: bool = False,
         history: tuple[tuple[str, str], ...] = (),
+        reply_so_far: str | None = None,
         **values: Any,
     ) -> Request:
+        """The role's request; with ``reply_so_far`` the model continues that unfinished reply in place."""
         constraint = self.constraint
         if constraint is not None and constraint.kind not in self.backend.capabilities.constraints:
             constraint = None
+        continuation = (("assistant", reply_so_far),) if reply_so_far else ()
         return Request.chat(
             *history,
             *self.prompt.render(**values),
+            *continuation,
+            continue_final_message=bool(continuation),
+            min_tokens=min(self.min_tokens, self.max_tokens),
             n=n,
             temperature=temperature,
             top_p=top_p,

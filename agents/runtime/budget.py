@@ -102,7 +102,9 @@ class Budget:
                 raise BudgetExceeded(reason)
             if per_sample < request.max_tokens:
                 self.bind(f"max_tokens={self.max_tokens} reached")
-                request = dataclasses.replace(request, max_tokens=per_sample)
+                request = dataclasses.replace(
+                    request, max_tokens=per_sample, min_tokens=min(request.min_tokens, per_sample)
+                )
         tokens = prompt_tokens + request.n * request.max_tokens
         self._reserved_calls += 1
         self._reserved_tokens += tokens

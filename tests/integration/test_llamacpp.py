@@ -157,3 +157,21 @@ async def test_a_stop_pattern_ends_decoding_once_the_answer_is_stated(llama_back
     assert stopped.text == free.text[: match.end()].rstrip()
     assert stopped.usage.completion_tokens < free.usage.completion_tokens
     assert stopped.choices[0].finish_reason == "stop"
+
+
+async def test_continuing_an_assistant_message_extends_it_in_place(llama_backend):
+    opened = Request.chat(QUESTION, ("assistant", "Red, green and"), continue_final_message=True, max_tokens=8)
+    fresh = Request.chat(QUESTION, max_tokens=8)
+    # the prompt is the question's prompt (with the assistant header) followed by the reply so far
+    reply_tokens = llama_backend._llm.tokenize(b"Red, green and", add_bos=False, special=False)
+    assert llama_backend.prompt_tokens(opened) == llama_backend.prompt_tokens(fresh) + reply_tokens
+    result = await llama_backend.generate_one(opened)
+    assert not result.text.startswith("Red")  # a continuation, not a new reply
+
+
+async def test_min_tokens_holds_back_stop_strings_and_the_end_of_the_reply(llama_backend):
+    free = await llama_backend.generate_one(Request.chat(("user", "Say hi."), max_tokens=60, stop=("\n",)))
+    held = await llama_backend.generate_one(
+        Request.chat(("user", "Say hi."), max_tokens=60, stop=("\n",), min_tokens=free.usage.completion_tokens + 10)
+    )
+    assert held.usage.completion_tokens >= free.usage.completion_tokens + 10

@@ -11,7 +11,7 @@ from backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scr
 from reasoning import solve
 from reasoning.bot import BoTConfig, aggregate_best_first, aggregate_greedy, plan_tree
 from reasoning.context import RunContext
-from reasoning.gg import GGConfig, degenerate, step_score
+from reasoning.gg import GGConfig, checks_degeneration, degenerate, step_score
 from reasoning.graph import ROOT
 from reasoning.steps import majority_vote, parse_analysis, parse_score, weighted_vote
 from reasoning.tot import keep_best
@@ -172,17 +172,18 @@ def test_tr_ignores_out_of_range_step_indices():
 
 def test_gg_step_score_is_mean_probability_plus_weighted_novelty():
     choice = Choice("x", "stop", 4, tokens=[" the", " cat", " sat", " down"], logprobs=[math.log(0.5)] * 2 + [0.0] * 2)
-    score, confidence, novelty = step_score(choice, seen_text="The cat", novelty_weight=0.5)
+    score, confidence, novelty = step_score(choice, seen={" the", " cat"}, novelty_weight=0.5)
     assert confidence == pytest.approx(0.75)
-    assert novelty == pytest.approx(0.5)  # "sat", "down" are new; "the", "cat" were in the prompt
+    assert novelty == pytest.approx(0.5)  # " sat", " down" are new tokens; " the", " cat" were seen
     assert score == pytest.approx(1.0)
 
 
-def test_gg_degeneration_guard():
-    config = GGConfig()
-    assert degenerate(["wait", "wait, no", "Wait again"], config)
-    assert degenerate(["same step", "same step"], config)
-    assert not degenerate(["one", "two"], config)
+def test_gg_degeneration_guard_as_the_reference():
+    config = GGConfig(max_steps=100)
+    assert degenerate("so wait, wait. Wait... wait", config)  # four in the window: more than 3
+    assert not degenerate("wait wait wait", config)
+    assert not degenerate("wait wait wait wait" + " x" * 80, config)  # outside the last 150 characters
+    assert [i for i in range(100) if checks_degeneration(i, config)] == [50, 60, 70, 80, 90]
 
 
 def lp(text: str, p: float) -> ScriptedResponse:
@@ -194,7 +195,7 @@ def test_gg_keeps_the_best_candidate_by_confidence_and_novelty_and_votes_by_conf
     steps = [lp("Start here", 0.9), lp("Begin there", 0.9),
              lp("The answer is 7.", 0.95), lp("The answer is 8.", 0.2),  # beam 1: 7 wins on confidence
              lp("The answer is 8.", 0.3), lp("The answer is 8.", 0.25)]  # fmt: skip
-    backend = ScriptedBackend([ScriptRule("Write step", steps)])
+    backend = ScriptedBackend([ScriptRule("one step per line", steps)])
     solution = solve("q?", "gg", backend, paths=2, candidates=2)
     finals = solution.graph.finals()
     assert sorted(n.answer for n in finals) == ["7", "8"]
@@ -205,10 +206,15 @@ def test_gg_keeps_the_best_candidate_by_confidence_and_novelty_and_votes_by_conf
 
 
 def test_gg_prunes_degenerate_beams_and_refuses_backends_without_logprobs():
-    backend = ScriptedBackend([ScriptRule("Write step", ["wait", "wait wait", "wait wait wait"], cycle=True)])
-    solution = solve("q?", "gg", backend, paths=2, candidates=2, max_steps=6)
-    assert solution.usage["events"]["degenerate_beam"] >= 1
+    # iteration 0 keeps both first steps as beams; from iteration 1 every candidate loops on "wait", so the
+    # best candidate of each beam is degenerate and both beams are pruned
+    steps = ["Let me think.", "Let me see.", "wait wait wait wait"]
+    backend = ScriptedBackend([ScriptRule("one step per line", steps)])
+    config = {"paths": 2, "candidates": 2, "max_steps": 6, "degeneration_after": 0, "degeneration_every": 1}
+    solution = solve("q?", "gg", backend, **config)
+    assert solution.usage["events"]["degenerate_beam"] == 2
     assert solution.answer is None
+    assert solution.usage["calls"] == 3  # one request per iteration and beam: 1 + 2
 
     class NoLogprobs(ScriptedBackend):
         capabilities = Capabilities(logprobs=False)
