@@ -192,9 +192,9 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
                     question=context.question,
                     steps=[*steps, child.text],
                     temperature=config.judge_temperature,
-                    seed=derived_seed(context.seed, "judge", child.id),
+                    seed=derived_seed(context.seed, "judge", plan.iteration, plan.tree, expansion, index),
                 )
-                for child in children
+                for index, child in enumerate(children)
             )
         )
         for child, score in zip(children, scores, strict=True):

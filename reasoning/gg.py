@@ -198,7 +198,7 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
             temperature=temperature,
             top_p=config.top_p,
             logprobs=True,
-            seed=derived_seed(context.seed, "gg", beam.subtree, *graph.path(beam.node), iteration),
+            seed=derived_seed(context.seed, "gg", beam.subtree, *graph.position(beam.node, "subtree"), iteration),
         )
         seen = seen_tokens(beam.node)
         guard = checks_degeneration(iteration, config)

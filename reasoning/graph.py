@@ -94,6 +94,23 @@ class ThoughtGraph:
             node_id = parent
         return ids[::-1]
 
+    def position(self, node_id: int, scope: str | None = None) -> tuple[int, ...]:
+        """Where a node sits, independent of the order concurrent branches finished in: for each step on
+        its path, its index among its parent's children (only those with the same ``metadata[scope]``, for
+        methods whose concurrent trees share the question as parent). Seeds derived from it reproduce on
+        any backend, unlike node ids, which follow completion order."""
+        indices = []
+        for node in self.path(node_id):
+            this = self.nodes[node]
+            group = this.metadata.get(scope) if scope else None
+            siblings = [
+                n.id
+                for n in self.nodes.values()
+                if n.parent == this.parent and (scope is None or n.metadata.get(scope) == group)
+            ]
+            indices.append(siblings.index(node))
+        return tuple(indices)
+
     def steps(self, node_id: int) -> list[str]:
         return [self.nodes[i].text for i in self.path(node_id)]
 

@@ -87,7 +87,7 @@ async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
             experiences=[],
             n=config.proposals,
             temperature=config.temperature,
-            seed=derived_seed(context.seed, "tot", node),
+            seed=derived_seed(context.seed, "tot", *graph.position(node)),
         )
         return {"proposed": [context.add_thought(node, t, answer=final_answer(t)).id for t in reply.texts]}
 
@@ -97,7 +97,7 @@ async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
             await valuer.run(
                 question=context.question,
                 steps=graph.steps(node.id),
-                seed=derived_seed(context.seed, "tot-value", node.id),
+                seed=derived_seed(context.seed, "tot-value", *graph.position(node.id)),
             )
         ).parsed[0]
         return {"valued": [node.id]}
@@ -131,7 +131,7 @@ async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
     )
     finals = [n for n in graph.finals()]
     pool = finals or [graph.nodes[i] for i in state["frontier"] if i != ROOT]
-    best = max(pool, key=lambda n: (n.score or 0.0, -n.id), default=None)
+    best = min(pool, key=lambda n: (-(n.score or 0.0), graph.position(n.id)), default=None)  # ties: by position
     if best is None:
         return Outcome(None, "")
     graph.chosen = graph.path(best.id)

@@ -130,7 +130,7 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
             await chain_analyst.run(
                 question=context.question,
                 steps=[graph.nodes[i].text for i in path],
-                seed=derived_seed(context.seed, "tr-analyst", *path, analyses[node]),
+                seed=derived_seed(context.seed, "tr-analyst", *graph.position(node), analyses[node]),
             )
         ).parsed[0]
         valid = [k for k in dict.fromkeys(analysis.bad_steps) if 1 <= k <= len(path)]
@@ -157,14 +157,14 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
             target = await try_rollback(node)
             if target is not None:
                 return {"growable": [*growable, target], "steps": state["steps"]}
-        path = graph.path(node)
+        child_index = sum(1 for n in graph.nodes.values() if n.parent == node)
         text = (
             await step_writer.run(
                 question=context.question,
                 steps=graph.steps(node) if node else [],
                 experiences=[*inherited(node), *(graph.experiences[i].render() for i in rolled_back_to)],
                 temperature=config.temperature,
-                seed=derived_seed(context.seed, "tr", *path, len(rolled_back_to), state["steps"]),
+                seed=derived_seed(context.seed, "tr", *graph.position(node), child_index),
             )
         ).texts[0]
         child: ThoughtNode = context.add_thought(node, text, answer=final_answer(text))
