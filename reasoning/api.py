@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from functools import lru_cache
 from pathlib import Path
@@ -137,8 +138,15 @@ async def run_method(
 
 
 def solve(problem: str, method: str = "cot", backend: str | Backend = DEFAULT_BACKEND, **kwargs: Any) -> Solution:
-    """Blocking :func:`solve_async`."""
-    return asyncio.run(solve_async(problem, method, backend, **kwargs))
+    """Blocking :func:`solve_async`. Inside a running event loop (a Jupyter notebook) the run gets an event
+    loop of its own on a worker thread, so ``solve(...)`` works there too (``await solve_async(...)`` is the
+    way to share the notebook's loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(solve_async(problem, method, backend, **kwargs))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="solve") as worker:
+        return worker.submit(asyncio.run, solve_async(problem, method, backend, **kwargs)).result()
 
 
 async def stream_thoughts(

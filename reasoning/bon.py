@@ -22,6 +22,10 @@ class BestOfNConfig(SelfConsistencyConfig):
 
     samples: int = 4
 
+    def worst_case_calls(self) -> int:
+        """One request for the chains, one judge call per chain."""
+        return 1 + self.samples
+
 
 class BestOfNState(TypedDict, total=False):
     nodes: list[int]

@@ -80,6 +80,15 @@ class BoTConfig:
         if not self.policies or set(self.policies) - {"dfs", "bfs", "leaf_best"}:
             raise ValueError(f"BoTConfig.policies must be drawn from dfs, bfs, leaf_best, got {self.policies}")
 
+    def worst_case_calls(self) -> int | None:
+        """Per expansion: the writer (plus retries for repeated thoughts) and a judge call per child; per
+        iteration, one analysis. None without ``max_expansions``: a tree then grows until it has
+        ``max_sinks`` sinks, which the model decides (bound the run with ``max_calls``)."""
+        if self.max_expansions is None:
+            return None
+        per_expansion = 1 + self.distinct_retries + self.branching
+        return self.iterations * (self.trees * self.max_expansions * per_expansion + 1)
+
 
 @dataclass(frozen=True)
 class TreePlan:

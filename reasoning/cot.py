@@ -35,6 +35,10 @@ class CoTConfig:
         if not 0.0 <= self.temperature <= 5.0:
             raise ValueError(f"CoTConfig: temperature must be in [0, 5], got {self.temperature}")
 
+    def worst_case_calls(self) -> int:
+        """The chain, and the separate final-answer request when the chain states none."""
+        return 2
+
 
 class CoTState(TypedDict, total=False):
     chain: str

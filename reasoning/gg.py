@@ -91,6 +91,10 @@ class GGConfig:
         if self.vote not in ("confidence", "majority", "top1"):
             raise ValueError(f"GGConfig.vote must be confidence, majority or top1, got {self.vote!r}")
 
+    def worst_case_calls(self) -> int:
+        """First step: one request per subtree; then one per beam and step; at the cap, one per beam."""
+        return self.paths // self.candidates + self.paths * (self.max_steps - 1) + self.paths
+
 
 def _words(text: str) -> list[str]:
     return [t.lower() for t in re.findall(r"\w+|[^\w\s]", text)]

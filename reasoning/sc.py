@@ -27,6 +27,10 @@ class SelfConsistencyConfig:
         if self.samples < 1 or self.chain_tokens < 1:
             raise ValueError("samples and chain_tokens must be >= 1")
 
+    def worst_case_calls(self) -> int:
+        """All chains come from one request."""
+        return 1
+
 
 async def sample_chains(context: RunContext, samples: int, temperature: float, top_p: float, tokens: int) -> list[int]:
     """Sample whole chains in one request (the engine batches them); each becomes a node under the root."""

@@ -38,6 +38,11 @@ class ToTConfig:
         if self.value_mode not in ("score", "words"):
             raise ValueError(f"ToTConfig.value_mode must be score or words, got {self.value_mode!r}")
 
+    def worst_case_calls(self) -> int:
+        """Level 1: one proposal request and a value call per proposal; each deeper level: one proposal
+        request per kept state and a value call per proposal."""
+        return 1 + self.proposals + (self.max_depth - 1) * (self.beam + self.beam * self.proposals)
+
 
 def word_valuer(context: RunContext, config: ToTConfig) -> Agent[float]:
     """The value prompt of ToT's Game of 24: one word, mapped to a number (unknown words count as

@@ -69,6 +69,11 @@ class ThoughtRollbackConfig:
         if self.vote not in ("majority", "weighted"):
             raise ValueError(f"ThoughtRollbackConfig.vote must be majority or weighted, got {self.vote!r}")
 
+    def worst_case_calls(self) -> int:
+        """Each written step: one writer call and the analysis before it; each thought: at most one analysis
+        that rolls back instead of writing; each solution: one more analysis."""
+        return 3 * self.max_steps + self.max_solutions
+
 
 class RollbackLimits:
     def __init__(self, context: RunContext, config: ThoughtRollbackConfig) -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from backends import DEFAULT_BACKEND, BackendError, create_backend
+from backends import DEFAULT_BACKEND, BackendError, UsageLedger, create_backend
 from evals.cli import app as eval_app
 from evals.cli import parse_options
 from prompts import PromptError
-from reasoning.api import METHODS, stream_thoughts
+from reasoning.api import METHODS, make_config, stream_thoughts
 from reasoning.graph import ThoughtNode
 from reasoning.solution import Solution
 
@@ -26,15 +26,46 @@ def main() -> None:
     """thoughtgraph command line."""
 
 
-async def _solve(question: str, method: str, engine, show_thoughts: bool, **kwargs) -> Solution:
-    async for item in stream_thoughts(question, method, engine, **kwargs):
-        if isinstance(item, ThoughtNode):
-            if show_thoughts:
-                score = f" [{item.score:.2f}]" if item.score is not None else ""
-                typer.secho(f"  thought {item.id} (after {item.parent}){score}: {item.text[:100]!r}", dim=True)
-        else:
-            return item
+async def _solve(question: str, method: str, engine, show_thoughts: bool, calls_bar: Any, **kwargs) -> Solution:
+    """Stream the run's thoughts; ``calls_bar`` (a tqdm bar or None) follows the calls spent."""
+    with UsageLedger() as spent:  # ledgers nest: this one sees every call of the run
+
+        async def follow_calls() -> None:
+            while True:
+                calls_bar.update(spent.calls - calls_bar.n)
+                await asyncio.sleep(0.2)
+
+        follower = asyncio.create_task(follow_calls()) if calls_bar is not None else None
+        try:
+            async for item in stream_thoughts(question, method, engine, **kwargs):
+                if isinstance(item, ThoughtNode):
+                    if show_thoughts:
+                        score = f" [{item.score:.2f}]" if item.score is not None else ""
+                        line = f"  thought {item.id} (after {item.parent}){score}: {item.text[:100]!r}"
+                        (calls_bar.write if calls_bar is not None else typer.echo)(typer.style(line, dim=True))
+                else:
+                    return item
+        finally:
+            if follower is not None:
+                follower.cancel()
+                calls_bar.update(spent.calls - calls_bar.n)
+                calls_bar.close()
     raise RuntimeError("the method ended without a solution")
+
+
+def _calls_bar(method: str, options: dict, max_calls: int | None, enabled: bool) -> Any:
+    """Say the method's worst-case call count for its config; a bar of calls spent against the budget."""
+    worst = make_config(method, **options).worst_case_calls()
+    limit = min(x for x in (worst, max_calls) if x is not None) if (worst or max_calls) else None
+    if enabled:
+        bound = f"at most {worst} calls" if worst is not None else "no call bound of its own (use --max-calls)"
+        budget = f"; budget {max_calls} calls" if max_calls is not None else ""
+        typer.secho(f"{method}: {bound} for this config{budget}", dim=True, err=True)
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=limit, unit="call", desc="calls", leave=False, dynamic_ncols=True)
 
 
 @app.command()
@@ -56,18 +87,22 @@ def solve(
 ) -> None:
     """Answer QUESTION with a reasoning method; print the answer, the reasoning and the cost."""
     try:
+        options = parse_options(option or [])
+        show = not (quiet or as_json)
+        bar = _calls_bar(method, options, max_calls, enabled=show)
         engine = create_backend(backend, cache=cache)
         solution = asyncio.run(
             _solve(
                 question,
                 method,
                 engine,
-                not (quiet or as_json),
+                show,
+                bar,
                 seed=seed,
                 max_calls=max_calls,
                 max_tokens=max_tokens,
                 max_seconds=max_seconds,
-                **parse_options(option or []),
+                **options,
             )
         )
     except (BackendError, PromptError, ValueError) as error:

@@ -61,3 +61,20 @@ def test_solve_with_a_method_streams_thoughts_writes_the_trace_and_honours_the_b
     calls = int(result.stdout.split("Cost: ")[1].split(" calls")[0])
     assert calls <= 5
     assert trace.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_solve_states_the_worst_case_calls_and_follows_calls_spent(tmp_path):
+    script = tmp_path / "script.yaml"
+    script.write_text(
+        'rules:\n  - match: "You grade"\n    responses: ["0.5"]\n'
+        '  - match: "Write step"\n    responses: ["Go on.", "The answer is 4."]\n    cycle: true\n'
+    )
+    result = run_cli(
+        "solve", "What is 2 + 2?", "--method", "tot", "--backend", f"scripted:{script}",
+        "--option", "proposals=2", "--option", "beam=2", "--option", "max_depth=3", "--max-calls", "5",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # 1 + 2 + 2 * (2 + 2 * 2) = 15 calls at most for this config, bounded further by the budget
+    assert "tot: at most 15 calls for this config; budget 5 calls" in result.stderr
+    assert "calls" in result.stderr and "/5" in result.stderr  # the bar of calls spent against the budget
+    assert "stopped early: max_calls=5 reached" in result.stdout

@@ -106,3 +106,9 @@ def test_solve_with_a_spec_string_builds_the_backend_once(tmp_path):
     second = solve("How many apples now?", "cot", spec)
     assert first.answer == second.answer == "7"
     assert len(shared_backend(spec).calls) == 2  # both runs reached the same backend object
+
+
+async def test_solve_works_inside_a_running_event_loop_as_in_a_notebook():
+    backend = ScriptedBackend([ScriptRule("apples", ["3 + 4 = 7.\nThe answer is 7."])])
+    solution = solve("Tom has 3 apples and gets 4. How many apples?", "cot", backend)  # no await: a notebook cell
+    assert solution.answer == "7"

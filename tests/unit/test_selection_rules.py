@@ -98,3 +98,28 @@ def test_tot_value_seeds_belong_to_the_thought_not_to_its_arrival():
         return sorted((r.messages[-1].content, r.seed) for r in backend.calls)
 
     assert all(run(jitter) == run(0) for jitter in (1, 2, 3))
+
+
+def test_worst_case_calls_are_exact_where_nothing_ends_early_and_bound_every_run():
+    from reasoning.api import make_config
+
+    endless = ScriptedBackend(
+        [
+            ScriptRule("You grade", ["0.5"]),
+            ScriptRule("You check", ['{"bad_steps": [1], "analysis": "redo", "advice": "x"}']),
+            ScriptRule("Write step|one step per line", ["Go on.", "Keep going.", "More."], cycle=True),
+        ],
+        default="no answer stated",
+    )
+    # ToT, 2 proposals, beam 2, depth 3, no final answer: 1 + 2 + 2 * (2 + 2 * 2) = 15 calls
+    tot = solve("q?", "tot", endless, proposals=2, beam=2, max_depth=3)
+    assert tot.usage["calls"] == make_config("tot", proposals=2, beam=2, max_depth=3).worst_case_calls() == 15
+    # GG, 4 paths in 2 subtrees, 3 steps: 2 first steps + 4 beams x 2 more steps + 4 answer cues = 14
+    gg = solve("q?", "gg", endless, paths=4, candidates=2, max_steps=3)
+    assert gg.usage["calls"] == make_config("gg", paths=4, candidates=2, max_steps=3).worst_case_calls() == 14
+    tr = solve("q?", "tr", endless, max_steps=6, max_depth=3)
+    assert tr.usage["calls"] <= make_config("tr", max_steps=6, max_depth=3).worst_case_calls()
+    bot = solve("q?", "bot", endless, iterations=2, trees=2, max_expansions=2)
+    assert bot.usage["calls"] <= make_config("bot", iterations=2, trees=2, max_expansions=2).worst_case_calls()
+    assert make_config("bot").worst_case_calls() is None  # unbounded without max_expansions
+    assert make_config("cot").worst_case_calls() == 2 and make_config("bon", samples=3).worst_case_calls() == 4
