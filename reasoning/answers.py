@@ -20,11 +20,12 @@ import re
 MAX_SCAN_CHARS = 20_000
 NUMBER_PATTERN = r"-?[0-9][0-9,]*(\.[0-9]+)?"
 ANSWER_STATED_PATTERN = (
-    r"(?i:(?:\b(?:final\s+)?answer\s+is\b[ \t]*:?[ \t]*(?:\*\*)?[-−$\d\\(]|####[ \t]*\S|\\boxed\{)"
-    r"[^\n]*?(?:\.[ \t]|\n))"
+    r"(?i:(?:\b(?:final\s+)?answer\s+is\b[ \t]*:?[ \t]*(?:\*\*)?[-−$\d\\(]|\\boxed\{)[^\n]*?(?:\.[ \t]|\n))"
 )
-"""A request's ``stop_pattern`` for whole chains: generation ends once a final answer has been stated
-and its sentence or line is over, instead of running on to the token limit repeating it."""
+"""A request's ``stop_pattern`` for whole chains: generation ends once the final answer has been stated
+in the form the prompts ask for ("The answer is x." or ``\boxed{x}``) and its sentence or line is over,
+instead of running on to the token limit repeating it. ``#### x`` does not stop a chain: small models
+write a stray "#### 1" before stating their real answer."""
 
 _MARKER = re.compile(
     r"(?P<boxed>\\(?:boxed|fbox)\{)"

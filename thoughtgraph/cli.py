@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +33,8 @@ async def _solve(question: str, method: str, engine, show_thoughts: bool, calls_
 
         async def follow_calls() -> None:
             while True:
-                calls_bar.update(spent.calls - calls_bar.n)
+                if spent.calls != calls_bar.n:
+                    calls_bar.update(spent.calls - calls_bar.n)
                 await asyncio.sleep(0.2)
 
         follower = asyncio.create_task(follow_calls()) if calls_bar is not None else None
@@ -53,7 +55,7 @@ async def _solve(question: str, method: str, engine, show_thoughts: bool, calls_
     raise RuntimeError("the method ended without a solution")
 
 
-def _calls_bar(method: str, options: dict, max_calls: int | None, enabled: bool) -> Any:
+def _calls_bar(method: str, options: dict, max_calls: int | None, enabled: bool, progress: bool | None) -> Any:
     """Say the method's worst-case call count for its config; a bar of calls spent against the budget."""
     worst = make_config(method, **options).worst_case_calls()
     limit = min(x for x in (worst, max_calls) if x is not None) if (worst or max_calls) else None
@@ -61,7 +63,7 @@ def _calls_bar(method: str, options: dict, max_calls: int | None, enabled: bool)
         bound = f"at most {worst} calls" if worst is not None else "no call bound of its own (use --max-calls)"
         budget = f"; budget {max_calls} calls" if max_calls is not None else ""
         typer.secho(f"{method}: {bound} for this config{budget}", dim=True, err=True)
-    if not enabled:
+    if not enabled or not (sys.stderr.isatty() if progress is None else progress):  # by default, on terminals
         return None
     from tqdm import tqdm
 
@@ -84,12 +86,15 @@ def solve(
     html: Annotated[Path | None, typer.Option(help="Write the thought graph as an HTML page here.")] = None,
     quiet: Annotated[bool, typer.Option(help="Do not show thoughts as they are produced.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the solution as JSON.")] = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Bar of calls spent (default: on a terminal).")
+    ] = None,
 ) -> None:
     """Answer QUESTION with a reasoning method; print the answer, the reasoning and the cost."""
     try:
         options = parse_options(option or [])
         show = not (quiet or as_json)
-        bar = _calls_bar(method, options, max_calls, enabled=show)
+        bar = _calls_bar(method, options, max_calls, enabled=show, progress=progress)
         engine = create_backend(backend, cache=cache)
         solution = asyncio.run(
             _solve(

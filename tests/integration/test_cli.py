@@ -72,6 +72,7 @@ def test_solve_states_the_worst_case_calls_and_follows_calls_spent(tmp_path):
     result = run_cli(
         "solve", "What is 2 + 2?", "--method", "tot", "--backend", f"scripted:{script}",
         "--option", "proposals=2", "--option", "beam=2", "--option", "max_depth=3", "--max-calls", "5",
+        "--progress",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     # 1 + 2 + 2 * (2 + 2 * 2) = 15 calls at most for this config, bounded further by the budget
