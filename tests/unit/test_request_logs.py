@@ -125,5 +125,10 @@ def test_chain_of_thought_asks_for_the_answer_alone_with_the_chain_as_history():
     assert final.messages[2].content == "no answer here" and final.messages[1].content == "q?"
     assert (final.max_tokens, final.seed) == (12, 4) and final.constraint is not None
     assert solution.answer == "1234"  # constrained reply taken as it is, thousands separator dropped
+    assert solution.graph.nodes[1].answer == "1234" and solution.graph.chosen == [1]
+    assert dict(solution.candidates) == {"1234": 1} and solution.reasoning == "no answer here"
+    stated = solve("q?", "cot", ScriptedBackend([ScriptRule("q\\?", ["2 + 2 = 4. The answer is 4."])]))
+    assert dict(stated.candidates) == {"4": 1} and stated.graph.nodes[1].text == "2 + 2 = 4. The answer is 4."
+    assert stated.graph.nodes[1].answer == "4" and stated.usage["calls"] == 1
     assert solution.usage["events"]["parse_failure"] == 1
     assert solution.prompt_versions == {"cot/solve": 1, "cot/final_answer": 1}

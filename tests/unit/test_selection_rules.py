@@ -20,6 +20,10 @@ def test_self_consistency_takes_the_majority_not_the_first_answer():
     assert solution.answer == "5"  # 5 twice; 6 and 7 once; the first chain says 6
     assert dict(solution.candidates) == {"6": 1, "5": 2, "7": 1}
     assert solution.reasoning == "So 5. The answer is 5."  # the first chain that gave the majority answer
+    assert solution.graph.chosen == [2]
+    silent = solve("q?", "sc", ScriptedBackend([ScriptRule("q\\?", ["no number", "none either"])]), samples=2)
+    assert silent.answer is None and not silent.candidates  # chains without answers do not vote
+    assert silent.graph.chosen == [1] and silent.reasoning == "no number"
 
 
 def test_best_of_n_keeps_the_best_scored_chain_and_breaks_ties_to_the_earlier_one():
@@ -31,6 +35,8 @@ def test_best_of_n_keeps_the_best_scored_chain_and_breaks_ties_to_the_earlier_on
     ]
     solution = solve("q?", "bon", ScriptedBackend([*scores, ScriptRule("q\\?", chains)]), samples=3)
     assert solution.answer == "2"  # 0.9 > 0.5 > 0.2
+    assert solution.reasoning == "Second. The answer is 2." and solution.graph.chosen == [2]
+    assert dict(solution.candidates) == {"2": 1}
     tied = [ScriptRule("You grade", ["0.5"]), ScriptRule("q\\?", chains)]
     assert solve("q?", "bon", ScriptedBackend(tied), samples=3).answer == "1"
 
