@@ -8,6 +8,7 @@ import json
 import math
 
 from agents.runtime import derived_seed
+from backends import Capabilities
 from backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
 from reasoning import solve
 
@@ -132,3 +133,92 @@ def test_chain_of_thought_asks_for_the_answer_alone_with_the_chain_as_history():
     assert stated.graph.nodes[1].answer == "4" and stated.usage["calls"] == 1
     assert solution.usage["events"]["parse_failure"] == 1
     assert solution.prompt_versions == {"cot/solve": 1, "cot/final_answer": 1}
+
+
+def test_boosting_of_thoughts_requests():
+    import random
+
+    from reasoning.bot import POOL
+
+    backend = ScriptedBackend(
+        [
+            ScriptRule("You grade[\\s\\S]*Score of step 1", ["0.4"]),
+            ScriptRule("You grade", ["0.8"]),
+            ScriptRule("You check", [analysis(1), NO_ERROR]),
+            ScriptRule("Write step 1\\.", ["x1", "y1"], cycle=True),
+            ScriptRule("Write step 2\\.", ["The answer is 3.", "So the answer is 3."], cycle=True),
+        ]
+    )
+    config = {"iterations": 3, "trees": 1, "max_sinks": 2, "max_depth": 2, "policies": ("bfs",),
+              "aggregation": "greedy", "experience_cap": 1}  # fmt: skip
+    solution = solve("q?", "bot", backend, seed=11, **config)
+    writer, judge, analyst = "You solve problems one step at a time", "You grade reasoning", "You check reasoning"
+    expected = []
+    for iteration in (0, 1):  # the second analysis finds no error: no third iteration
+        draw = random.Random(derived_seed(11, "bot", iteration, 0))  # policy, then temperature, then top_p
+        draw.choice(("bfs",))
+        temperature, top_p = draw.choice(POOL), draw.choice(POOL)
+        for expansion in (0, 1):  # the question, then x1 (BFS: the older open node); its two finals end the tree
+            expected.append((writer, 2, temperature, top_p, derived_seed(11, "bot", iteration, 0, expansion, 0)))
+            expected += [(judge, 1, 0.2, 1.0, derived_seed(11, "judge", iteration, 0, expansion, i)) for i in (0, 1)]
+        expected.append((analyst, 1, 0.3, 1.0, derived_seed(11, "analyst", iteration)))
+    observed = [(role(c), c.n, c.temperature, c.top_p, c.seed) for c in backend.calls]
+    assert sorted(observed) == sorted(expected)
+    second_iteration = [c for c in backend.calls if role(c) == writer][2:]
+    assert all("bad (1,)" in c.messages[-1].content for c in second_iteration)  # the experience, capped at 1
+    nodes = list(solution.graph.nodes.values())[1:]
+    assert {(n.metadata["iteration"], n.metadata["tree"], n.metadata["policy"]) for n in nodes} == {
+        (0, 0, "bfs"),
+        (1, 0, "bfs"),
+    }
+    assert [n.score for n in nodes[:4]] == [0.4, 0.4, 0.8, 0.8]
+    assert len(solution.graph.experiences) == 2 and solution.answer == "3"
+    assert solution.prompt_versions == {"step/thinker": 1, "step/judge": 1, "analysis/chain": 1}
+
+
+def test_tree_of_thoughts_requests():
+    backend = ScriptedBackend(
+        [
+            ScriptRule("You grade[\\s\\S]*Step 1: low\\n[\\s\\S]*Score of step 1", ["0.3"]),
+            ScriptRule("You grade[\\s\\S]*Score of step 1", ["0.9"]),
+            ScriptRule("You grade[\\s\\S]*answer is 5", ["0.2"]),
+            ScriptRule("You grade", ["0.7"]),
+            ScriptRule("Write step 1\\.", ["low", "high"]),
+            ScriptRule("Write step 2\\.", ["The answer is 5.", "So the answer is 6."]),
+        ]
+    )
+    solution = solve("q?", "tot", backend, seed=13, proposals=2, beam=1, max_depth=2, temperature=0.5)
+    writer, judge = "You solve problems one step at a time", "You grade reasoning"
+    expected = [
+        (writer, 2, 0.5, 128, derived_seed(13, "tot")),  # from the question
+        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 0)),  # "low": 0.3
+        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 1)),  # "high": 0.9, the one state kept (beam 1)
+        (writer, 2, 0.5, 128, derived_seed(13, "tot", 1)),  # from "high", the question's second child
+        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 1, 0)),
+        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 1, 1)),
+    ]
+    assert sorted((role(c), c.n, c.temperature, c.max_tokens, c.seed) for c in backend.calls) == sorted(expected)
+    assert solution.answer == "6"  # 0.7 > 0.2
+    assert [solution.graph.nodes[i].text for i in solution.graph.chosen] == ["high", "So the answer is 6."]
+
+
+def test_tree_of_thoughts_value_words():
+    backend = ScriptedBackend(
+        [
+            ScriptRule("Evaluate whether[\\s\\S]*Step 1: a\\n", ["impossible"]),
+            ScriptRule("Evaluate whether[\\s\\S]*Step 1: b\\n", ["sure"]),
+            ScriptRule("Evaluate whether", ["likely"]),
+            ScriptRule("Write step 1\\.", ["a", "b", "c"]),
+        ]
+    )
+    solution = solve("q?", "tot", backend, proposals=3, beam=2, max_depth=1, value_mode="words")
+    assert [solution.graph.nodes[i].score for i in (1, 2, 3)] == [0.001, 20.0, 1.0]  # ToT's Game of 24 values
+    valued = [c for c in backend.calls if c.messages[0].content.startswith("Evaluate")]
+    assert all(c.max_tokens == 4 and set(c.constraint.choices) == {"sure", "likely", "impossible"} for c in valued)
+
+    class FreeText(ScriptedBackend):
+        capabilities = Capabilities(logprobs=True, constraints=frozenset({"regex"}))
+
+    free = FreeText([ScriptRule("Evaluate whether", ["Maybe."]), ScriptRule("Write step 1\\.", ["a"])])
+    result = solve("q?", "tot", free, proposals=1, beam=1, max_depth=1, value_mode="words")
+    assert result.graph.nodes[1].score == 0.001 and result.usage["events"]["parse_failure"] == 1
