@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from agents.runtime import derived_seed
 from backends import Capabilities
 from backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
@@ -222,3 +224,32 @@ def test_tree_of_thoughts_value_words():
     free = FreeText([ScriptRule("Evaluate whether", ["Maybe."]), ScriptRule("Write step 1\\.", ["a"])])
     result = solve("q?", "tot", free, proposals=1, beam=1, max_depth=1, value_mode="words")
     assert result.graph.nodes[1].score == 0.001 and result.usage["events"]["parse_failure"] == 1
+
+
+def finished_beams() -> ScriptedBackend:
+    """Four single-beam subtrees that finish at once, with final-step confidences 0.95, 0.3, 0.35 and 0.05."""
+    answers = [lp("The answer is 7.", 0.95), lp("The answer is 8.", 0.3), lp("So the answer is 8.", 0.35)]
+    return ScriptedBackend([ScriptRule("q\\?$", [*answers, lp("The answer is 9.", 0.05)])])
+
+
+def test_guided_by_gut_votes_by_confidence_majority_or_top1_above_the_floor():
+    config = {"paths": 4, "candidates": 1, "max_steps": 3}
+    by_confidence = solve("q?", "gg", finished_beams(), **config)
+    assert by_confidence.answer == "7"  # 0.95 against 0.3 + 0.35 = 0.65; the 0.05 beam is under the 0.1 floor
+    assert by_confidence.candidates == {"7": 0.95, "8": 0.3 + 0.35}
+    assert by_confidence.usage["events"]["below_confidence_floor"] == 1
+    assert by_confidence.reasoning == "The answer is 7."
+    majority = solve("q?", "gg", finished_beams(), vote="majority", **config)
+    assert majority.answer == "8" and dict(majority.candidates) == {"7": 1, "8": 2}
+    assert majority.reasoning == "So the answer is 8."  # the more confident of the two 8s
+    top1 = solve("q?", "gg", finished_beams(), vote="top1", **config)
+    assert top1.answer == "7" and dict(top1.candidates) == {"7": 1.0, "8": 2.0}
+    no_floor = solve("q?", "gg", finished_beams(), confidence_floor=0.05, **config)
+    assert no_floor.candidates["9"] == pytest.approx(0.05) and "below_confidence_floor" not in no_floor.usage["events"]
+    assert [no_floor.graph.nodes[i].text for i in no_floor.graph.chosen] == ["The answer is 7."]
+
+
+def test_guided_by_gut_keeps_the_step_tokens_and_prunes_for_good():
+    backend = ScriptedBackend([ScriptRule("one step per line", [lp("Think first."), lp("The answer is 2.")])])
+    solution = solve("q?", "gg", backend, paths=2, candidates=2, max_steps=4)
+    assert solution.graph.nodes[1].metadata == {"subtree": 0, "tokens": ["Think", " first."]}

@@ -67,3 +67,52 @@ def test_limit_fields_have_the_reference_meanings_and_defaults():
     assert (config.max_into_target_from_chain, config.max_chain_rollbacks) == (2, 3)
     with pytest.raises(ValueError, match="max_chain_rollbacks must be >= 0"):
         ThoughtRollbackConfig(max_chain_rollbacks=-1)
+
+
+def limits_on_a_chain(**config):
+    """The question -> a -> b -> c, plus d below a and e below the question, with the given limits (others 9)."""
+    from agents.runtime import Budget
+    from reasoning.context import RunContext
+    from reasoning.tr import LIMITS, RollbackLimits
+
+    context = RunContext("q", ScriptedBackend(default="x"), Budget())
+    a = context.add_thought(ROOT, "a").id
+    b = context.add_thought(a, "b").id
+    c = context.add_thought(b, "c").id
+    d = context.add_thought(a, "d").id
+    e = context.add_thought(ROOT, "e").id
+    settings = ThoughtRollbackConfig(**{**dict.fromkeys(LIMITS, 9), **config})
+    return context.graph, RollbackLimits(context, settings), (a, b, c, d, e)
+
+
+def test_max_outgoing_counts_rollbacks_leaving_one_thought():
+    graph, limits, (a, b, c, _d, _e) = limits_on_a_chain(max_outgoing=1)
+    assert limits.allows(c, a)
+    graph.add_rollback(c, ROOT)
+    assert not limits.can_leave(c) and not limits.allows(c, a)
+    assert limits.can_leave(b) and limits.allows(b, a)
+
+
+def test_max_incoming_counts_rollbacks_arriving_at_one_thought():
+    graph, limits, (a, b, c, d, e) = limits_on_a_chain(max_incoming=1)
+    graph.add_rollback(e, a)  # from another branch
+    assert not limits.allows(c, a) and not limits.allows(d, a)
+    assert limits.allows(c, b) and limits.allows(c, ROOT)
+
+
+def test_max_into_target_from_chain_counts_rollbacks_into_one_target_from_between_it_and_the_thought():
+    graph, limits, (a, b, c, d, _e) = limits_on_a_chain(max_into_target_from_chain=1)
+    graph.add_rollback(b, a)  # b lies between a and c
+    assert not limits.allows(c, a)
+    assert limits.allows(d, a)  # d's chain from a holds only d: b's rollback is not from it
+    assert limits.allows(c, b) and limits.allows(c, ROOT)
+
+
+def test_max_chain_rollbacks_counts_rollbacks_leaving_thoughts_of_the_chain():
+    graph, limits, (a, b, c, d, e) = limits_on_a_chain(max_chain_rollbacks=1)
+    graph.add_rollback(a, ROOT)
+    assert not limits.can_leave(c) and not limits.can_leave(d) and not limits.allows(c, b)
+    assert limits.can_leave(e)  # another chain
+    graph2, limits2, (_, _, c2, _, _) = limits_on_a_chain(max_chain_rollbacks=2)
+    graph2.add_rollback(graph2.nodes[c2].parent, ROOT)
+    assert limits2.can_leave(c2)  # one of two used
