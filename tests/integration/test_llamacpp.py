@@ -126,7 +126,7 @@ async def test_a_deadline_stops_decoding_at_the_next_token_and_the_tokens_spent_
                 await llama_backend.generate_one(request)
         await ledger.settle(10.0)
     stopped_after = time.monotonic() - started
-    assert stopped_after < 1.5  # 2000 tokens at ~100 tokens/s would take 20 s
+    assert stopped_after < 3.0  # 2000 tokens at ~100 tokens/s would take 20 s
     assert ledger.calls == 1
     assert ledger.prompt_tokens == len(llama_backend.prompt_tokens(request))
     assert 0 < ledger.completion_tokens < 200

@@ -97,7 +97,7 @@ def test_tokens_never_exceed_max_tokens(method, limit):
 def test_time_never_exceeds_max_seconds(method, limit):
     started = time.monotonic()
     solution = run(method, latency=0.03, max_seconds=limit)
-    assert time.monotonic() - started < limit + 0.25
+    assert time.monotonic() - started < limit + 0.5
     unlimited_started = time.monotonic()
     run(method, latency=0.03)
     if time.monotonic() - unlimited_started > limit + 0.05:

@@ -114,12 +114,12 @@ def test_no_grader_runs_code_or_stalls_on_hostile_answers(dataset, sandbox, tmp_
 
 @pytest.mark.parametrize("dataset", DATASETS_GRADED)
 def test_hostile_answers_are_bounded_without_the_sandbox_too(dataset, tmp_path):
-    """The limits, not only the sandbox, keep these cheap: in-process grading of each takes under 2 s."""
+    """The limits, not only the sandbox, keep these cheap: in-process grading of each takes under 3 s."""
     canary = tmp_path / "canary"
     for answer in hostile_answers(str(canary)):
         started = time.monotonic()
         score = grade(GradingInput(dataset, answer, f"The answer is {answer}", GOLD[dataset], [1, 2, 3, 4]))
-        assert time.monotonic() - started < 2.0, (dataset, answer[:60])
+        assert time.monotonic() - started < 3.0, (dataset, answer[:60])
         assert score.correct is False
     assert not canary.exists()
 
