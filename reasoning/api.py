@@ -20,6 +20,7 @@ from reasoning.context import RunContext, ThoughtListener
 from reasoning.cot import CoTConfig, chain_of_thought
 from reasoning.gg import GGConfig, guided_by_gut
 from reasoning.graph import ThoughtNode
+from reasoning.options import check_options
 from reasoning.outcome import Outcome, outcome_from_graph
 from reasoning.sc import SelfConsistencyConfig, self_consistency
 from reasoning.solution import Solution
@@ -59,7 +60,7 @@ def load_preset(method: str, preset: str) -> dict[str, Any]:
     presets = yaml.safe_load(path.read_text()) if path.is_file() else {}
     if preset not in presets:
         raise ValueError(f"method {method!r} has no preset {preset!r}; it has {sorted(presets) or 'none'}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in presets[preset].items()}
+    return dict(presets[preset])
 
 
 def make_config(method: str, preset: str | None = None, **options: Any) -> Any:
@@ -73,7 +74,7 @@ def make_config(method: str, preset: str | None = None, **options: Any) -> Any:
     unknown = set(options) - known
     if unknown:
         raise ValueError(f"method {method!r} has no option(s) {sorted(unknown)}; it has {sorted(known)}")
-    return config_type(**options)
+    return config_type(**check_options(config_type, options))
 
 
 async def solve_async(

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from reasoning.api import make_config
+from reasoning.api import METHODS, make_config
+from reasoning.options import OptionError
 
 INVALID = [
     ("cot", {"chain_tokens": 0}, "CoTConfig: chain_tokens and answer_tokens must be positive"),
@@ -59,7 +60,34 @@ VALID_BOUNDARIES = [
 @pytest.mark.parametrize(("method", "options", "message"), INVALID)
 def test_invalid_values_are_refused_with_a_message_naming_the_field(method, options, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        METHODS[method][0](**options)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        ("sc", {"samples": "abc"}, "option 'samples' of SelfConsistencyConfig needs int, got 'abc'"),
+        ("sc", {"samples": [1]}, "option 'samples' of SelfConsistencyConfig needs int, got [1]"),
+        ("sc", {"samples": None}, "option 'samples' of SelfConsistencyConfig needs int, got None"),
+        ("sc", {"samples": True}, "option 'samples' of SelfConsistencyConfig needs int, got True"),
+        ("sc", {"temperature": float("nan")}, "option 'temperature' of SelfConsistencyConfig needs float, got nan"),
+        ("sc", {"temperature": "hot"}, "option 'temperature' of SelfConsistencyConfig needs float, got 'hot'"),
+        ("bot", {"aggregation": "mean"},
+         "option 'aggregation' of BoTConfig needs one of 'greedy', 'best_first', got 'mean'"),
+        ("bot", {"policies": "dfs"}, "option 'policies' of BoTConfig needs tuple, got 'dfs'"),
+        ("bot", {"max_expansions": "many"}, "option 'max_expansions' of BoTConfig needs int | None, got 'many'"),
+        ("cot", {"answer_pattern": 5}, "option 'answer_pattern' of CoTConfig needs str | None, got 5"),
+    ],
+)  # fmt: skip
+def test_options_of_the_wrong_type_are_named_with_the_type_they_need(method, options, message):
+    with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
         make_config(method, **options)
+
+
+def test_options_are_converted_where_the_meaning_is_plain():
+    assert make_config("sc", temperature=1).temperature == 1.0  # an int where a float is asked
+    assert make_config("bot", policies=["dfs", "bfs"]).policies == ("dfs", "bfs")  # JSON lists as tuples
+    assert make_config("bot", max_expansions=None).max_expansions is None
 
 
 @pytest.mark.parametrize(("method", "options"), VALID_BOUNDARIES)
