@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from backends.errors import BackendConfigError
 from backends.types import Request, Result
 
 _SCHEMA = """
@@ -29,11 +30,18 @@ CREATE TABLE IF NOT EXISTS results (
 class RequestCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise BackendConfigError(f"the cache {self.path} is a folder; give a file path (or run without a cache)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise BackendConfigError(
+                f"the cache {self.path} cannot be used ({error}): move it aside or run without a cache"
+            ) from None
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
 
     def get(self, model_id: str, request: Request) -> Result | None:
         if not request.is_deterministic:

@@ -91,6 +91,9 @@ def run(
             f"strict {results['accuracy_strict']['value']:.1%}, flexible {results['accuracy_flexible']['value']:.1%}"
         )
     typer.echo(f"written to {config.out}/{config.name}/")
+    if results["n_samples"] and counts["failed"] == results["n_samples"]:
+        typer.secho("error: every problem failed; see the errors in samples.jsonl", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

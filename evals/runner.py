@@ -23,7 +23,7 @@ from typing import Any
 
 from agents.runtime import Budget
 from backends import DEFAULT_BACKEND, Backend, BackendError, UsageLedger, create_backend
-from evals.datasets import Problem, load_dataset, select
+from evals.datasets import DataError, Problem, load_dataset, select
 from evals.report import summarize
 from evals.sandbox import GradingSandbox, shared_sandbox
 from evals.scoring import GradingInput
@@ -56,6 +56,10 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.run_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.run_name):
+            raise ValueError(
+                f"run name {self.run_name!r} must be a plain name (letters, digits, '.', '_', '-'), not a path"
+            )
         if self.max_seconds is not None and not (0 < self.max_seconds < float("inf")):
             raise ValueError(f"max_seconds must be a positive number of seconds, got {self.max_seconds}")
 
@@ -171,8 +175,15 @@ async def run_eval(
         sample=config.sample,
         seed=config.seed,
     )
+    if not problems:
+        raise DataError(
+            f"no problems selected: the options (limit {config.limit}, offset {config.offset}, ids, sample) "
+            f"leave none of the {len(loaded.problems)} problems of {config.dataset}/{config.split}"
+        )
     method_config = _method_config(config, loaded.spec.answer_pattern)
     run_dir = Path(config.out) / config.name
+    if Path(config.out).exists() and not Path(config.out).is_dir():
+        raise ValueError(f"--out {config.out} is a file; give a folder for the runs")
     run_dir.mkdir(parents=True, exist_ok=True)
     samples_path = run_dir / "samples.jsonl"
     done = resume(samples_path)

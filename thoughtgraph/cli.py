@@ -114,7 +114,12 @@ def solve(
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     if html is not None and solution.graph is not None:
-        html.write_text(solution.graph.to_html(f"{method}: {question[:80]}"), encoding="utf-8")
+        try:
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_text(solution.graph.to_html(f"{method}: {question[:80]}"), encoding="utf-8")
+        except OSError as error:
+            typer.secho(f"error: cannot write the trace to {html}: {error.strerror or error}", fg="red", err=True)
+            raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(solution.to_dict(), indent=2))
         return

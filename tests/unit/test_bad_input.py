@@ -1,0 +1,111 @@
+"""Bad input on the command line gets a clear, named error and exit code 2 (1 when every problem of a run
+failed), never a traceback. The rows come from issue 14's table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from thoughtgraph.cli import app
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "script.yaml"
+    path.write_text('rules:\n  - match: "."\n    responses: ["The answer is 4."]\n')
+    return str(path)
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "data" / "gsm8k"
+    folder.mkdir(parents=True)
+    rows = [{"question": f"What is {k} + {k}?", "answer": f"#### {2 * k}"} for k in (1, 2, 3)]
+    (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(tmp_path / "data")
+
+
+def run(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output + (getattr(result, "stderr", "") or "")
+
+
+def test_a_cache_that_is_not_sqlite_or_is_a_folder(script, tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database at all " * 100)
+    code, output = run("solve", "q?", "--backend", f"scripted:{script}", "--cache", str(junk))
+    assert code == 2 and str(junk) in output and "move it aside or run without a cache" in output
+    assert "Traceback" not in output
+    code, output = run("solve", "q?", "--backend", f"scripted:{script}", "--cache", str(tmp_path))
+    assert code == 2 and "is a folder" in output
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("samples=abc", "option 'samples' of SelfConsistencyConfig needs int, got 'abc'"),
+        ("samples=[1, 2]", "needs int, got [1, 2]"),
+        ("samples=null", "needs int, got None"),
+        ("temperature=hot", "needs float, got 'hot'"),
+        ("beams=3", "has no option(s) ['beams']"),
+    ],
+)
+def test_method_options_of_the_wrong_type_or_name(script, option, message):
+    code, output = run("solve", "q?", "--method", "sc", "--backend", f"scripted:{script}", "--option", option)
+    assert code == 2 and message in output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1"])
+def test_max_seconds_that_is_not_a_positive_finite_number(script, value):
+    code, output = run("solve", "q?", "--backend", f"scripted:{script}", "--max-seconds", value)
+    assert code == 2 and "max_seconds must be positive and finite" in output
+
+
+def test_html_trace_folders_are_created_and_unwritable_paths_named(script, tmp_path):
+    trace = tmp_path / "new" / "folder" / "t.html"
+    code, output = run("solve", "q?", "--backend", f"scripted:{script}", "--html", str(trace))
+    assert code == 0 and trace.is_file()
+    code, output = run("solve", "q?", "--backend", f"scripted:{script}", "--html", "/proc/no/such/t.html")
+    assert code == 2 and "cannot write the trace to /proc/no/such/t.html" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--run-name", "../../x"), "must be a plain name"),
+        (("--run-name", "/abs"), "must be a plain name"),
+        (("--limit", "0"), "no problems selected"),
+        (("--offset", "99"), "no problems selected"),
+    ],
+)
+def test_eval_selection_and_run_names(script, data, tmp_path, args, message):
+    out = str(tmp_path / "runs")
+    code, output = run(
+        "eval", "run", "--dataset", "gsm8k", "--backend", f"scripted:{script}", "--data-dir", data, "--out", out,
+        "--no-progress", *args,
+    )  # fmt: skip
+    assert code == 2 and message in output
+    assert not (tmp_path / "x").exists()
+
+
+def test_eval_out_naming_a_file(script, data, tmp_path):
+    out = tmp_path / "runs"
+    out.write_text("a file")
+    code, output = run(
+        "eval", "run", "--dataset", "gsm8k", "--backend", f"scripted:{script}", "--data-dir", data,
+        "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    assert code == 2 and "is a file; give a folder" in output
+
+
+def test_an_eval_in_which_every_problem_failed_exits_non_zero(data, tmp_path):
+    silent = tmp_path / "silent.yaml"
+    silent.write_text("rules: []\n")  # the double answers nothing: every request fails
+    code, output = run(
+        "eval", "run", "--dataset", "gsm8k", "--backend", f"scripted:{silent}", "--data-dir", data,
+        "--out", str(tmp_path / "runs"), "--run-name", "r", "--no-progress",
+    )  # fmt: skip
+    assert code == 1 and "every problem failed" in output
+    assert len((tmp_path / "runs" / "r" / "samples.jsonl").read_text().splitlines()) == 3  # all recorded
