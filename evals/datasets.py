@@ -9,6 +9,7 @@ a problem is put to a method (``prompt``) and which output constraint suits its 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import random
@@ -137,14 +138,28 @@ def _field(record: dict[str, Any], name: str) -> str:
     return value
 
 
+def _decode(path: Path, data: bytes, first_line: int = 1) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = first_line + data[: error.start].count(b"\n")
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {data[error.start]:#04x})") from None
+
+
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, record) for each record, or (line, error text) for a malformed line."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        if path.suffix == ".csv":
-            for line, row in enumerate(csv.DictReader(handle), start=2):
-                yield line, dict(row)
-            return
-        for line, text in enumerate(handle, start=1):
+    if path.suffix == ".csv":
+        text = _decode(path, path.read_bytes())
+        for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            yield line, dict(row)
+        return
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                yield line, f"not UTF-8 text (byte {raw[error.start]:#04x})"
+                continue
             if not text.strip():
                 continue
             try:
@@ -199,7 +214,13 @@ def _from_hub(spec: DatasetSpec, split: str) -> LoadedDataset:
     import datasets
 
     path, configs = spec.hub
-    rows = [dict(row) for config in configs for row in datasets.load_dataset(path, config, split=split)]
+    try:
+        rows = [dict(row) for config in configs for row in datasets.load_dataset(path, config, split=split)]
+    except Exception as error:  # offline, no such dataset, no access: all end the same way for the user
+        raise DataError(
+            f"cannot load {path} from the hub ({type(error).__name__}: {str(error)[:200]}); "
+            f"offline? pass --data-dir or set ${DATA_ENV} to a local copy"
+        ) from None
     problems = [spec.build(row, index, split) for index, row in enumerate(rows)]
     return LoadedDataset(spec, split, problems, [], f"hub:{path}")
 

@@ -12,10 +12,13 @@ killed mid-run loses only the problems that were in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import Any
 
 from agents.runtime import Budget
 from backends import DEFAULT_BACKEND, Backend, BackendError, UsageLedger, create_backend
-from evals.datasets import DataError, Problem, load_dataset, select
+from evals.datasets import DataError, LoadedDataset, Problem, load_dataset, select
 from evals.report import summarize
 from evals.sandbox import GradingSandbox, shared_sandbox
 from evals.scoring import GradingInput
@@ -72,12 +75,16 @@ class EvalConfig:
 
 
 def _parse(lines: list[str]) -> list[dict[str, Any]]:
+    """The samples among ``lines``: a line cut short by a kill, or one that is not a sample object with an
+    ``id``, is left out (and dropped when the log is mended)."""
     samples = []
     for line in lines:
         try:
-            samples.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a kill
+            sample = json.loads(line)
+        except json.JSONDecodeError:
             continue
+        if isinstance(sample, dict) and isinstance(sample.get("id"), str):
+            samples.append(sample)
     return samples
 
 
@@ -185,6 +192,33 @@ async def run_eval(
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise ValueError(f"--out {config.out} is a file; give a folder for the runs")
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _only_writer(run_dir):
+        return await _run_into(config, run_dir, loaded, problems, method_config, backend, sandbox, progress)
+
+
+@contextlib.contextmanager
+def _only_writer(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock: a second ``evals run`` into the same folder refuses instead of interleaving."""
+    with (run_dir / ".lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(
+                f"another `evals run` is writing {run_dir}; wait for it to finish or choose another --run-name"
+            ) from None
+        yield
+
+
+async def _run_into(
+    config: EvalConfig,
+    run_dir: Path,
+    loaded: LoadedDataset,
+    problems: list[Problem],
+    method_config: Any,
+    backend: Backend | None,
+    sandbox: GradingSandbox | None,
+    progress: bool,
+) -> dict[str, Any]:
     samples_path = run_dir / "samples.jsonl"
     done = resume(samples_path)
     todo = [p for p in problems if p.id not in done]

@@ -93,6 +93,13 @@ async def solve_async(
     the best answer so far and ``Solution.stopped_by`` says which."""
     if not isinstance(problem, str) or not problem.strip():
         raise ValueError("the problem is empty: give a question to solve")
+    try:
+        problem.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"the problem is not valid text: character {error.start} ({problem[error.start]!r}) is half of a "
+            "surrogate pair, as bytes that are not UTF-8 decode to; pass the question as UTF-8"
+        ) from None
     settings = make_config(method, **config)
     budget = Budget(max_calls=max_calls, max_tokens=max_tokens, max_seconds=max_seconds)
     engine = backend if isinstance(backend, Backend) else shared_backend(backend)

@@ -55,6 +55,31 @@ async def _solve(question: str, method: str, engine, show_thoughts: bool, calls_
     raise RuntimeError("the method ended without a solution")
 
 
+def _read_question(argument: str, file: Path | None) -> str:
+    """The question from the argument, standard input ('-') or --file, decoded as UTF-8 with a named error."""
+    if file is not None and argument:
+        raise ValueError("give the question as an argument or with --file, not both")
+    if file is not None:
+        source, data = str(file), _read_bytes(file)
+    elif argument == "-":
+        source, data = "standard input", sys.stdin.buffer.read()
+    else:
+        return argument
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{source} is not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})"
+        ) from None
+
+
+def _read_bytes(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read the question from {file}: {error.strerror or error}") from None
+
+
 def _calls_bar(method: str, options: dict, max_calls: int | None, enabled: bool, progress: bool | None) -> Any:
     """Say the method's worst-case call count for its config; a bar of calls spent against the budget."""
     worst = make_config(method, **options).worst_case_calls()
@@ -72,7 +97,7 @@ def _calls_bar(method: str, options: dict, max_calls: int | None, enabled: bool,
 
 @app.command()
 def solve(
-    question: Annotated[str, typer.Argument(help="The problem to solve.")],
+    question: Annotated[str, typer.Argument(help="The problem to solve; '-' reads it from standard input.")] = "",
     method: Annotated[str, typer.Option(help=f"Reasoning method: {', '.join(METHODS)}.")] = "cot",
     backend: Annotated[str, typer.Option(help="Backend spec, e.g. llamacpp:smollm2 or openai:URL#model.")] = (
         DEFAULT_BACKEND
@@ -89,9 +114,11 @@ def solve(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Bar of calls spent (default: on a terminal).")
     ] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Read the question from this UTF-8 file.")] = None,
 ) -> None:
     """Answer QUESTION with a reasoning method; print the answer, the reasoning and the cost."""
     try:
+        question = _read_question(question, file)
         options = parse_options(option or [])
         show = not (quiet or as_json)
         bar = _calls_bar(method, options, max_calls, enabled=show, progress=progress)

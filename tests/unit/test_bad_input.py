@@ -109,3 +109,73 @@ def test_an_eval_in_which_every_problem_failed_exits_non_zero(data, tmp_path):
     )  # fmt: skip
     assert code == 1 and "every problem failed" in output
     assert len((tmp_path / "runs" / "r" / "samples.jsonl").read_text().splitlines()) == 3  # all recorded
+
+
+def test_the_question_can_come_from_stdin_or_a_file_and_bad_bytes_are_named(script, tmp_path):
+    long_question = "What is 2 + 2? " + "Think carefully. " * 100_000  # 1.7 MB: more than argv carries
+    result = CliRunner().invoke(app, ["solve", "-", "--backend", f"scripted:{script}", "--json"], input=long_question)
+    assert result.exit_code == 0 and json.loads(result.output)["answer"] == "4"
+    question = tmp_path / "q.txt"
+    question.write_text("What is 2 + 2?", encoding="utf-8")
+    code, output = run("solve", "--file", str(question), "--backend", f"scripted:{script}")
+    assert code == 0 and "Answer: 4" in output
+    question.write_bytes(b"What is \xff 2?")
+    code, output = run("solve", "--file", str(question), "--backend", f"scripted:{script}")
+    assert code == 2 and f"{question} is not UTF-8 text (byte 0xff at offset 8)" in output
+    code, output = run("solve", "--file", str(tmp_path / "missing.txt"), "--backend", f"scripted:{script}")
+    assert code == 2 and "cannot read the question from" in output
+    code, output = run("solve", "q?", "--file", str(question), "--backend", f"scripted:{script}")
+    assert code == 2 and "not both" in output
+
+
+def test_a_question_with_lone_surrogates_is_refused_by_name(script):
+    code, output = run("solve", "What is \udcff 2?", "--backend", f"scripted:{script}")
+    assert code == 2 and "character 8" in output and "not valid text" in output
+
+
+def test_a_dataset_file_with_bytes_that_are_not_utf8_names_file_and_line(tmp_path):
+    from evals.datasets import DataError, load_dataset
+
+    folder = tmp_path / "gsm8k"
+    folder.mkdir()
+    good = json.dumps({"question": "q", "answer": "#### 1"}).encode()
+    (folder / "test.jsonl").write_bytes(good + b"\n" + b'{"question": "\xff"}' + b"\n")
+    with pytest.raises(DataError, match=r"test.jsonl:2: not UTF-8 text \(byte 0xff\)"):
+        load_dataset("gsm8k", data_dir=tmp_path)
+    assert len(load_dataset("gsm8k", data_dir=tmp_path, skip_bad=True).problems) == 1
+    (tmp_path / "game24").mkdir()
+    (tmp_path / "game24" / "24.csv").write_bytes(b"Rank,Puzzles\n1,1 1 4 6\n2,\xfe\n")
+    with pytest.raises(DataError, match=r"24.csv:3: not UTF-8 text \(byte 0xfe\)"):
+        load_dataset("game24", data_dir=tmp_path)
+
+
+def test_offline_hub_loading_says_to_pass_a_data_folder(monkeypatch):
+    import datasets
+
+    from evals.datasets import DATA_ENV, DataError, load_dataset
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match=r"cannot load openai/gsm8k from the hub .*offline\? pass --data-dir"):
+        load_dataset("gsm8k")
+
+
+def test_a_second_eval_into_the_same_folder_refuses_and_junk_sample_lines_are_dropped(script, data, tmp_path):
+    import fcntl
+
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    args = ("eval", "run", "--dataset", "gsm8k", "--backend", f"scripted:{script}", "--data-dir", data,
+            "--out", str(tmp_path / "runs"), "--run-name", "r", "--no-progress")  # fmt: skip
+    with (run_dir / ".lock").open("w") as held:  # another run is writing
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, output = run(*args)
+        assert code == 2 and "another `evals run` is writing" in output
+    (run_dir / "samples.jsonl").write_text('[1, 2]\n{"no": "id"}\n"text"\n')  # JSON, but not samples
+    code, output = run(*args)
+    assert code == 0, output
+    lines = (run_dir / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["id"].startswith("gsm8k/test/") for line in lines)
