@@ -117,6 +117,11 @@ class OpenAIBackend(Backend):
                 ) from error
             except openai.BadRequestError as error:
                 raise InvalidRequestError(f"server at {self.base_url} rejected the request: {error}") from error
+            except (openai.APIResponseValidationError, AttributeError, TypeError, KeyError) as error:
+                raise BackendConfigError(
+                    f"the server at {self.base_url} answered with something that is not an OpenAI-compatible "
+                    f"response ({type(error).__name__}); is the URL right (it usually ends in /v1)?"
+                ) from error
 
     def _constraint_arguments(self, request: Request) -> dict[str, Any]:
         constraint = request.constraint

@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from agents.runtime import Budget
-from backends import DEFAULT_BACKEND, Backend, BackendError, UsageLedger, create_backend
+from backends import (
+    DEFAULT_BACKEND,
+    Backend,
+    BackendConfigError,
+    BackendError,
+    BackendUnavailableError,
+    CapabilityError,
+    UsageLedger,
+    create_backend,
+)
 from evals.datasets import DataError, LoadedDataset, Problem, load_dataset, select
 from evals.report import summarize
 from evals.sandbox import GradingSandbox, shared_sandbox
@@ -72,6 +81,12 @@ class EvalConfig:
             return self.run_name
         backend = re.sub(r"[^A-Za-z0-9.]+", "-", self.backend).strip("-")
         return f"{self.dataset}-{self.split}-{self.method}-{backend}-seed{self.seed}"
+
+
+@dataclass
+class RunState:
+    answered: bool = False
+    """Whether the backend has answered any problem of this run (an unreachable one then is transient)."""
 
 
 def _parse(lines: list[str]) -> list[dict[str, Any]]:
@@ -127,7 +142,12 @@ def _method_config(config: EvalConfig, answer_pattern: str | None) -> Any:
 
 
 async def _solve_one(
-    problem: Problem, config: EvalConfig, method_config: Any, backend: Backend, sandbox: GradingSandbox
+    problem: Problem,
+    config: EvalConfig,
+    method_config: Any,
+    backend: Backend,
+    sandbox: GradingSandbox,
+    state: RunState,
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": problem.id,
@@ -140,10 +160,18 @@ async def _solve_one(
         try:
             budget = Budget(max_seconds=config.max_seconds)
             solution = await run_method(problem.prompt, config.method, backend, method_config, budget, seed=config.seed)
+        except (BackendConfigError, CapabilityError):
+            raise  # wrong model, credentials, URL or capability: every problem would fail the same way
+        except BackendUnavailableError as error:
+            if not state.answered:  # nothing has ever answered: no server there, stop at once
+                raise BackendUnavailableError(f"nothing answered: {error}", error.attempts) from None
+            record.update(status="failed", error=f"{type(error).__name__}: {error}", correct=False)
+            solution = None
         except (BackendError, ValueError) as error:  # recorded, counted, and the run goes on
             record.update(status="failed", error=f"{type(error).__name__}: {error}", correct=False)
             solution = None
     if solution is not None:
+        state.answered = True
         graded = await asyncio.to_thread(sandbox.grade, GradingInput.of(config.dataset, problem, solution))
         record.update(
             status="ok",
@@ -227,12 +255,13 @@ async def _run_into(
     started = time.perf_counter()
     bar = _progress_bar(len(problems), len(problems) - len(todo), enabled=progress)
     gate = asyncio.Semaphore(config.concurrency)
+    state = RunState()
     finished: list[dict[str, Any]] = []
     with samples_path.open("a", encoding="utf-8") as log:
 
         async def attempt(problem: Problem) -> None:
             async with gate:
-                record = await _solve_one(problem, config, method_config, engine, sandbox)
+                record = await _solve_one(problem, config, method_config, engine, sandbox, state)
             log.write(json.dumps(record) + "\n")
             log.flush()
             finished.append(record)

@@ -179,3 +179,72 @@ def test_a_second_eval_into_the_same_folder_refuses_and_junk_sample_lines_are_dr
     assert code == 0, output
     lines = (run_dir / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(line)["id"].startswith("gsm8k/test/") for line in lines)
+
+
+class Answering:
+    """A real HTTP server on 127.0.0.1 that answers every request with a fixed status and body."""
+
+    def __init__(self, status: int, body: bytes, content_type: str) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def eval_against(url: str, data: str, tmp_path) -> tuple[int, str, list[str]]:
+    code, output = run(
+        "eval", "run", "--dataset", "gsm8k", "--backend", f"openai:{url}#no-such-model", "--data-dir", data,
+        "--out", str(tmp_path / "runs"), "--run-name", "r", "--no-progress",
+    )  # fmt: skip
+    log = tmp_path / "runs" / "r" / "samples.jsonl"
+    return code, output, log.read_text().splitlines() if log.exists() else []
+
+
+def test_a_server_without_the_model_stops_the_run_at_once_with_its_message(data, tmp_path):
+    body = json.dumps({"error": {"message": "The model `no-such-model` does not exist.", "code": 404}}).encode()
+    server = Answering(404, body, "application/json")
+    try:
+        code, output, samples = eval_against(server.url, data, tmp_path)
+    finally:
+        server.close()
+    assert code == 2 and "has no model or endpoint 'no-such-model'" in output and "does not exist" in output
+    assert samples == []  # not 3 problems recorded as failed
+
+
+def test_a_server_answering_with_a_web_page_is_named(data, tmp_path):
+    server = Answering(200, b"<html><body>hello</body></html>", "text/html")
+    try:
+        code, output, samples = eval_against(server.url, data, tmp_path)
+    finally:
+        server.close()
+    assert code == 2 and "not an OpenAI-compatible response" in output and samples == []
+
+
+def test_nothing_listening_stops_the_run_with_a_non_zero_exit(data, tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    code, output, samples = eval_against(f"http://127.0.0.1:{port}/v1", data, tmp_path)
+    assert code == 2 and "nothing answered" in output and "cannot reach" in output and samples == []
