@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from thoughtgraph.cli import app
@@ -248,3 +250,77 @@ def test_nothing_listening_stops_the_run_with_a_non_zero_exit(data, tmp_path):
         port = probe.getsockname()[1]  # closed again: nothing listens there
     code, output, samples = eval_against(f"http://127.0.0.1:{port}/v1", data, tmp_path)
     assert code == 2 and "nothing answered" in output and "cannot reach" in output and samples == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("solve", "hi", "--backend", "ollama:x"), "unknown backend 'ollama'"),
+        (("solve", "hi", "--backend", "llamacpp:/nope.gguf"), "no GGUF model file"),
+        (("solve", "hi", "--backend", "openai:"), "openai"),
+        (("solve", "hi", "--method", "magic"), "unknown method 'magic'"),
+        (("solve", "  ", "--backend", "SCRIPT"), "problem is empty"),
+        (("solve", "hi", "--backend", "SCRIPT", "--option", "beams"), "--option takes key=value"),
+        (("solve", "hi", "--backend", "SCRIPT", "--max-calls", "0"), "max_calls must be positive"),
+        (("solve", "hi", "--backend", "SCRIPT", "--max-tokens", "-5"), "max_tokens must be positive"),
+        (("eval", "run", "--dataset", "mnist", "--data-dir", "DATA"), "unknown dataset 'mnist'"),
+        (("eval", "run", "--dataset", "gsm8k", "--split", "dev", "--data-dir", "DATA"), "has no split 'dev'"),
+        (("eval", "run", "--dataset", "gsm8k", "--data-dir", "DATA", "--option", "beams=2"), "has no option"),
+        (("eval", "run", "--dataset", "gsm8k", "--data-dir", "DATA", "--concurrency", "0"), "concurrency must be"),
+    ],
+)
+def test_the_errors_that_already_named_themselves_still_do(script, data, args, message):
+    args = tuple(a.replace("SCRIPT", f"scripted:{script}").replace("DATA", data) for a in args)
+    if args[0] == "eval":
+        args = (*args, "--backend", f"scripted:{script}", "--no-progress")
+    code, output = run(*args)
+    assert code == 2 and message in output and "Traceback" not in output
+
+
+def test_malformed_records_are_named_by_file_and_line(script, data, tmp_path):
+    path = tmp_path / "data" / "gsm8k" / "test.jsonl"
+    path.write_text(path.read_text() + "{not json\n" + json.dumps({"question": "q"}) + "\n")
+    args = ("eval", "run", "--dataset", "gsm8k", "--data-dir", data, "--backend", f"scripted:{script}",
+            "--out", str(tmp_path / "runs"), "--no-progress")  # fmt: skip
+    code, output = run(*args)
+    assert code == 2 and f"{path}:4: not valid JSON" in output
+    code, output = run(*args, "--skip-bad")
+    assert code == 0  # both bad lines skipped and counted
+    results = json.loads(next((tmp_path / "runs").glob("*/results.json")).read_text())
+    assert results["skipped_bad_records"] == 2
+
+
+OPTION_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**9), 10**9), st.floats(), st.text(max_size=12),
+    st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_property_any_option_value_gives_a_config_or_a_named_error(data):
+    from dataclasses import fields
+
+    from reasoning.api import METHODS, make_config
+
+    method = data.draw(st.sampled_from(sorted(METHODS)))
+    name = data.draw(st.sampled_from([f.name for f in fields(METHODS[method][0])]))
+    value = data.draw(OPTION_VALUES)
+    try:
+        make_config(method, **{name: value})
+    except ValueError as error:  # OptionError, or the config's own range check
+        assert name.split("_")[0] in str(error) or "paths" in str(error) or "samples" in str(error), str(error)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    option=st.tuples(st.sampled_from(["samples", "temperature", "top_p", "chain_tokens", "x"]), st.text(max_size=8)),
+    budget=st.sampled_from(["--max-calls", "--max-tokens", "--max-seconds"]),
+    budget_value=st.text(max_size=6),
+)
+def test_property_the_cli_never_shows_a_traceback_for_odd_options(script, option, budget, budget_value):
+    code, output = run(
+        "solve", "q?", "--method", "sc", "--backend", f"scripted:{script}", "--option", f"{option[0]}={option[1]}",
+        budget, budget_value,
+    )  # fmt: skip
+    assert code in (0, 2) and "Traceback" not in output
