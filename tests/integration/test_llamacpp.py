@@ -175,3 +175,14 @@ async def test_min_tokens_holds_back_stop_strings_and_the_end_of_the_reply(llama
         Request.chat(("user", "Say hi."), max_tokens=60, stop=("\n",), min_tokens=free.usage.completion_tokens + 10)
     )
     assert held.usage.completion_tokens >= free.usage.completion_tokens + 10
+
+
+async def test_a_prompt_over_the_context_window_is_a_named_error(llama_backend):
+    from backends import InvalidRequestError
+    from reasoning import solve_async
+
+    question = "Count the words. " + "word " * 6000
+    with pytest.raises(InvalidRequestError, match="more than the context window of 4096"):
+        await llama_backend.generate_one(Request.chat(("user", question), max_tokens=4))
+    with pytest.raises(InvalidRequestError, match="shorten it or create the backend with a larger n_ctx"):
+        await solve_async(question, "cot", llama_backend)
