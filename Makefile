@@ -49,7 +49,7 @@ bench: install
 	$(BIN)/python bench/methods.py
 
 # Mutation testing of reasoning/ and agents/runtime/ against the unit tests named in pyproject.toml
-# ([tool.mutmut]); about 30 minutes on 2 cores. The score goes into the README.
+# ([tool.mutmut]); about 20 minutes on 2 cores. The score goes into the README.
 mutation: install
 	$(BIN)/python -m pip install --quiet "mutmut>=3.3,<4"
 	rm -rf mutants

@@ -213,10 +213,11 @@ def _first_stop(tokens: list[str], stops: tuple[str, ...], min_tokens: int = 0) 
     inside the first ``min_tokens`` tokens does not count, as with vLLM's ``min_tokens``)."""
     if not stops:
         return None
-    text = ""
+    longest, text = max(map(len, stops)), ""
     for i, token in enumerate(tokens):
         text += token
-        if i >= min_tokens and any(s in text[len(text) - len(token) - max(map(len, stops)) :] for s in stops):
+        window = text[max(0, len(text) - len(token) - longest) :]  # the new token and what a stop may span
+        if i >= min_tokens and any(s in window for s in stops):
             return i
     return None
 

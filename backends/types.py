@@ -78,6 +78,9 @@ class Request:
     logprobs: bool = False
     constraint: Constraint | None = None
     stop_pattern: str | None = None
+    """A regular expression: generation ends right after its first match in the text, the match kept
+    (e.g. once a final answer has been stated). Engines that can check it while decoding stop there;
+    for the others the text is cut afterwards (the tokens past the cut are still billed)."""
     min_tokens: int = 0
     """Completion tokens before which neither an end-of-sequence token nor a stop string ends a sample
     (llama.cpp masks the end tokens while decoding; openai passes vLLM's ``min_tokens``; hf masks the
@@ -85,9 +88,6 @@ class Request:
     continue_final_message: bool = False
     """The last message is the assistant's unfinished reply, which the model continues in place (no new
     turn): how a chain of thought is grown one step at a time."""
-    """A regular expression: generation ends right after its first match in the text, the match kept
-    (e.g. once a final answer has been stated). Engines that can check it while decoding stop there;
-    for the others the text is cut afterwards (the tokens past the cut are still billed)."""
 
     def __post_init__(self) -> None:
         if self.stop_pattern is not None:

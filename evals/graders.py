@@ -113,11 +113,9 @@ def _sympy_value(text: str) -> sympy.Basic | None:
     """The value of a stripped answer, built from its parse tree; None outside the fallback grammar."""
     try:
         return to_sympy(parse(text))
-    except OutsideGrammar:
-        return None
-    except (ZeroDivisionError, TypeError, ValueError, AttributeError) as error:
-        if isinstance(error, Ungradable):
-            raise
+    except Ungradable:
+        raise
+    except (OutsideGrammar, ZeroDivisionError, TypeError, ValueError, AttributeError):
         return None
 
 

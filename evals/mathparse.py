@@ -233,6 +233,7 @@ _MULTIPLY = {"*", "\\cdot", "\\times"}
 _DIVIDE = {"/", "\\div"}
 _FUNCTIONS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "log", "ln", "exp"}
 _CONSTANTS = {"\\pi": "pi", "\\infty": "oo"}
+_FRACTIONS = {"\\frac", "\\dfrac", "\\tfrac"}
 _DROPPED = {"\\left", "\\right", "\\displaystyle", "\\quad", "\\qquad"}
 
 
@@ -247,6 +248,11 @@ class _Parser:
     def peek(self) -> Token | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
 
+    def at(self, text: str) -> bool:
+        """Whether the next token is ``text``."""
+        token = self.peek()
+        return token is not None and token.text == text
+
     def take(self, text: str | None = None) -> Token:
         token = self.peek()
         if token is None or (text is not None and token.text != text):
@@ -256,7 +262,7 @@ class _Parser:
 
     def parse(self) -> Node:
         items = [self.sum()]
-        while self.peek() is not None and self.peek().text == "," and not self.arithmetic_only:  # type: ignore[union-attr]
+        while self.at(",") and not self.arithmetic_only:
             self.take(",")
             items.append(self.sum())
         if self.peek() is not None:
@@ -293,23 +299,22 @@ class _Parser:
 
     def power(self) -> Node:
         base = self.postfix()
-        if self.peek() is not None and self.peek().text == "^" and not self.arithmetic_only:  # type: ignore[union-attr]
+        if self.at("^") and not self.arithmetic_only:
             self.take("^")
             return Node("power", children=(base, self.exponent()))
         return base
 
     def exponent(self) -> Node:
-        token = self.peek()
-        if token is not None and token.text == "{":
+        if self.at("{"):
             return self.group("{")
-        if token is not None and token.text == "-":
+        if self.at("-"):
             self.take()
             return Node("negate", children=(self.postfix(),))
         return self.postfix()
 
     def postfix(self) -> Node:
         node = self.atom()
-        while not self.arithmetic_only and self.peek() is not None and self.peek().text == "!":  # type: ignore[union-attr]
+        while not self.arithmetic_only and self.at("!"):
             self.take("!")
             node = Node("factorial", children=(node,))
         return node
@@ -320,7 +325,7 @@ class _Parser:
         if token.kind == "open":
             return token.text in "({"
         return token.kind == "command" and (
-            token.text in _CONSTANTS or token.text[1:] in _FUNCTIONS or token.text in ("\\frac", "\\dfrac", "\\sqrt")
+            token.text in _CONSTANTS or token.text[1:] in _FUNCTIONS or token.text in {*_FRACTIONS, "\\sqrt"}
         )
 
     def group(self, opening: str) -> Node:
@@ -348,12 +353,12 @@ class _Parser:
         if token.text in _CONSTANTS:
             self.take()
             return Node("constant", _CONSTANTS[token.text])
-        if token.text in ("\\frac", "\\dfrac", "\\tfrac"):
+        if token.text in _FRACTIONS:
             self.take()
             return Node("divide", children=(self.argument(), self.argument()))
         if token.text == "\\sqrt":
             self.take()
-            if self.peek() is not None and self.peek().text == "[":  # type: ignore[union-attr]
+            if self.at("["):
                 index = self.group("[")
                 return Node("root", children=(self.argument(), index))
             return Node("sqrt", children=(self.argument(),))
@@ -365,7 +370,7 @@ class _Parser:
     def argument(self) -> Node:
         """A LaTeX argument: ``{expr}``, or a single digit or letter as in ``\\frac12``."""
         token = self.peek()
-        if token is not None and token.text == "{":
+        if self.at("{"):
             return self.group("{")
         if token is not None and token.kind == "number":
             self.take()

@@ -35,7 +35,7 @@ from backends import (
     UsageLedger,
     create_backend,
 )
-from evals.datasets import DataError, LoadedDataset, Problem, load_dataset, select
+from evals.datasets import DataError, Problem, load_dataset, select
 from evals.report import summarize
 from evals.sandbox import GradingSandbox, shared_sandbox
 from evals.scoring import GradingInput
@@ -72,8 +72,7 @@ class EvalConfig:
             raise ValueError(
                 f"run name {self.run_name!r} must be a plain name (letters, digits, '.', '_', '-'), not a path"
             )
-        if self.max_seconds is not None and not (0 < self.max_seconds < float("inf")):
-            raise ValueError(f"max_seconds must be a positive number of seconds, got {self.max_seconds}")
+        Budget(max_seconds=self.max_seconds)  # the budget's own check, at configuration time
 
     @property
     def name(self) -> str:
@@ -162,12 +161,9 @@ async def _solve_one(
             solution = await run_method(problem.prompt, config.method, backend, method_config, budget, seed=config.seed)
         except (BackendConfigError, CapabilityError):
             raise  # wrong model, credentials, URL or capability: every problem would fail the same way
-        except BackendUnavailableError as error:
-            if not state.answered:  # nothing has ever answered: no server there, stop at once
-                raise BackendUnavailableError(f"nothing answered: {error}", error.attempts) from None
-            record.update(status="failed", error=f"{type(error).__name__}: {error}", correct=False)
-            solution = None
         except (BackendError, ValueError) as error:  # recorded, counted, and the run goes on
+            if isinstance(error, BackendUnavailableError) and not state.answered:  # no server there: stop now
+                raise BackendUnavailableError(f"nothing answered: {error}", error.attempts) from None
             record.update(status="failed", error=f"{type(error).__name__}: {error}", correct=False)
             solution = None
     if solution is not None:
@@ -221,7 +217,52 @@ async def run_eval(
         raise ValueError(f"--out {config.out} is a file; give a folder for the runs")
     run_dir.mkdir(parents=True, exist_ok=True)
     with _only_writer(run_dir):
-        return await _run_into(config, run_dir, loaded, problems, method_config, backend, sandbox, progress)
+        samples_path = run_dir / "samples.jsonl"
+        done = resume(samples_path)
+        todo = [p for p in problems if p.id not in done]
+        engine = backend or create_backend(config.backend, cache=config.cache)
+        sandbox = sandbox or shared_sandbox()
+        started = time.perf_counter()
+        bar = _progress_bar(len(problems), len(problems) - len(todo), enabled=progress)
+        gate = asyncio.Semaphore(config.concurrency)
+        state = RunState()
+        finished: list[dict[str, Any]] = []
+        with samples_path.open("a", encoding="utf-8") as log:
+
+            async def attempt(problem: Problem) -> None:
+                async with gate:
+                    record = await _solve_one(problem, config, method_config, engine, sandbox, state)
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                finished.append(record)
+                _advance(bar, finished)
+
+            await asyncio.gather(*(attempt(p) for p in todo))
+        if bar is not None:
+            bar.close()
+        wanted = {p.id for p in problems}
+        samples = [s for s in read_samples(samples_path) if s["id"] in wanted]
+        results = {
+            "dataset": config.dataset,
+            "split": config.split,
+            "data_source": loaded.source,
+            "skipped_bad_records": len(loaded.skipped),
+            "method": config.method,
+            "method_config": asdict(method_config),
+            "backend": engine.spec,
+            "model": engine.model_id,
+            "seed": config.seed,
+            "prompt_versions": _prompt_versions(samples),
+            "package_version": __version__,
+            "git_commit": git_commit(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": asdict(config),
+            "run_seconds_this_session": round(time.perf_counter() - started, 3),
+            **summarize(samples),
+        }
+        results.update(_lm_eval_view(results, len(loaded.problems)))
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+        return results
 
 
 @contextlib.contextmanager
@@ -235,64 +276,6 @@ def _only_writer(run_dir: Path) -> Iterator[None]:
                 f"another `evals run` is writing {run_dir}; wait for it to finish or choose another --run-name"
             ) from None
         yield
-
-
-async def _run_into(
-    config: EvalConfig,
-    run_dir: Path,
-    loaded: LoadedDataset,
-    problems: list[Problem],
-    method_config: Any,
-    backend: Backend | None,
-    sandbox: GradingSandbox | None,
-    progress: bool,
-) -> dict[str, Any]:
-    samples_path = run_dir / "samples.jsonl"
-    done = resume(samples_path)
-    todo = [p for p in problems if p.id not in done]
-    engine = backend or create_backend(config.backend, cache=config.cache)
-    sandbox = sandbox or shared_sandbox()
-    started = time.perf_counter()
-    bar = _progress_bar(len(problems), len(problems) - len(todo), enabled=progress)
-    gate = asyncio.Semaphore(config.concurrency)
-    state = RunState()
-    finished: list[dict[str, Any]] = []
-    with samples_path.open("a", encoding="utf-8") as log:
-
-        async def attempt(problem: Problem) -> None:
-            async with gate:
-                record = await _solve_one(problem, config, method_config, engine, sandbox, state)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            finished.append(record)
-            _advance(bar, finished)
-
-        await asyncio.gather(*(attempt(p) for p in todo))
-    if bar is not None:
-        bar.close()
-    wanted = {p.id for p in problems}
-    samples = [s for s in read_samples(samples_path) if s["id"] in wanted]
-    results = {
-        "dataset": config.dataset,
-        "split": config.split,
-        "data_source": loaded.source,
-        "skipped_bad_records": len(loaded.skipped),
-        "method": config.method,
-        "method_config": asdict(method_config),
-        "backend": engine.spec,
-        "model": engine.model_id,
-        "seed": config.seed,
-        "prompt_versions": _prompt_versions(samples),
-        "package_version": __version__,
-        "git_commit": git_commit(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": asdict(config),
-        "run_seconds_this_session": round(time.perf_counter() - started, 3),
-        **summarize(samples),
-    }
-    results.update(_lm_eval_view(results, len(loaded.problems)))
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    return results
 
 
 def _lm_eval_view(results: dict[str, Any], original: int) -> dict[str, Any]:

@@ -80,8 +80,3 @@ def grade(item: GradingInput) -> Score:
         return Score(prediction, prediction == item.gold)
     except Ungradable as error:
         return Score(prediction, False, ungradable=str(error))
-
-
-def score(dataset: str, problem: Problem, solution: Solution) -> Score:
-    """Grade in this process (no time or memory bound: the runner uses :mod:`evals.sandbox`)."""
-    return grade(GradingInput.of(dataset, problem, solution))

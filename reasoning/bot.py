@@ -6,8 +6,10 @@ aggregates the trees' chains into one chain (best-first or greedy), asks the ana
 error analysis of that chain, and adds (chain, analysis) to the experience that every thinker
 prompt of the next iteration carries. It stops early when the analysis finds no error.
 
-Growth as in the reference (iQua/llmpebase ``trees.py``): DFS takes the newest open node, BFS the
-oldest, leaf-wise the best-scored open node on the deepest level; a tree grows until it has
+Growth after the reference (iQua/llmpebase ``trees.py``): BFS takes the oldest open node, leaf-wise the
+best-scored open node on the deepest level (both as the reference), DFS the newest open node (the
+reference takes the first growable node in preorder, so it descends into a node's first child where we
+descend into its last; both go depth first); a tree grows until it has
 ``max_sinks`` sinks (final answers, or nodes at ``max_depth``) or nothing is open. The two children
 of a node are distinct thoughts: duplicates (after whitespace normalisation) are dropped and the
 missing children asked for again, up to ``distinct_retries`` times. Aggregation defaults to
@@ -37,10 +39,11 @@ from langgraph.types import Send
 
 from agents.runtime import derived_seed, rng
 from backends import record_event
+from reasoning.answers import stated_answer
 from reasoning.context import RunContext
 from reasoning.graph import ROOT, Experience, ThoughtGraph, ThoughtNode
 from reasoning.outcome import Outcome
-from reasoning.steps import analyst, final_answer, judge, majority_vote, thinker
+from reasoning.steps import analyst, judge, majority_vote, thinker
 
 Policy = Literal["dfs", "bfs", "leaf_best"]
 POOL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -108,7 +111,8 @@ def plan_tree(config: BoTConfig, seed: int, iteration: int, tree: int) -> TreePl
 
 def next_to_grow(graph: ThoughtGraph, open_nodes: list[int], policy: Policy) -> int:
     """The open node a policy grows next: DFS the newest, BFS the oldest, leaf-wise the best-scored node
-    on the deepest level (ties to the earlier node)."""
+    on the deepest level (ties to the earlier node). See the module docstring for how DFS differs from
+    the reference's preorder choice."""
     if policy == "dfs":
         return open_nodes[-1]
     if policy == "bfs":
@@ -191,7 +195,7 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
                     continue
                 seen.add(" ".join(text.split()))
                 metadata = {"iteration": plan.iteration, "tree": plan.tree, "policy": plan.policy}
-                children.append(context.add_thought(node, text, answer=final_answer(text), metadata=metadata))
+                children.append(context.add_thought(node, text, answer=stated_answer(text), metadata=metadata))
             if len(children) >= config.branching:
                 break
             record_event("repeated_thought")

@@ -15,10 +15,9 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.runtime import Agent
 from backends import Constraint, record_event
-from reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer
+from reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer, stated_answer
 from reasoning.context import RunContext
 from reasoning.outcome import Outcome
-from reasoning.steps import final_answer
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
 
     async def think(state: CoTState) -> CoTState:
         chain = (await agent.run(question=context.question, temperature=config.temperature, seed=context.seed)).texts[0]
-        answer = final_answer(chain)
+        answer = stated_answer(chain)
         node = context.add_thought(0, chain, answer=answer)
         return {"chain": chain, "answer": answer, "node": node.id}
 

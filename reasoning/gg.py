@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal, TypedDict
 
@@ -39,12 +40,12 @@ from langgraph.types import Send
 
 from agents.runtime import Agent, derived_seed
 from backends import Choice, record_event
-from reasoning.answers import NUMBER_PATTERN, extract_answer
+from reasoning.answers import NUMBER_PATTERN, extract_answer, stated_answer
 from reasoning.context import RunContext
 from reasoning.cot import CoTConfig, answer_after
 from reasoning.graph import ROOT
 from reasoning.outcome import Outcome
-from reasoning.steps import final_answer, majority_vote, thinker, weighted_vote
+from reasoning.steps import majority_vote, thinker, weighted_vote
 
 DEGENERATE_SCORE = -100.0
 
@@ -100,13 +101,16 @@ def _words(text: str) -> list[str]:
     return [t.lower() for t in re.findall(r"\w+|[^\w\s]", text)]
 
 
-def step_score(choice: Choice, seen: set[str], novelty_weight: float) -> tuple[float, float, float]:
-    """(score, confidence, novelty) of one sampled step; ``seen``: the tokens of the problem and of the beam."""
+def step_score(
+    choice: Choice, seen: set[str], novelty_weight: float, key: Callable[[str], str] = str
+) -> tuple[float, float, float]:
+    """(score, confidence, novelty) of one sampled step; ``seen``: the tokens of the problem and of the beam,
+    as ``key`` makes them comparable (the token itself, or its lower-cased word without a tokenizer)."""
     tokens, logprobs = choice.tokens or [], choice.logprobs or []
     if not tokens or not logprobs:
         return (0.0, 0.0, 0.0)
     confidence = sum(math.exp(lp) for lp in logprobs) / len(logprobs)
-    novelty = sum(1 for t in tokens if t not in seen) / len(tokens)
+    novelty = sum(1 for t in tokens if key(t) not in seen) / len(tokens)
     return (confidence + novelty_weight * novelty, confidence, novelty)
 
 
@@ -157,19 +161,24 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
     step_writer.min_tokens = config.min_step_tokens
     context.used(step_writer)
     problem_pieces = backend.token_pieces(context.question)
-    tokenize = backend.token_pieces if problem_pieces is not None else _words
+    if problem_pieces is None:  # no tokenizer here (a remote server): compare lower-cased words instead
+
+        def token_key(token: str) -> str:
+            return token.strip().lower()
+
+        problem_tokens = set(_words(context.question))
+    else:
+        token_key, problem_tokens = str, set(problem_pieces)
 
     def chain_text(node: int) -> str:
         steps = graph.steps(node) if node != ROOT else []
         return "".join(step + config.step_boundary for step in steps)
 
     def seen_tokens(node: int) -> set[str]:
-        beam = [
-            t for n in graph.path(node) for t in graph.nodes[n].metadata.get("tokens") or tokenize(graph.nodes[n].text)
-        ]
-        return {*(problem_pieces if problem_pieces is not None else _words(context.question)), *beam}
+        beam = {token_key(t) for n in graph.path(node) for t in graph.nodes[n].metadata["tokens"] or ()}
+        return problem_tokens | beam
 
-    async def write(node: int, iteration: int, **options: object):
+    async def write(node: int, **options: object):
         if continues:
             return await step_writer.run(question=context.question, reply_so_far=chain_text(node) or None, **options)
         record_event("gg_steps_reprompted")
@@ -197,7 +206,6 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
         temperature = config.early_temperature if iteration < config.early_iterations else config.late_temperature
         reply = await write(
             beam.node,
-            iteration,
             n=config.candidates,
             temperature=temperature,
             top_p=config.top_p,
@@ -208,7 +216,7 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
         guard = checks_degeneration(iteration, config)
         scored = []
         for choice in reply.result.choices:
-            score, confidence, novelty = step_score(choice, seen, config.novelty_weight)
+            score, confidence, novelty = step_score(choice, seen, config.novelty_weight, token_key)
             if guard and degenerate(choice.text, config):
                 score = DEGENERATE_SCORE
             scored.append((score, confidence, novelty, choice))
@@ -222,7 +230,7 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
                 score=score,
                 confidence=confidence,
                 novelty=novelty,
-                answer=final_answer(text),
+                answer=stated_answer(text),
                 metadata={"subtree": beam.subtree, "tokens": choice.tokens},
             )
             successor = Beam(beam.subtree, node.id, done=node.is_final)

@@ -64,6 +64,7 @@ class ThoughtGraph:
         self.experiences: list[Experience] = []
         self.chosen: list[int] = []
         """Node ids of the chain the method chose as its answer, root excluded."""
+        self._children: dict[int, list[int]] = {ROOT: []}
 
     # -- building ---------------------------------------------------------------------------------------
 
@@ -73,6 +74,8 @@ class ThoughtGraph:
         node = ThoughtNode(len(self.nodes), text, parent, self.nodes[parent].depth + 1, **fields)
         self.nodes[node.id] = node
         self.edges.append(Edge(parent, node.id))
+        self._children[parent].append(node.id)
+        self._children[node.id] = []
         return node
 
     def add_rollback(self, source: int, target: int, **metadata: Any) -> Edge:
@@ -102,14 +105,15 @@ class ThoughtGraph:
         indices = []
         for node in self.path(node_id):
             this = self.nodes[node]
-            group = this.metadata.get(scope) if scope else None
-            siblings = [
-                n.id
-                for n in self.nodes.values()
-                if n.parent == this.parent and (scope is None or n.metadata.get(scope) == group)
-            ]
+            siblings = self.children(this.parent)  # type: ignore[arg-type]
+            if scope is not None:
+                siblings = [i for i in siblings if self.nodes[i].metadata.get(scope) == this.metadata.get(scope)]
             indices.append(siblings.index(node))
         return tuple(indices)
+
+    def children(self, node_id: int) -> list[int]:
+        """The node's children, in the order they were added."""
+        return self._children[node_id]
 
     def steps(self, node_id: int) -> list[str]:
         return [self.nodes[i].text for i in self.path(node_id)]
@@ -141,6 +145,10 @@ class ThoughtGraph:
     def from_dict(cls, data: dict[str, Any]) -> ThoughtGraph:
         graph = cls(data["question"])
         graph.nodes = {n["id"]: ThoughtNode(**n) for n in data["nodes"]}
+        graph._children = {node_id: [] for node_id in graph.nodes}
+        for node in graph.nodes.values():
+            if node.parent is not None:
+                graph._children[node.parent].append(node.id)
         graph.edges = [Edge(**e) for e in data["edges"]]
         graph.experiences = [Experience(**x) for x in data["experiences"]]
         graph.chosen = list(data["chosen"])

@@ -9,11 +9,11 @@ from typing import Annotated, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from backends import record_event
-from reasoning.answers import extract_answer
+from reasoning.answers import extract_answer, stated_answer
 from reasoning.context import RunContext
 from reasoning.cot import solver
 from reasoning.outcome import Outcome
-from reasoning.steps import final_answer, majority_vote
+from reasoning.steps import majority_vote
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ async def sample_chains(context: RunContext, samples: int, temperature: float, t
     )
     nodes = []
     for chain in reply.texts:
-        answer = final_answer(chain)
+        answer = stated_answer(chain)
         if answer is None:
             record_event("parse_failure")
             answer = extract_answer(chain)

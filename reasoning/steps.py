@@ -10,16 +10,10 @@ from dataclasses import dataclass, field
 
 from agents.runtime import Agent
 from backends import Constraint, record_event
-from reasoning.answers import stated_answer
 from reasoning.context import RunContext
 
 SCORE_PATTERN = r"(0(\.[0-9]{1,2})?|1(\.0)?)"
 DEFAULT_SCORE = 0.5
-
-
-def final_answer(step: str) -> str | None:
-    """The answer a step states with a closing marker; None for an ordinary step (see ``reasoning.answers``)."""
-    return stated_answer(step)
 
 
 def parse_score(text: str) -> float:

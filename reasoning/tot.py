@@ -13,11 +13,11 @@ from langgraph.types import Send
 
 from agents.runtime import Agent, derived_seed
 from backends import Constraint, record_event
-from reasoning.answers import extract_answer
+from reasoning.answers import extract_answer, stated_answer
 from reasoning.context import RunContext
 from reasoning.graph import ROOT
 from reasoning.outcome import Outcome
-from reasoning.steps import final_answer, judge, thinker
+from reasoning.steps import judge, thinker
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
             temperature=config.temperature,
             seed=derived_seed(context.seed, "tot", *graph.position(node)),
         )
-        return {"proposed": [context.add_thought(node, t, answer=final_answer(t)).id for t in reply.texts]}
+        return {"proposed": [context.add_thought(node, t, answer=stated_answer(t)).id for t in reply.texts]}
 
     async def value(task: dict) -> ToTState:
         node = graph.nodes[task["node"]]

@@ -31,10 +31,11 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.runtime import derived_seed
 from backends import record_event
+from reasoning.answers import stated_answer
 from reasoning.context import RunContext
 from reasoning.graph import ROOT, Experience, ThoughtNode
 from reasoning.outcome import Outcome
-from reasoning.steps import analyst, final_answer, majority_vote, thinker, weighted_vote
+from reasoning.steps import analyst, majority_vote, thinker, weighted_vote
 
 LIMITS = ("max_outgoing", "max_incoming", "max_into_target_from_chain", "max_chain_rollbacks")
 
@@ -162,7 +163,7 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
             target = await try_rollback(node)
             if target is not None:
                 return {"growable": [*growable, target], "steps": state["steps"]}
-        child_index = sum(1 for n in graph.nodes.values() if n.parent == node)
+        child_index = len(graph.children(node))
         text = (
             await step_writer.run(
                 question=context.question,
@@ -172,7 +173,7 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
                 seed=derived_seed(context.seed, "tr", *graph.position(node), child_index),
             )
         ).texts[0]
-        child: ThoughtNode = context.add_thought(node, text, answer=final_answer(text))
+        child: ThoughtNode = context.add_thought(node, text, answer=stated_answer(text))
         if rolled_back_to:
             child.metadata["experiences"] = rolled_back_to
         if child.is_final:

@@ -81,7 +81,7 @@ class Agent(Generic[T]):
     async def run(self, **options: Any) -> Reply[T]:
         """One request from this role (``history``: earlier turns, placed before the role prompt)."""
         request = self.request(**options)
-        with self.budget.reserve(request, self.backend.count_prompt_tokens(request)) as affordable:
+        with self.budget.reserve(request, self.backend.count_prompt_tokens) as affordable:
             result = await self.backend.generate_one(affordable)
         texts = [c.text.strip() for c in result.choices]
         return Reply(texts, [self.parse(t) for t in texts], result)

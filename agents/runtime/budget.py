@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -90,11 +90,14 @@ class Budget:
             raise BudgetExceeded(reason)
 
     @contextmanager
-    def reserve(self, request: Request, prompt_tokens: int) -> Iterator[Request]:
+    def reserve(self, request: Request, count_prompt_tokens: Callable[[Request], int]) -> Iterator[Request]:
         """Reserve one call and the request's tokens while it runs; yields the request, its ``max_tokens``
-        clamped to what the budget has left. Raises BudgetExceeded when it cannot be sent at all."""
+        clamped to what the budget has left. Raises BudgetExceeded when it cannot be sent at all.
+        Prompt tokens are counted (``count_prompt_tokens``) only under a token budget: tokenizing costs time."""
         self.check()
+        prompt_tokens = 0
         if self.max_tokens is not None:
+            prompt_tokens = count_prompt_tokens(request)
             per_sample = (self.max_tokens - self.tokens_committed - prompt_tokens) // request.n
             if per_sample < 1:
                 reason = f"max_tokens={self.max_tokens} reached"

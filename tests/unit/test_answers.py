@@ -4,7 +4,6 @@ it states one. Each expected value below is written by hand from the text."""
 import pytest
 
 from reasoning.answers import clean_answer, extract_answer, stated_answer
-from reasoning.steps import final_answer
 
 EXTRACTION = [
     # whole answers, not their first number
@@ -89,7 +88,6 @@ def test_the_table_has_at_least_forty_cases():
     ],
 )
 def test_a_step_is_final_only_when_it_states_an_answer(step, answer):
-    assert final_answer(step) == answer
     assert stated_answer(step) == answer
 
 

@@ -60,11 +60,11 @@ def test_a_request_is_clamped_to_the_tokens_left_and_one_that_cannot_fit_is_not_
     assert solution.stopped_by == "max_tokens=3 reached"
     budget = Budget(max_tokens=50)
     request = Request.chat(("user", "a b c"), max_tokens=100, n=2)
-    with budget.reserve(request, prompt_tokens=10) as affordable:
+    with budget.reserve(request, lambda _: 10) as affordable:
         assert affordable.max_tokens == 20  # (50 - 10) // 2
         assert budget.tokens_committed == 50 and budget.calls_committed == 1
         # nothing is left for a second request while this one is in flight
-        with pytest.raises(BudgetExceeded), budget.reserve(request, prompt_tokens=1):
+        with pytest.raises(BudgetExceeded), budget.reserve(request, lambda _: 1):
             pass
     assert budget.tokens_committed == 0 and budget.calls_committed == 0
     assert budget.bound_by == "max_tokens=50 reached"

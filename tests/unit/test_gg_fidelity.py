@@ -64,3 +64,15 @@ def test_backends_that_cannot_continue_a_message_get_the_step_prompt_counted():
     solution = solve("q?", "gg", backend, paths=1, candidates=1)
     assert solution.answer == "4"
     assert solution.usage["events"]["gg_steps_reprompted"] == 1
+
+
+def test_without_a_tokenizer_novelty_compares_lower_cased_words():
+    class Remote(ScriptedBackend):  # like an OpenAI-compatible server: token strings come back, no tokenizer here
+        def token_pieces(self, text: str) -> None:
+            return None
+
+    backend = Remote([ScriptRule("one step per line", [lp("Alpha gamma"), lp(" gamma \\boxed{1}")])])
+    solution = solve("alpha beta", "gg", backend, paths=1, candidates=1)
+    first, second = solution.graph.nodes[1], solution.graph.nodes[2]
+    assert first.novelty == 0.5  # "Alpha" is the problem's word "alpha"; "gamma" is new
+    assert second.novelty == 0.5  # "gamma" is on the beam; "\boxed{1}" is new

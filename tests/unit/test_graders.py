@@ -165,3 +165,21 @@ def test_game24_expression_extraction():
 )
 def test_aqua_choice_extraction(text, letter):
     assert extract_choice(text) == letter
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("2\\tfrac{1}{4}", "1/2"),
+        ("3\\dfrac12", "3/2"),
+        ("\\frac{1}{2}\\sqrt{4}", "1"),
+        ("2^{3}-1", "7"),
+        ("-(1+2)", "-3"),
+    ],
+)
+def test_the_fallback_parser_builds_values_from_its_own_tree(text, value):
+    import sympy
+
+    from evals.mathparse import parse, to_sympy
+
+    assert to_sympy(parse(text)) == sympy.Rational(value)

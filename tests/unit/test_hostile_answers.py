@@ -18,7 +18,6 @@ from evals.runner import EvalConfig, read_samples, run_eval
 from evals.sandbox import GradingSandbox
 from evals.scoring import DATASETS_GRADED, GradingInput, grade
 from reasoning.answers import extract_answer, stated_answer
-from reasoning.steps import final_answer
 
 SANDBOX_SECONDS = 3.0
 GOLD = {"gsm8k": "72", "math": "\\frac{3}{4}", "math500": "\\frac{3}{4}", "game24": "", "aqua": "C"}
@@ -195,7 +194,7 @@ def test_a_grading_step_that_runs_past_the_time_limit_is_ungradable_and_the_sand
     assert sandbox.grade(GradingInput("math", "0.75", "", "\\frac{3}{4}")).correct is True  # a fresh child
 
 
-@pytest.mark.parametrize("extract", [extract_answer, stated_answer, final_answer])
+@pytest.mark.parametrize("extract", [extract_answer, stated_answer])
 def test_the_methods_extraction_is_bounded_and_never_evaluates(extract, tmp_path):
     canary = tmp_path / "canary"
     for answer in hostile_answers(str(canary)):
