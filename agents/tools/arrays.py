@@ -1,26 +1,108 @@
-"""Arrays given to tools: inline JSON lists, or a path to a .npy file for anything large."""
+"""Arrays given to tools: inline JSON lists, or a path to a file for anything large.
+
+Files: ``.npy`` (one array), ``.npz``, ``.safetensors`` and ``.pt``/``.pth``/``.bin`` (PyTorch state
+dicts) hold named tensors; ``name#key`` picks one tensor of a multi-tensor file. Loading never runs
+code from the file: numpy with ``allow_pickle=False``, safetensors (a plain format), torch with
+``weights_only=True``. Files over ``MAX_FILE_BYTES`` are refused before they are read, and each file
+is read once per call.
+"""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from agents.tools.validation import finite_array
+from agents.tools.validation import MAX_ELEMENTS, InputError, finite_array
+
+MAX_FILE_BYTES = 1 << 30
+TENSOR_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".bin")
+
+
+def _source(path: str) -> tuple[Path, str | None]:
+    file, _, key = path.partition("#")
+    return Path(file), key or None
+
+
+def check_path(path: str, name: str) -> None:
+    """Cheap checks of a file argument (no reading): it exists, has a known suffix, is not too large."""
+    file, _ = _source(path)
+    if file.suffix.lower() not in TENSOR_SUFFIXES:
+        raise InputError(f"{name}: {file.name!r} is not one of {', '.join(TENSOR_SUFFIXES)}")
+    if not file.is_file():
+        raise InputError(f"{name}: no file at {file}")
+    if file.stat().st_size > MAX_FILE_BYTES:
+        raise InputError(f"{name}: {file} is {file.stat().st_size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
+
+
+def _torch_state(file: Path) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch ships with the dev install
+        raise InputError(f"reading {file.name} needs PyTorch (pip install torch)") from None
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad or unsafe file
+        raise InputError(f"{file} is not a PyTorch state dict that loads with weights_only=True ({error})") from None
+    if isinstance(loaded, torch.Tensor):
+        loaded = {"tensor": loaded}
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]  # Lightning-style checkpoints
+    if not isinstance(loaded, dict):
+        raise InputError(f"{file} holds a {type(loaded).__name__}, not a state dict of tensors")
+    tensors = {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+    return {k: v.detach().to(torch.float64).numpy() for k, v in tensors.items()}
+
+
+def load_tensors(path: str, name: str = "path") -> dict[str, np.ndarray]:
+    """Every tensor in a file, by name, as float64 arrays (not yet checked for finiteness)."""
+    check_path(path, name)
+    file, _ = _source(path)
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return {"array": np.load(file, allow_pickle=False)}
+        if suffix == ".npz":
+            with np.load(file, allow_pickle=False) as archive:
+                return {k: archive[k] for k in archive.files}
+        if suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            return load_file(str(file))
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
+        raise InputError(f"{name}: cannot read {file} as {suffix} ({error})") from None
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error type for corrupt headers
+        raise InputError(f"{name}: cannot read {file} as {suffix} ({error})") from None
+    return _torch_state(file)
+
+
+def load_array(path: str, name: str = "path", *, ndim: int | None = None) -> np.ndarray:
+    """One array from a file: the only tensor it holds, or the one named after ``#``."""
+    file, key = _source(path)
+    tensors = load_tensors(path, name)
+    if key is None and len(tensors) != 1:
+        raise InputError(f"{name}: {file.name} holds {len(tensors)} tensors; pick one with {file.name}#NAME "
+                         f"(names: {', '.join(sorted(tensors)[:10])})")  # fmt: skip
+    if key is not None and key not in tensors:
+        raise InputError(f"{name}: {file.name} has no tensor {key!r} (names: {', '.join(sorted(tensors)[:10])})")
+    array = tensors[key] if key is not None else next(iter(tensors.values()))
+    return finite_array(array, f"{name} ({path})", ndim=ndim)
 
 
 class ArrayInput(BaseModel):
-    values: list[list[float]] | None = None
-    path: str | None = None
-    """A .npy file, for arrays too large to pass inline."""
+    """A matrix: inline ``values`` or a ``path`` to a .npy/.npz/.safetensors/.pt file (``file#name``)."""
+
+    values: list[list[float]] | None = Field(None, max_length=4096)
+    path: str | None = Field(None, max_length=4096, description="a tensor file; file#name picks one tensor")
 
     @model_validator(mode="after")
     def _one_source(self) -> ArrayInput:
         if (self.values is None) == (self.path is None):
-            raise ValueError("give exactly one of `values` or `path`")
-        if self.path is not None and not Path(self.path).is_file():
-            raise ValueError(f"no .npy file at {self.path}")
+            raise InputError("give exactly one of `values` or `path`")
+        if self.path is not None:
+            check_path(self.path, "path")
         if self.values is not None:
             finite_array(self.values, "values", ndim=2)
         return self
@@ -28,4 +110,7 @@ class ArrayInput(BaseModel):
     def load(self) -> np.ndarray:
         if self.values is not None:
             return np.asarray(self.values, dtype=np.float64)
-        return finite_array(np.load(self.path), f"array in {self.path}", ndim=2)
+        return load_array(self.path or "", "path", ndim=2)
+
+
+__all__ = ["MAX_ELEMENTS", "ArrayInput", "check_path", "load_array", "load_tensors"]
