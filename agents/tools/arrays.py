@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from agents.tools.validation import MAX_ELEMENTS, InputError, finite_array
+from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
 
 MAX_FILE_BYTES = 1 << 30
 TENSOR_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".bin")
@@ -26,11 +26,11 @@ def _source(path: str) -> tuple[Path, str | None]:
     return Path(file), key or None
 
 
-def check_path(path: str, name: str) -> None:
+def check_path(path: str, name: str, suffixes: tuple[str, ...] = TENSOR_SUFFIXES) -> None:
     """Cheap checks of a file argument (no reading): it exists, has a known suffix, is not too large."""
     file, _ = _source(path)
-    if file.suffix.lower() not in TENSOR_SUFFIXES:
-        raise InputError(f"{name}: {file.name!r} is not one of {', '.join(TENSOR_SUFFIXES)}")
+    if file.suffix.lower() not in suffixes:
+        raise InputError(f"{name}: {file.name!r} is not one of {', '.join(suffixes)}")
     if not file.is_file():
         raise InputError(f"{name}: no file at {file}")
     if file.stat().st_size > MAX_FILE_BYTES:
@@ -44,7 +44,7 @@ def _torch_state(file: Path) -> dict[str, np.ndarray]:
         raise InputError(f"reading {file.name} needs PyTorch (pip install torch)") from None
     try:
         loaded = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad or unsafe file
+    except Exception as error:
         raise InputError(f"{file} is not a PyTorch state dict that loads with weights_only=True ({error})") from None
     if isinstance(loaded, torch.Tensor):
         loaded = {"tensor": loaded}
@@ -73,12 +73,12 @@ def load_tensors(path: str, name: str = "path") -> dict[str, np.ndarray]:
             return load_file(str(file))
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         raise InputError(f"{name}: cannot read {file} as {suffix} ({error})") from None
-    except Exception as error:  # noqa: BLE001 - safetensors raises its own error type for corrupt headers
+    except Exception as error:
         raise InputError(f"{name}: cannot read {file} as {suffix} ({error})") from None
     return _torch_state(file)
 
 
-def load_array(path: str, name: str = "path", *, ndim: int | None = None) -> np.ndarray:
+def load_array(path: str, name: str = "path", *, ndim: int | None = None, max_abs: float | None = None) -> np.ndarray:
     """One array from a file: the only tensor it holds, or the one named after ``#``."""
     file, key = _source(path)
     tensors = load_tensors(path, name)
@@ -88,11 +88,12 @@ def load_array(path: str, name: str = "path", *, ndim: int | None = None) -> np.
     if key is not None and key not in tensors:
         raise InputError(f"{name}: {file.name} has no tensor {key!r} (names: {', '.join(sorted(tensors)[:10])})")
     array = tensors[key] if key is not None else next(iter(tensors.values()))
-    return finite_array(array, f"{name} ({path})", ndim=ndim)
+    return finite_array(array, f"{name} ({path})", ndim=ndim, max_abs=max_abs)
 
 
 class ArrayInput(BaseModel):
-    """A matrix: inline ``values`` or a ``path`` to a .npy/.npz/.safetensors/.pt file (``file#name``)."""
+    """A matrix: inline ``values`` or a ``path`` to a .npy/.npz/.safetensors/.pt file (``file#name``).
+    Values are bounded by ``MAX_MAGNITUDE`` in magnitude (products and squares stay finite)."""
 
     values: list[list[float]] | None = Field(None, max_length=4096)
     path: str | None = Field(None, max_length=4096, description="a tensor file; file#name picks one tensor")
@@ -104,13 +105,13 @@ class ArrayInput(BaseModel):
         if self.path is not None:
             check_path(self.path, "path")
         if self.values is not None:
-            finite_array(self.values, "values", ndim=2)
+            finite_array(self.values, "values", ndim=2, max_abs=MAX_MAGNITUDE)
         return self
 
     def load(self) -> np.ndarray:
         if self.values is not None:
             return np.asarray(self.values, dtype=np.float64)
-        return load_array(self.path or "", "path", ndim=2)
+        return load_array(self.path or "", "path", ndim=2, max_abs=MAX_MAGNITUDE)
 
 
 __all__ = ["MAX_ELEMENTS", "ArrayInput", "check_path", "load_array", "load_tensors"]

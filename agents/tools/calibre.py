@@ -12,11 +12,18 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from agents.tools.registry import tool
-from agents.tools.validation import finite_array
+from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, finite_array
 
 
 def kmeans(points: np.ndarray, k: int, seed: int, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """(centroids, labels) by Lloyd's algorithm from a seeded k-means++ start."""
+    """(centroids, labels) by Lloyd's algorithm from a seeded k-means++ start. Points are scaled to
+    unit magnitude inside (and the centroids scaled back), so squared distances cannot overflow."""
+    scale = float(np.abs(points).max()) or 1.0
+    centroids, labels = _kmeans_unit(points / scale, k, seed, iterations)
+    return centroids * scale, labels
+
+
+def _kmeans_unit(points: np.ndarray, k: int, seed: int, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centroids = [points[rng.integers(len(points))]]
     for _ in range(1, k):
@@ -65,22 +72,27 @@ def calibre_loss(z1: np.ndarray, z2: np.ndarray, k: int, alpha: float, temperatu
 
 
 def divergence_rate(encodings: np.ndarray, k: int, seed: int) -> float:
+    """As the reference (TL-System/plato, ``calibre_trainer.compute_divergence_rate``): the mean over
+    clusters of each cluster's mean distance of its encodings to its centroid, so a few loose points
+    in a small cluster weigh as much as a large tight cluster."""
     centroids, labels = kmeans(encodings, k, seed)
-    return float(np.linalg.norm(encodings - centroids[labels], axis=1).mean())
+    scale = float(np.abs(encodings).max()) or 1.0
+    distances = np.linalg.norm((encodings - centroids[labels]) / scale, axis=1) * scale
+    return float(np.mean([distances[labels == j].mean() for j in np.unique(labels)]))
 
 
 class LossInput(BaseModel):
-    view_one: list[list[float]]
-    view_two: list[list[float]]
-    clusters: int = Field(4, ge=1)
+    view_one: list[list[float]] = Field(max_length=20_000)
+    view_two: list[list[float]] = Field(max_length=20_000)
+    clusters: int = Field(4, ge=1, le=256)
     alpha: float = Field(1.0, ge=0)
     temperature: float = Field(0.5, gt=0)
     seed: int = 0
 
     @model_validator(mode="after")
     def _check(self) -> LossInput:
-        one = finite_array(self.view_one, "view_one", ndim=2)
-        if finite_array(self.view_two, "view_two", ndim=2).shape != one.shape:
+        one = finite_array(self.view_one, "view_one", ndim=2, max_abs=MAX_MAGNITUDE)
+        if finite_array(self.view_two, "view_two", ndim=2, max_abs=MAX_MAGNITUDE).shape != one.shape:
             raise ValueError("the two views need the same shape")
         if self.clusters > one.shape[0]:
             raise ValueError("more clusters than encodings")
@@ -106,31 +118,57 @@ def calibre_loss_tool(inputs: LossInput) -> LossOutput:
 
 
 class AggregateInput(BaseModel):
-    client_encodings: list[list[list[float]]] = Field(min_length=1, description="per client, its encodings")
-    clusters: int = Field(4, ge=1)
-    seed: int = 0
+    client_encodings: list[list[list[float]]] = Field(
+        min_length=1, max_length=1000, description="per client, its encodings"
+    )
+    client_samples: list[float] | None = Field(
+        None, max_length=1000, description="per client, its number of samples (defaults to its encodings)"
+    )
+    clusters: int = Field(4, ge=1, le=256)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> AggregateInput:
+        total = 0
         for i, encodings in enumerate(self.client_encodings):
-            if finite_array(encodings, f"client_encodings[{i}]", ndim=2).shape[0] < self.clusters:
+            array = finite_array(encodings, f"client_encodings[{i}]", ndim=2)
+            total += array.size * self.clusters
+            if array.shape[0] < self.clusters:
                 raise ValueError(f"client {i} has fewer encodings than clusters")
+        if total > MAX_ELEMENTS:
+            raise ValueError(f"encodings x clusters is {total:,}; the limit is {MAX_ELEMENTS:,}")
+        if self.client_samples is not None:
+            samples = finite_array(self.client_samples, "client_samples", ndim=1, max_abs=1e15)
+            if samples.shape[0] != len(self.client_encodings) or np.any(samples <= 0):
+                raise ValueError("client_samples needs one positive count per client")
         return self
 
 
 class AggregateOutput(BaseModel):
     divergence: list[float]
     weights: list[float]
+    """The weight of each client's update in the aggregate, as the reference applies it: sample share
+    x (1/divergence) / sum(1/divergence)."""
+    normalised_weights: list[float]
+    """The same weights rescaled to sum to one."""
 
 
 @tool("calibre_aggregation_weights", AggregateInput, "faithful")
 def calibre_aggregation_weights(inputs: AggregateInput) -> AggregateOutput:
-    """Calibre's divergence-weighted aggregation (faithful: each client's divergence rate is the mean
-    distance of its encodings to their K-means centroids; weights are 1/divergence, normalised)."""
+    """Calibre's divergence-weighted aggregation (faithful to the reference code, TL-System/plato: a
+    client's divergence rate is the mean over its K-means clusters of each cluster's mean distance to
+    its centroid; its update is scaled by (1/divergence)/sum(1/divergence) and then averaged with
+    sample-count weights). A divergence of 0 (all encodings on their centroids) counts as 1e-12."""
     divergence = np.array(
         [divergence_rate(np.asarray(e), inputs.clusters, inputs.seed) for e in inputs.client_encodings]
     )
-    inverse = 1.0 / np.maximum(divergence, 1e-12)
+    # 1/d normalised, in a form that neither overflows for d near 0 nor underflows for huge d
+    relative = divergence.min() / np.maximum(divergence, 1e-300) if divergence.min() > 0 else (divergence == 0) * 1.0
+    inverse_share = relative / relative.sum()
+    samples = np.asarray(inputs.client_samples or [len(e) for e in inputs.client_encodings], dtype=float)
+    sample_share = samples / samples.sum()
+    weights = sample_share * inverse_share
     return AggregateOutput(
-        divergence=divergence.round(8).tolist(), weights=(inverse / inverse.sum()).round(10).tolist()
-    )
+        divergence=divergence.round(8).tolist(), weights=weights.round(10).tolist(),
+        normalised_weights=(weights / weights.sum()).round(10).tolist(),
+    )  # fmt: skip

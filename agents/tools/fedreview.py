@@ -29,7 +29,11 @@ def trimmed_mean(updates: np.ndarray, trim: int) -> np.ndarray:
 
 
 def krum(updates: np.ndarray, attackers: int) -> np.ndarray:
-    distances = ((updates[:, None, :] - updates[None, :, :]) ** 2).sum(axis=-1)
+    """Krum: the update with the smallest summed squared distance to its n - f - 2 nearest neighbours
+    (distances from the Gram matrix: memory grows with clients², not clients² x parameters)."""
+    gram = updates @ updates.T
+    squared = np.diag(gram)
+    distances = np.maximum(squared[:, None] + squared[None, :] - 2 * gram, 0)
     closest = max(1, len(updates) - attackers - 2)
     scores = np.sort(distances, axis=1)[:, 1 : closest + 1].sum(axis=1)
     return updates[int(np.argmin(scores))]
@@ -59,16 +63,18 @@ def review(
 
 
 class FedReviewInput(BaseModel):
-    clients: int = Field(10, ge=4)
+    clients: int = Field(10, ge=4, le=200)
     attackers: int = Field(3, ge=0)
     attack: Literal["sign_flip", "scaling"] = "sign_flip"
-    attack_scale: float = Field(4.0, gt=0, description="sign_flip sends -scale x update; scaling sends scale x")
+    attack_scale: float = Field(
+        4.0, gt=0, le=1000, description="sign_flip sends -scale x update; scaling sends scale x"
+    )
     reviewers: int = Field(5, ge=1)
-    rounds: int = Field(15, gt=0)
-    outlier_mads: float = Field(3.0, gt=0)
-    local_epochs: int = Field(1, gt=0)
-    learning_rate: float = Field(0.5, gt=0)
-    seed: int = 0
+    rounds: int = Field(15, gt=0, le=200)
+    outlier_mads: float = Field(3.0, gt=0, le=1e6)
+    local_epochs: int = Field(1, gt=0, le=20)
+    learning_rate: float = Field(0.5, gt=0, le=10)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> FedReviewInput:
@@ -76,6 +82,8 @@ class FedReviewInput(BaseModel):
             raise ValueError("attackers must be fewer than half of the clients")
         if self.reviewers > self.clients:
             raise ValueError("reviewers cannot outnumber clients")
+        if self.clients * self.rounds * self.local_epochs > 4000:
+            raise ValueError("clients x rounds x local_epochs is limited to 4,000 local trainings per aggregator")
         return self
 
 

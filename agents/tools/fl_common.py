@@ -35,9 +35,12 @@ def digits_clients(clients: int, seed: int, *, skew: float = 1.0, test_share: fl
     for label in range(CLASSES):
         members = np.where(train_y == label)[0]
         owner[members] = rng.choice(clients, size=len(members), p=shares[label])
-    for client in range(clients):  # every client holds some data
+    if clients > len(owner):
+        raise ValueError(f"{clients} clients cannot each hold a sample of {len(owner)}")
+    for client in range(clients):  # every client holds some data: take a sample from the largest shard
         if not np.any(owner == client):
-            owner[rng.integers(len(owner))] = client
+            largest = np.bincount(owner, minlength=clients).argmax()
+            owner[rng.choice(np.flatnonzero(owner == largest))] = client
     return FederatedData(
         [train_x[owner == c] for c in range(clients)], [train_y[owner == c] for c in range(clients)], x[:cut], y[:cut]
     )

@@ -1,9 +1,9 @@
 """LB-BSP: semi-dynamic load balancing of stragglers in synchronous data-parallel training.
 
 At each barrier, worker batch sizes are resized so all workers finish together while the global
-batch stays fixed. CPU rule: x_i = X·v̂_i / Σv̂ with v̂ an EMA-predicted speed (samples/s). GPU rule:
-a common target time found by bisection over profiled time-vs-batch curves, each worker capped by
-its memory limit.
+batch stays fixed. CPU rule: x_i = X·v̂_i / Σv̂ with v̂ an EMA-predicted speed (samples/s; the paper
+predicts with a NARX model, an EMA is our simpler stand-in). GPU rule: a common target time found by
+bisection over profiled time-vs-batch curves, each worker capped by its memory limit.
 """
 
 from __future__ import annotations
@@ -14,41 +14,62 @@ import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
 from agents.tools.registry import tool
-from agents.tools.validation import finite_array
+from agents.tools.validation import InputError, finite_array
+
+MAX_BATCH = 10**9
+MAX_SECONDS, MIN_SECONDS = 1e9, 1e-9
+
+
+def _largest_remainders(total: int, shares: np.ndarray) -> np.ndarray:
+    shares = shares / shares.max() if shares.max() > 0 else np.ones_like(shares)
+    raw = total * (shares / shares.sum())
+    sizes = np.floor(raw).astype(np.int64)
+    order = np.argsort(-(raw - sizes), kind="stable")
+    sizes[order[: total - int(sizes.sum())]] += 1
+    return sizes
 
 
 def split_integer(total: int, shares: np.ndarray, caps: np.ndarray | None = None) -> np.ndarray:
-    """Integers proportional to ``shares`` that add up to ``total`` (largest remainders), within caps."""
-    raw = total * shares / shares.sum()
-    sizes = np.floor(raw).astype(int)
-    order = np.argsort(-(raw - sizes), kind="stable")
-    for i in order[: total - sizes.sum()]:
-        sizes[i] += 1
-    if caps is not None:
-        sizes = np.minimum(sizes, caps)
-        while sizes.sum() < total:  # hand what the caps cut off to workers with room, fastest first
-            room = np.where(sizes < caps)[0]
-            if room.size == 0:
-                raise ValueError(f"memory caps {caps.tolist()} cannot hold a global batch of {total}")
-            sizes[room[np.argmax(shares[room])]] += 1
+    """Integers proportional to ``shares`` that add up to ``total`` (largest remainders), within caps:
+    what the caps cut off goes to the workers with room, in proportion to their shares (each round
+    fills the deficit or saturates a worker, so at most one round per worker)."""
+    sizes = _largest_remainders(total, shares)
+    if caps is None:
+        return sizes
+    caps = np.asarray(caps, dtype=np.int64)
+    if int(caps.sum()) < total:
+        raise InputError(f"memory caps {caps.tolist()[:20]} cannot hold a global batch of {total}")
+    sizes = np.minimum(sizes, caps)
+    while (deficit := total - int(sizes.sum())) > 0:
+        room = np.where(sizes < caps)[0]
+        extra = np.zeros_like(sizes)
+        extra[room] = np.minimum(_largest_remainders(deficit, shares[room]), caps[room] - sizes[room])
+        if not extra.any():  # shares of zero: fill in order
+            extra[room[0]] = min(deficit, int(caps[room[0]] - sizes[room[0]]))
+        sizes += extra
     return sizes
 
 
 def ema_speeds(batch_history: np.ndarray, time_history: np.ndarray, smoothing: float) -> np.ndarray:
-    """Per-worker speed predicted by an exponential moving average over past iterations (oldest first)."""
+    """Per-worker speed predicted by the exponential moving average v̂ ← α·v + (1 − α)·v̂ over past
+    iterations (oldest first), started at the oldest observation: the newest iteration weighs α, the
+    one before α(1 − α), and so on, the oldest keeping the remaining (1 − α)^(n−1)."""
     speeds = batch_history / time_history
-    weights = (1 - smoothing) ** np.arange(speeds.shape[1])[::-1]
-    return (speeds * weights).sum(axis=1) / weights.sum()
+    predicted = speeds[:, 0]
+    for column in range(1, speeds.shape[1]):
+        predicted = smoothing * speeds[:, column] + (1 - smoothing) * predicted
+    return predicted
 
 
 class Profile(BaseModel):
-    batches: list[float] = Field(min_length=2, description="batch sizes profiled, increasing")
-    seconds: list[float] = Field(min_length=2, description="iteration time at each profiled batch size")
-    memory_cap: int = Field(gt=0, description="largest batch that fits in this worker's memory")
+    batches: list[float] = Field(min_length=2, max_length=1000, description="batch sizes profiled, increasing")
+    seconds: list[float] = Field(min_length=2, max_length=1000, description="iteration time at each batch size")
+    memory_cap: int = Field(gt=0, le=MAX_BATCH, description="largest batch that fits in this worker's memory")
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
-        batches, seconds = finite_array(self.batches, "batches"), finite_array(self.seconds, "seconds")
+        batches = finite_array(self.batches, "batches", max_abs=MAX_BATCH)
+        seconds = finite_array(self.seconds, "seconds", max_abs=MAX_SECONDS)
         if batches.shape != seconds.shape:
             raise ValueError("profile batches and seconds must have the same length")
         if np.any(np.diff(batches) <= 0) or np.any(np.diff(seconds) < 0) or np.any(seconds <= 0):
@@ -57,24 +78,30 @@ class Profile(BaseModel):
 
 
 class BatchSizeInput(BaseModel):
-    global_batch: int = Field(gt=0)
+    global_batch: int = Field(gt=0, le=MAX_BATCH)
     mode: Literal["cpu", "gpu"] = "cpu"
-    batch_history: list[list[float]] | None = Field(None, description="cpu: per worker, batch sizes of past iterations")
-    time_history: list[list[float]] | None = Field(None, description="cpu: per worker, seconds of past iterations")
-    smoothing: float = Field(0.5, gt=0, le=1, description="EMA weight of the newest iteration")
-    profiles: list[Profile] | None = Field(None, description="gpu: per worker time-vs-batch curve and memory cap")
+    batch_history: list[list[float]] | None = Field(
+        None, max_length=100_000, description="cpu: per worker, batch sizes of past iterations (oldest first)"
+    )
+    time_history: list[list[float]] | None = Field(
+        None, max_length=100_000, description="cpu: per worker, seconds of past iterations (oldest first)"
+    )
+    smoothing: float = Field(0.5, gt=0, le=1, description="EMA weight α of the newest iteration")
+    profiles: list[Profile] | None = Field(
+        None, max_length=10_000, description="gpu: per worker time-vs-batch curve and memory cap"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BatchSizeInput:
         if self.mode == "cpu":
             if self.batch_history is None or self.time_history is None:
                 raise ValueError("cpu mode needs batch_history and time_history")
-            batches = finite_array(self.batch_history, "batch_history", ndim=2)
-            times = finite_array(self.time_history, "time_history", ndim=2)
+            batches = finite_array(self.batch_history, "batch_history", ndim=2, max_abs=MAX_BATCH)
+            times = finite_array(self.time_history, "time_history", ndim=2, max_abs=MAX_SECONDS)
             if batches.shape != times.shape:
                 raise ValueError(f"batch_history {batches.shape} and time_history {times.shape} differ in shape")
-            if np.any(batches <= 0) or np.any(times <= 0):
-                raise ValueError("batch sizes and times must be positive")
+            if np.any(batches < 1) or np.any(times < MIN_SECONDS):
+                raise ValueError(f"batch sizes must be >= 1 and times >= {MIN_SECONDS:g} s")
         elif not self.profiles:
             raise ValueError("gpu mode needs one profile per worker")
         return self
@@ -93,7 +120,7 @@ def _gpu_sizes(profiles: list[Profile], total: int) -> np.ndarray:
 
     low, high = 0.0, max(p.seconds[-1] for p in profiles) * 4
     if batch_at(high).sum() < total:
-        raise ValueError(f"memory caps {[p.memory_cap for p in profiles]} cannot hold a global batch of {total}")
+        raise InputError(f"memory caps {[p.memory_cap for p in profiles]} cannot hold a global batch of {total}")
     for _ in range(60):  # bisection on the common finish time
         middle = (low + high) / 2
         low, high = (middle, high) if batch_at(middle).sum() < total else (low, middle)
@@ -107,8 +134,9 @@ def _gpu_time(profile: Profile, batch: float) -> float:
 
 @tool("lbbsp_batch_sizes", BatchSizeInput, "faithful")
 def lbbsp_batch_sizes(inputs: BatchSizeInput) -> BatchSizeOutput:
-    """LB-BSP batch sizing (faithful to the paper's CPU rule with an EMA speed predictor and its GPU
-    rule of bisection over profiled time curves with memory caps): worker batch sizes that sum to the
+    """LB-BSP batch sizing (faithful to the paper's CPU rule x_i = X v_i / sum(v) and its GPU rule of
+    bisection over profiled time curves with memory caps; the speed predictor is an EMA, v <- a v_new +
+    (1 - a) v, where the paper uses a NARX model): worker batch sizes that sum to the
     global batch and equalise predicted finish times, with the predicted gap against an equal split."""
     if inputs.mode == "cpu":
         speeds = ema_speeds(np.asarray(inputs.batch_history), np.asarray(inputs.time_history), inputs.smoothing)
@@ -130,12 +158,19 @@ def lbbsp_batch_sizes(inputs: BatchSizeInput) -> BatchSizeOutput:
 
 
 class SimulationInput(BaseModel):
-    workers: int = Field(8, gt=1)
-    global_batch: int = Field(512, gt=0)
-    iterations: int = Field(100, gt=0)
-    speed_spread: float = Field(3.0, ge=1, description="ratio of the fastest to the slowest mean speed")
+    workers: int = Field(8, gt=1, le=4096)
+    global_batch: int = Field(512, gt=0, le=MAX_BATCH)
+    iterations: int = Field(100, gt=0, le=100_000)
+    speed_spread: float = Field(3.0, ge=1, le=1e6, description="ratio of the fastest to the slowest mean speed")
     noise: float = Field(0.1, ge=0, lt=1, description="relative per-iteration speed noise")
-    seed: int = 0
+    smoothing: float = Field(0.5, gt=0, le=1, description="EMA weight α of the newest iteration")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SimulationInput:
+        if self.workers * self.iterations > 2_000_000:
+            raise ValueError("workers x iterations is limited to 2,000,000")
+        return self
 
 
 class SimulationOutput(BaseModel):
@@ -148,7 +183,8 @@ class SimulationOutput(BaseModel):
 def lbbsp_simulate(inputs: SimulationInput) -> SimulationOutput:
     """BSP vs LB-BSP iteration times on simulated heterogeneous workers (an approximation: speeds are
     synthetic, log-uniform over the spread with Gaussian noise per iteration; LB-BSP resizes batches
-    each iteration from the EMA of observed speeds). Iteration time is the slowest worker's time."""
+    each iteration from the EMA of observed speeds, weight `smoothing` on the newest). Iteration time
+    is the slowest worker's time."""
     rng = np.random.default_rng(inputs.seed)
     mean_speed = np.exp(rng.uniform(0, np.log(inputs.speed_spread), inputs.workers)) * 100
     speeds = mean_speed * np.clip(
@@ -160,7 +196,8 @@ def lbbsp_simulate(inputs: SimulationInput) -> SimulationOutput:
     for step in range(inputs.iterations):  # a loop over iterations, not tensor elements: each depends on the last
         sizes = split_integer(inputs.global_batch, predicted)
         lb[step] = (sizes / speeds[step]).max()
-        predicted = speeds[step] if step == 0 else 0.5 * speeds[step] + 0.5 * predicted
+        alpha = inputs.smoothing
+        predicted = speeds[step] if step == 0 else alpha * speeds[step] + (1 - alpha) * predicted
     return SimulationOutput(
         bsp_mean_iteration_seconds=float(bsp.mean()),
         lbbsp_mean_iteration_seconds=float(lb.mean()),

@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field, model_validator
 
 from agents.tools.arrays import ArrayInput
 from agents.tools.registry import tool
-from agents.tools.validation import finite_array
+from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
 
 E2M1_GRID = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 E2M1_MAX, E4M3_MAX, BLOCK = 6.0, 448.0, 16
+MAX_FLOPS = 2**34
 
 
 def round_e4m3(values: np.ndarray) -> np.ndarray:
@@ -66,13 +67,17 @@ def nvfp4_quantize_tool(inputs: ArrayInput) -> QuantizeOutput:
 
 
 class HotChannelInput(BaseModel):
-    channel_max_abs: list[list[float]] = Field(description="steps x channels: max |activation| per channel per step")
-    hot_factor: float = Field(8.0, gt=1, description="hot at a step when above this multiple of the step's median")
+    channel_max_abs: list[list[float]] = Field(
+        description="steps x channels: max |activation| per channel per step", max_length=100_000
+    )
+    hot_factor: float = Field(
+        8.0, gt=1, le=1e6, description="hot at a step when above this multiple of the step's median"
+    )
     persistence: float = Field(0.8, gt=0, le=1, description="share of steps a persistent hot channel is hot")
 
     @model_validator(mode="after")
     def _check(self) -> HotChannelInput:
-        stats = finite_array(self.channel_max_abs, "channel_max_abs", ndim=2)
+        stats = finite_array(self.channel_max_abs, "channel_max_abs", ndim=2, max_abs=MAX_MAGNITUDE)
         if np.any(stats < 0):
             raise ValueError("channel_max_abs holds negative values; give magnitudes")
         return self
@@ -107,26 +112,31 @@ def nvfp4_hot_channels(inputs: HotChannelInput) -> HotChannelOutput:
 class PatchInput(BaseModel):
     activations: ArrayInput
     weights: ArrayInput
-    hot_channels: list[int] = Field(min_length=1)
+    hot_channels: list[int] = Field(min_length=1, max_length=100_000)
 
     @model_validator(mode="after")
     def _check(self) -> PatchInput:
         if any(c < 0 for c in self.hot_channels):
             raise ValueError("hot channel indices must be >= 0")
+        self.hot_channels = sorted(set(self.hot_channels))
         return self
 
 
 class PatchOutput(BaseModel):
     error_quantised: float
+    """||exact - quantised|| / ||exact|| (absolute error when the exact product is zero)."""
     error_patched: float
-    error_reduction: float
+    error_reduction: float | None
+    """1 - patched / quantised error; None when quantisation was already exact (nothing to reduce)."""
 
 
 def hot_channel_patch(x: np.ndarray, w: np.ndarray, hot: list[int]) -> PatchOutput:
     if x.shape[1] != w.shape[0]:
-        raise ValueError(f"activations {x.shape} and weights {w.shape} do not multiply")
+        raise InputError(f"activations {x.shape} and weights {w.shape} do not multiply")
+    if x.shape[0] * w.shape[1] > MAX_ELEMENTS or x.shape[0] * x.shape[1] * w.shape[1] > MAX_FLOPS:
+        raise InputError(f"activations {x.shape} x weights {w.shape} is too large a product for one call")
     if max(hot) >= x.shape[1]:
-        raise ValueError(f"hot channel {max(hot)} is out of range for {x.shape[1]} channels")
+        raise InputError(f"hot channel {max(hot)} is out of range for {x.shape[1]} channels")
     exact = x @ w
     xq, wq = nvfp4_quantize(x)[0], nvfp4_quantize(w.T)[0].T
     quantised = xq @ wq
@@ -135,9 +145,13 @@ def hot_channel_patch(x: np.ndarray, w: np.ndarray, hot: list[int]) -> PatchOutp
     cold = x.copy()
     cold[:, hot] = 0.0
     patched = nvfp4_quantize(cold)[0] @ wq + x[:, hot] @ wq[hot, :]
-    before = float(np.linalg.norm(exact - quantised) / np.linalg.norm(exact))
-    after = float(np.linalg.norm(exact - patched) / np.linalg.norm(exact))
-    return PatchOutput(error_quantised=before, error_patched=after, error_reduction=1 - after / before)
+    reference = float(np.linalg.norm(exact))
+    if reference == 0.0:  # a zero product: relative error is undefined, report absolute error
+        reference = 1.0
+    before = float(np.linalg.norm(exact - quantised)) / reference
+    after = float(np.linalg.norm(exact - patched)) / reference
+    reduction = None if before == 0.0 else 1 - after / before
+    return PatchOutput(error_quantised=before, error_patched=after, error_reduction=reduction)
 
 
 @tool("nvfp4_hot_channel_patch", PatchInput, "approximation")

@@ -142,7 +142,8 @@ class SimulationInput(BaseModel):
     staleness_bound: int = Field(6, ge=1, le=100, description="b: Pisces paces aggregation to bound staleness by b; "
                                  "plain async drops updates staler than b")  # fmt: skip
     target_accuracy: float = Field(0.85, gt=0, le=1)
-    max_aggregations: int = Field(150, gt=0, le=2000)
+    max_aggregations: int = Field(150, gt=0, le=2000, description="per mode; also caps client rounds at "
+                                  "in_flight x max_aggregations")  # fmt: skip
     speed_tail: float = Field(1.2, ge=0.1, le=100, description="Pareto shape of client speeds: smaller, heavier "
                               "stragglers")  # fmt: skip
     beta: float = Field(0.5, ge=0, le=10)
@@ -156,8 +157,8 @@ class SimulationInput(BaseModel):
     def _check(self) -> SimulationInput:
         if self.in_flight > self.clients or self.min_updates > self.in_flight:
             raise ValueError("need min_updates <= in_flight <= clients")
-        if self.in_flight * self.max_aggregations > 50_000:
-            raise ValueError("in_flight x max_aggregations is limited to 50,000 local trainings per mode")
+        if self.in_flight * self.max_aggregations > 20_000:
+            raise ValueError("in_flight x max_aggregations is limited to 20,000 client rounds per mode")
         return self
 
 
@@ -168,6 +169,10 @@ class SimulationOutput(BaseModel):
     aggregations: dict[str, int]
     max_staleness: dict[str, int]
     """Largest staleness (in model versions) of any update the server received."""
+    local_rounds: dict[str, int]
+    """Client training rounds run; a mode stops at in_flight x max_aggregations of them."""
+    diverged: dict[str, bool]
+    """The model blew up (non-finite or > 1e100 parameters); the mode stopped at its last finite model."""
 
 
 Mode = Literal["sync", "async", "pisces"]
@@ -185,14 +190,17 @@ class _Server:
         self.utility = np.zeros(inputs.clients)
         self.explored = np.zeros(inputs.clients, dtype=bool)
         self.staleness_log: list[list[int]] = [[] for _ in range(inputs.clients)]
+        self.factor = np.ones(inputs.clients)  # staleness factor of each client's recent history
         self.epsilon = inputs.epsilon
         self.time_to_target: float | None = None
-        self.aggregations = self.max_staleness = 0
+        self.aggregations = self.max_staleness = self.local_rounds = 0
+        self.diverged = False
 
     def round_time(self, client: int) -> float:
         return float(self.durations[client] * self.rng.uniform(0.9, 1.1))
 
     def train(self, client: int, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.local_rounds += 1
         x, y = self.data.client_x[client], self.data.client_y[client]
         local = fl.local_train(base, x, y, epochs=1, lr=self.inputs.learning_rate, batch=32, rng=self.rng)
         return local - base, fl.losses(local, x, y)
@@ -204,12 +212,17 @@ class _Server:
         explore = min(int(self.rng.binomial(slots, self.epsilon)), len(unexplored))
         self.epsilon = max(self.inputs.epsilon_floor, self.epsilon * self.inputs.epsilon_decay)
         picked = self.rng.choice(unexplored, size=explore, replace=False).tolist() if explore else []
-        scores = {c: self.utility[c] * staleness_factor(np.array(self.staleness_log[c], dtype=float), self.inputs.beta)
-                  for c in idle if c not in picked}  # fmt: skip
-        return picked + sorted(scores, key=lambda c: -scores[c])[: slots - len(picked)]
+        rest = np.setdiff1d(np.asarray(idle), np.asarray(picked, dtype=int), assume_unique=True)
+        scores = self.utility[rest] * self.factor[rest]
+        return picked + rest[np.argsort(-scores, kind="stable")[: slots - len(picked)]].tolist()
 
     def apply(self, step: np.ndarray) -> None:
-        self.params = self.params + step
+        with np.errstate(over="ignore", invalid="ignore"):
+            params = self.params + step
+        if not np.all(np.isfinite(params)) or np.abs(params).max() > 1e100:
+            self.diverged = True
+            return
+        self.params = params
         self.version += 1
         self.aggregations += 1
         if self.time_to_target is None and self.accuracy() >= self.inputs.target_accuracy:
@@ -219,7 +232,8 @@ class _Server:
         return fl.accuracy(self.params, self.data.test_x, self.data.test_y)
 
     def done(self) -> bool:
-        return self.aggregations >= self.inputs.max_aggregations or self.time_to_target is not None
+        return (self.aggregations >= self.inputs.max_aggregations or self.time_to_target is not None or self.diverged
+                or self.local_rounds >= self.inputs.in_flight * self.inputs.max_aggregations)  # fmt: skip
 
 
 def _run_sync(server: _Server) -> None:
@@ -235,9 +249,7 @@ def _aggregate_buffer(server: _Server, buffer: list[tuple[int, np.ndarray, int]]
     updates = np.stack([u for _, u, _ in buffer])
     if server.mode == "pisces":  # the reference: sample share x staleness factor of the client's recent history
         share = server.sizes[clients] / server.sizes[clients].sum()
-        factors = np.array([staleness_factor(np.array(server.staleness_log[c], dtype=float), server.inputs.beta)
-                            for c in clients])  # fmt: skip
-        server.apply((share * factors) @ updates)
+        server.apply((share * server.factor[clients]) @ updates)
         return
     fresh = [i for i, (_, _, s) in enumerate(buffer) if s <= server.inputs.staleness_bound]
     if fresh:
@@ -277,12 +289,15 @@ def _run_async(server: _Server) -> None:
         staleness = server.version - started
         server.max_staleness = max(server.max_staleness, staleness)
         server.staleness_log[client].append(staleness)
+        server.factor[client] = staleness_factor(np.array(server.staleness_log[client], dtype=float), inputs.beta)
         buffer.append((client, update, staleness))
         if server.mode == "async" and len(buffer) >= inputs.min_updates:
             _aggregate_buffer(server, buffer)
             buffer = []
-        busy = {c for _, c, _ in running}
-        idle = [c for c in range(inputs.clients) if c not in busy and c != client] + [client]
+        busy = np.zeros(inputs.clients, dtype=bool)
+        busy[[c for _, c, _ in running]] = True
+        busy[client] = True
+        idle = [*np.flatnonzero(~busy).tolist(), client]
         launch(server.select(idle, inputs.in_flight - len(running)))
 
 
@@ -306,9 +321,12 @@ def pisces_simulate(inputs: SimulationInput) -> SimulationOutput:
     durations = np.array([len(y) for y in data.client_y]) / 50.0 / speeds
     servers = {mode: simulate_mode(mode, inputs, data, durations) for mode in MODES}
     return SimulationOutput(
-        time_to_target={m: (round(s.time_to_target, 3) if s.time_to_target is not None else None)
-                        for m, s in servers.items()},  # fmt: skip
+        time_to_target={
+            m: (round(s.time_to_target, 3) if s.time_to_target is not None else None) for m, s in servers.items()
+        },
         final_accuracy={m: round(s.accuracy(), 4) for m, s in servers.items()},
         aggregations={m: s.aggregations for m, s in servers.items()},
         max_staleness={m: s.max_staleness for m, s in servers.items()},
+        local_rounds={m: s.local_rounds for m, s in servers.items()},
+        diverged={m: s.diverged for m, s in servers.items()},
     )

@@ -62,7 +62,7 @@ def _runner(name: str, inputs: type[In], function: Callable[[In], Out]) -> Calla
             raise ToolError(f"tool error: {name}: {error}") from None
         except MemoryError:
             raise ToolError(f"tool error: {name}: out of memory; use smaller inputs") from None
-        except Exception as error:  # noqa: BLE001 - a bug must reach the agent as an error, not crash its graph
+        except Exception as error:
             raise ToolError(f"tool error: {name}: internal {type(error).__name__}: {error}", internal=True) from None
         return result
 

@@ -1,15 +1,32 @@
-"""Randomized smoothing (Cohen et al., 2019): certified L2 robustness with Gaussian noise."""
+"""Randomized smoothing (Cohen et al., 2019): certified L2 robustness with Gaussian noise.
+
+CERTIFY as in the paper and locuslab/smoothing: the top class from n0 noisy samples, a one-sided
+Clopper-Pearson lower bound on its probability from n more, abstain below 0.5, radius
+sigma * inverse normal CDF of the bound. Noise is drawn and classified in batches of ``batch_size``,
+so n can be large without holding all samples at once.
+
+Classifiers: a linear model given inline, or a PyTorch model from a file - a TorchScript module
+(``torch.jit.save``; any architecture, input reshaped to ``input_shape``) or a state dict
+(.pt/.safetensors/.npz) of the named architecture ``mlp``: blocks ``Linear [-> BatchNorm/LayerNorm]
+-> ReLU``, as ``nn.Sequential`` writes them. State dicts load with ``weights_only=True``; a
+TorchScript file runs TorchScript code, so load only files you trust.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 from scipy.stats import beta, norm
 
+from agents.tools.arrays import TENSOR_SUFFIXES, check_path, load_tensors
+from agents.tools.model_check import _layers, forward
 from agents.tools.registry import tool
-from agents.tools.validation import finite_array
+from agents.tools.validation import MAX_MAGNITUDE, InputError, finite_array
+
+MAX_BATCH_ELEMENTS = 2**24
 
 
 def clopper_pearson_lower(successes: int, trials: int, alpha: float) -> float:
@@ -17,37 +34,72 @@ def clopper_pearson_lower(successes: int, trials: int, alpha: float) -> float:
     return 0.0 if successes == 0 else float(beta.ppf(alpha, successes, trials - successes + 1))
 
 
+def _counts(classify: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma: float, samples: int, batch: int,
+            rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    counts = np.zeros(0, dtype=np.int64)
+    for start in range(0, samples, batch):
+        size = min(batch, samples - start)
+        labels = np.asarray(classify(x + sigma * rng.standard_normal((size, *x.shape))), dtype=np.int64)
+        found = np.bincount(labels)
+        counts = np.pad(counts, (0, max(0, len(found) - len(counts))))
+        counts[: len(found)] += found
+    return counts
+
+
 def certify(
-    classify: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma: float, n0: int, n: int, alpha: float, seed: int
-) -> tuple[int | None, float]:
+    classify: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma: float, n0: int, n: int, alpha: float,
+    seed: int, batch: int = 10_000,
+) -> tuple[int | None, float]:  # fmt: skip
     """(class, radius), or (None, 0.0) to abstain. ``classify`` maps a batch of inputs to labels."""
     rng = np.random.default_rng(seed)
-    selection = classify(x + sigma * rng.standard_normal((n0, *x.shape)))
-    top = int(np.bincount(selection).argmax())
-    counts = classify(x + sigma * rng.standard_normal((n, *x.shape)))
-    p_lower = clopper_pearson_lower(int((counts == top).sum()), n, alpha)
+    top = int(_counts(classify, x, sigma, n0, batch, rng).argmax())
+    counts = _counts(classify, x, sigma, n, batch, rng)
+    p_lower = clopper_pearson_lower(int(counts[top]) if top < len(counts) else 0, n, alpha)
     if p_lower < 0.5:
         return None, 0.0
     return top, float(sigma * norm.ppf(p_lower))
 
 
 class SmoothingInput(BaseModel):
-    weights: list[list[float]] = Field(description="classes x features of a linear classifier")
-    bias: list[float]
-    x: list[float]
-    sigma: float = Field(gt=0)
-    n0: int = Field(100, gt=0)
-    n: int = Field(1000, gt=0)
+    weights: list[list[float]] | None = Field(None, max_length=10_000, description="linear model: classes x features")
+    bias: list[float] | None = Field(None, max_length=10_000, description="linear model: one per class")
+    model_path: str | None = Field(None, max_length=4096, description="a TorchScript file or a state dict")
+    architecture: Literal["mlp", "torchscript"] | None = Field(
+        None, description="what model_path holds: an `mlp` state dict, or a `torchscript` module"
+    )
+    x: list[float] = Field(max_length=1_000_000, description="the input, flattened")
+    input_shape: list[int] | None = Field(None, max_length=8, description="torchscript: shape of one input")
+    sigma: float = Field(gt=0, le=1e6)
+    n0: int = Field(100, gt=0, le=100_000)
+    n: int = Field(1000, gt=0, le=1_000_000)
     alpha: float = Field(0.001, gt=0, lt=1)
-    seed: int = 0
+    batch_size: int = Field(10_000, gt=0, le=100_000)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> SmoothingInput:
-        w = finite_array(self.weights, "weights", ndim=2)
-        if finite_array(self.bias, "bias", ndim=1).shape[0] != w.shape[0]:
-            raise ValueError(f"bias needs {w.shape[0]} entries, one per class")
-        if finite_array(self.x, "x", ndim=1).shape[0] != w.shape[1]:
-            raise ValueError(f"x needs {w.shape[1]} features")
+        features = finite_array(self.x, "x", ndim=1, max_abs=MAX_MAGNITUDE).shape[0]
+        if (self.weights is None) == (self.model_path is None):
+            raise ValueError("give a linear model (`weights`, `bias`) or a `model_path`, not both")
+        if self.weights is not None:
+            w = finite_array(self.weights, "weights", ndim=2, max_abs=MAX_MAGNITUDE)
+            if (
+                self.bias is None
+                or finite_array(self.bias, "bias", ndim=1, max_abs=MAX_MAGNITUDE).shape[0] != w.shape[0]
+            ):
+                raise ValueError(f"bias needs {w.shape[0]} entries, one per class")
+            if features != w.shape[1]:
+                raise ValueError(f"x needs {w.shape[1]} features")
+        else:
+            suffixes = (".pt", ".pth", ".ts", ".torchscript") if self.architecture == "torchscript" else TENSOR_SUFFIXES
+            check_path(self.model_path or "", "model_path", suffixes)
+            if self.architecture is None:
+                raise ValueError("name the architecture of model_path: `mlp` (a state dict) or `torchscript`")
+        if self.input_shape is not None and (any(s <= 0 for s in self.input_shape)
+                                             or int(np.prod(self.input_shape)) != features):  # fmt: skip
+            raise ValueError(f"input_shape {self.input_shape} does not hold the {features} values of x")
+        if self.batch_size * features > MAX_BATCH_ELEMENTS:
+            raise ValueError(f"batch_size x input size is limited to {MAX_BATCH_ELEMENTS:,}")
         return self
 
 
@@ -57,12 +109,46 @@ class SmoothingOutput(BaseModel):
     radius: float
 
 
+def _torchscript_classifier(path: str, shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    try:
+        module = torch.jit.load(path, map_location="cpu")
+    except Exception as error:
+        raise InputError(f"model_path {path} is not a TorchScript module ({error})") from None
+    module.eval()
+
+    def classify(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            inputs = torch.from_numpy(batch.reshape(len(batch), *shape)).to(torch.float32)
+            outputs = module(inputs)
+        if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2 or outputs.shape[0] != len(batch):
+            raise InputError("the TorchScript module must return a (batch, classes) tensor of scores")
+        return outputs.argmax(dim=1).numpy()
+
+    return classify
+
+
+def classifier(inputs: SmoothingInput) -> Callable[[np.ndarray], np.ndarray]:
+    if inputs.weights is not None:
+        w, b = np.asarray(inputs.weights), np.asarray(inputs.bias)
+        return lambda batch: np.argmax(batch @ w.T + b, axis=1)
+    if inputs.architecture == "torchscript":
+        return _torchscript_classifier(inputs.model_path or "", tuple(inputs.input_shape or [len(inputs.x)]))
+    state = {k: finite_array(np.atleast_1d(v), f"model_path[{k}]").reshape(np.shape(v))
+             for k, v in load_tensors(inputs.model_path or "", "model_path").items()}  # fmt: skip
+    layers = _layers(state)
+    if isinstance(layers, str):
+        raise InputError(f"model_path is not an `mlp` state dict: {layers}")
+    return lambda batch: forward(state, layers, batch).argmax(axis=1)
+
+
 @tool("randomized_smoothing_certify", SmoothingInput, "faithful")
 def randomized_smoothing_certify(inputs: SmoothingInput) -> SmoothingOutput:
-    """Certify a linear classifier at x with randomized smoothing (faithful to CERTIFY: top class from
-    n0 noisy samples, Clopper-Pearson lower bound on n more, abstain below 0.5, radius sigma * inverse
-    normal CDF of the bound)."""
-    w, b = np.asarray(inputs.weights), np.asarray(inputs.bias)
-    label, radius = certify(lambda batch: np.argmax(batch @ w.T + b, axis=1), np.asarray(inputs.x), inputs.sigma,
-                            inputs.n0, inputs.n, inputs.alpha, inputs.seed)  # fmt: skip
+    """Certify a classifier at x with randomized smoothing (faithful to CERTIFY: top class from n0
+    noisy samples, Clopper-Pearson lower bound on n more, abstain below 0.5, radius sigma * inverse
+    normal CDF of the bound). The classifier is a linear model, an `mlp` state dict or a TorchScript
+    module; noise is sampled and classified in batches."""
+    label, radius = certify(classifier(inputs), np.asarray(inputs.x, dtype=float), inputs.sigma, inputs.n0,
+                            inputs.n, inputs.alpha, inputs.seed, inputs.batch_size)  # fmt: skip
     return SmoothingOutput(abstained=label is None, predicted_class=label, radius=radius)
