@@ -22,15 +22,19 @@ import numpy as np
 from agents.tools.registry import call_tool
 
 
-def summary(ratios: np.ndarray) -> dict:
-    finite = ratios[np.isfinite(ratios)]
+def summary(other: np.ndarray, pisces: np.ndarray) -> dict:
+    reached = np.isfinite(other) & np.isfinite(pisces)
+    ratios = np.where(reached, other / np.where(np.isfinite(pisces), pisces, 1.0), np.nan)
+    finite = ratios[reached]
     return {
         "median": round(float(np.median(finite)), 2),
         "iqr": [round(float(q), 2) for q in np.percentile(finite, [25, 75])],
         "min": round(float(finite.min()), 2),
         "max": round(float(finite.max()), 2),
-        "pisces_faster_in": f"{int((finite > 1).sum())}/{len(ratios)}",
-        "unreached_runs": int((~np.isfinite(ratios)).sum()),
+        "pisces_faster_in": f"{int((finite > 1).sum() + (np.isfinite(pisces) & ~np.isfinite(other)).sum())}"
+        f"/{len(ratios)}",
+        "pisces_never_reached": int((~np.isfinite(pisces)).sum()),
+        "other_never_reached": int((~np.isfinite(other)).sum()),
     }
 
 
@@ -45,8 +49,8 @@ def main(seeds: int) -> dict:
     pisces = np.array(times["pisces"])
     return {
         "seeds": seeds,
-        "sync / pisces": summary(np.array(times["sync"]) / pisces),
-        "async / pisces": summary(np.array(times["async"]) / pisces),
+        "sync / pisces": summary(np.array(times["sync"]), pisces),
+        "async / pisces": summary(np.array(times["async"]), pisces),
         "pisces max staleness (bound 6)": max(staleness),
     }
 

@@ -218,7 +218,7 @@ class PlanOutput(BaseModel):
     cost: float
     multiplier: float | None
     """The Lagrange multiplier of the SLO constraint (cost per second of makespan) at the chosen plan;
-    None when no plan met the SLO."""
+    None when no plan met the SLO or the greedy repair found the chosen plan."""
 
 
 def _plan(inputs: PlanInput, memory: float, multiplier: float) -> tuple[np.ndarray, list, float, float] | None:
@@ -236,11 +236,39 @@ def _plan(inputs: PlanInput, memory: float, multiplier: float) -> tuple[np.ndarr
     else:
         lagrangian = memory * inputs.price_per_gb_second * per_replica * options[None, :] + multiplier * per_replica
         replicas = options[np.argmin(lagrangian, axis=1)]
+    return _placed(inputs, memory, work, replicas)
+
+
+def _placed(inputs: PlanInput, memory: float, work: np.ndarray, replicas: np.ndarray) -> tuple:
     jobs = [(e, r) for e in range(len(work)) for r in range(replicas[e])]
     durations = np.array([work[e] / replicas[e] + inputs.replica_overhead_seconds for e, _ in jobs])
     assignment, makespan = lpt_schedule(durations, min(inputs.max_functions, len(jobs)))
     cost = float(durations.sum() * memory * inputs.price_per_gb_second)
     return replicas, [[list(jobs[j]) for j in machine] for machine in assignment if machine], makespan, cost
+
+
+def _repaired(inputs: PlanInput, memory: float) -> tuple | None:
+    """Primal repair from the cheapest plan: while the SLO is missed, add one replica to the expert whose
+    extra replica cuts the makespan most per unit of added cost (a greedy complement to the dual
+    search, which can skip integer plans between two multipliers)."""
+    if np.any(np.asarray(inputs.expert_memory_gb) > memory):
+        return None
+    work = np.asarray(inputs.expert_seconds) / (min(memory, inputs.full_speed_gb) / inputs.reference_gb)
+    replicas = np.ones(len(work), dtype=int)
+    plan = _placed(inputs, memory, work, replicas)
+    while plan[2] > inputs.slo_seconds:
+        options = []
+        for expert in np.flatnonzero(replicas < inputs.max_replicas):
+            trial = replicas.copy()
+            trial[expert] += 1
+            candidate = _placed(inputs, memory, work, trial)
+            gain = plan[2] - candidate[2]
+            if gain > 0:
+                options.append((gain / max(candidate[3] - plan[3], 1e-12), expert, candidate, trial))
+        if not options:
+            return None
+        _, _, plan, replicas = max(options, key=lambda o: o[0])
+    return (*plan, None)
 
 
 def _cheapest_feasible(inputs: PlanInput, memory: float) -> tuple | None:
@@ -278,9 +306,11 @@ def remoe_plan_experts(inputs: PlanInput) -> PlanOutput:
     optimisation, whose exact formulation is not public: the SLO is relaxed with a multiplier found by
     bisection per memory size; for each multiplier, replica counts minimise cost + multiplier x replica
     time per expert and LPT places the replicas; CPU speed grows with memory up to full_speed_gb; each
-    replica adds replica_overhead_seconds). Returns the cheapest plan that met the SLO, or the fastest
-    plan with feasible=False."""
-    plans = [(memory, _cheapest_feasible(inputs, memory)) for memory in inputs.memory_options_gb]
+    replica adds replica_overhead_seconds), complemented by a greedy primal repair (add the replica that
+    cuts the makespan most per added cost). Returns the cheapest plan that met the SLO, or the fastest
+    plan with feasible=False. Not guaranteed optimal: the problem is integer."""
+    plans = [(memory, plan) for memory in inputs.memory_options_gb
+             for plan in (_cheapest_feasible(inputs, memory), _repaired(inputs, memory))]  # fmt: skip
     feasible = [(memory, plan) for memory, plan in plans if plan is not None]
     if feasible:
         memory, (replicas, assignment, makespan, cost, multiplier) = min(feasible, key=lambda p: p[1][3])
@@ -294,5 +324,5 @@ def remoe_plan_experts(inputs: PlanInput) -> PlanOutput:
     return PlanOutput(
         feasible=bool(feasible), memory_gb=float(memory), replicas=[int(r) for r in replicas],
         assignment=assignment, makespan_seconds=float(makespan), cost=float(cost),
-        multiplier=float(multiplier) if np.isfinite(multiplier) else None,
+        multiplier=float(multiplier) if multiplier is not None and np.isfinite(multiplier) else None,
     )  # fmt: skip

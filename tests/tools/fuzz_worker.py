@@ -48,32 +48,51 @@ def main(name: str, examples: int) -> None:
 
     from agents.tools.registry import ToolError, call_tool, get_tool
     from tests.tools.schema_strategy import from_schema
+    from tests.tools.tool_examples import VALID_CALLS
 
     tool = get_tool(name)
+    outcomes = {"result": 0, "tool error": 0}
     schema = tool.args_schema.model_json_schema()
+
+    numbers = st.one_of(st.sampled_from(NASTY), st.floats(allow_nan=False), st.integers(-(10**12), 10**12))
+    seeds = st.one_of(from_schema(schema), st.just(VALID_CALLS[name]))
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(arguments=from_schema(schema), data=st.data())
+    @given(arguments=seeds, data=st.data())
     def fuzz(arguments, data):
         spots = list(leaves(arguments))
-        if spots and data.draw(st.booleans(), label="corrupt a number"):
+        if spots and data.draw(st.booleans(), label="scale every number"):
+            factor = data.draw(st.sampled_from([1e-300, 1e-12, -1.0, 1e12, 1e300]), label="factor")
+            for spot in spots:
+                value = _get(arguments, spot)
+                arguments = replaced(arguments, spot, value * factor if isinstance(value, float) else value)
+        for _ in range(data.draw(st.integers(0, 3), label="numbers to corrupt") if spots else 0):
             spot = data.draw(st.sampled_from(spots), label="where")
-            arguments = replaced(arguments, spot, data.draw(st.sampled_from(NASTY), label="with"))
+            arguments = replaced(arguments, spot, data.draw(numbers, label="with"))
         started = time.perf_counter()
         try:
             result = call_tool(name, arguments)
         except ToolError as error:
+            outcomes["tool error"] += 1
             assert not error.internal, f"{name}({json.dumps(arguments)[:2000]}) hit a bug: {error}"
             assert "out of memory" not in str(error), f"{name}({json.dumps(arguments)[:2000]}): {error}"
             assert str(error).startswith(f"tool error: {name}:")
         else:
+            outcomes["result"] += 1
             text = json.dumps(result, allow_nan=False)  # raises on NaN/inf
             assert all(math.isfinite(x) for x in _numbers(json.loads(text)))
         elapsed = time.perf_counter() - started
         assert elapsed < SECONDS_CAP, f"{name}({json.dumps(arguments)[:2000]}) took {elapsed:.1f} s"
 
     fuzz()
+    print(json.dumps({"tool": name, **outcomes}))
+
+
+def _get(value, path):
+    for part in path:
+        value = value[part]
+    return value
 
 
 def _numbers(value):

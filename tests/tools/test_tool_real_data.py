@@ -1,0 +1,160 @@
+"""Tools on real files: arrays from .npy/.npz/.safetensors/.pt, PyTorch checkpoints with norm layers,
+and randomized smoothing of PyTorch classifiers (state dict and TorchScript)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import save_file as save_torch
+
+from agents.tools.model_check import _layers, forward, load_state
+from agents.tools.registry import ToolError, call_tool
+
+MATRIX = np.array([[0.5, -1.0, 3.0, 0.0], [2.0, 0.25, -6.0, 1.5]])
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".safetensors", ".pt"])
+def test_array_inputs_read_every_tensor_format(tmp_path, suffix):
+    path = tmp_path / f"x{suffix}"
+    if suffix == ".npy":
+        np.save(path, MATRIX)
+    elif suffix == ".npz":
+        np.savez(path, x=MATRIX)
+    elif suffix == ".safetensors":
+        save_numpy({"x": MATRIX}, str(path))
+    else:
+        torch.save({"x": torch.tensor(MATRIX)}, path)
+    inline = call_tool("nvfp4_quantize", {"values": MATRIX.tolist()})
+    assert call_tool("nvfp4_quantize", {"path": str(path)}) == inline
+
+
+def test_a_file_with_several_tensors_needs_a_name_and_reads_the_named_one(tmp_path):
+    save_numpy({"a": MATRIX, "b": MATRIX * 2}, str(tmp_path / "two.safetensors"))
+    with pytest.raises(ToolError, match=r"holds 2 tensors; pick one with two\.safetensors#NAME"):
+        call_tool("nvfp4_quantize", {"path": str(tmp_path / "two.safetensors")})
+    doubled = call_tool("nvfp4_quantize", {"path": f"{tmp_path / 'two.safetensors'}#b"})
+    assert doubled["tensor_scale"] == pytest.approx(2 * call_tool("nvfp4_quantize", {"values": MATRIX.tolist()})[
+        "tensor_scale"])  # fmt: skip
+
+
+def test_files_that_would_run_code_or_are_not_tensors_are_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pickle code ran",))
+
+    torch.save({"x": Payload()}, tmp_path / "evil.pt")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "notes.txt").write_text("hello")
+    for path, message in [
+        ("evil.pt", "weights_only=True"),
+        ("objects.npy", "cannot read"),
+        ("notes.txt", "is not one of"),
+    ]:
+        with pytest.raises(ToolError, match=message):
+            call_tool("nvfp4_quantize", {"path": str(tmp_path / path)})
+
+
+def classifier_with_norms(seed: int) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 16), torch.nn.LayerNorm(16), torch.nn.ReLU(),
+                                torch.nn.Linear(16, 4))  # fmt: skip
+    model.train()
+    model(torch.randn(64, 6))  # running statistics and num_batches_tracked move
+    return model.eval()
+
+
+def test_the_probe_runs_a_real_pytorch_model_with_norm_layers_exactly():
+    model = classifier_with_norms(0)
+    state = {k: v.double().numpy() for k, v in model.state_dict().items()}
+    batch = torch.randn(32, 6)
+    ours = forward(state, _layers(state), batch.double().numpy())
+    assert np.allclose(ours, model(batch).detach().numpy(), atol=1e-5)
+
+
+def test_real_checkpoints_benign_round_passes_and_a_class_rewrite_is_caught(tmp_path):
+    model = classifier_with_norms(1)
+    torch.save(model.state_dict(), tmp_path / "trusted.pt")
+    with torch.no_grad():  # a benign local round: small moves everywhere, statistics and counter updated
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    model.train()
+    model(torch.randn(64, 6))
+    model.eval()
+    save_torch({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "benign.safetensors"))
+    probe = torch.randn(50, 6).tolist()
+    benign = call_tool("check_received_model", {"trusted_path": str(tmp_path / "trusted.pt"),
+                                                "received_path": str(tmp_path / "benign.safetensors"),
+                                                "probe": probe})  # fmt: skip
+    assert not benign["suspicious"], benign["findings"]
+    assert benign["probe"].startswith("ran on 50 inputs")
+    fishing = {k: v.clone() for k, v in model.state_dict().items()}
+    fishing["6.weight"][[0, 1, 3]] = 0.0
+    fishing["6.bias"][:] = torch.tensor([-100.0, -100.0, 100.0, -100.0])
+    torch.save(fishing, tmp_path / "fishing.pt")
+    result = call_tool(
+        "check_received_model",
+        {"trusted_path": str(tmp_path / "trusted.pt"), "received_path": str(tmp_path / "fishing.pt"), "probe": probe},
+    )
+    assert any(f.startswith("6.weight") and "zeros" in f for f in result["findings"])
+    assert any("every local input now maps to class 2" in f for f in result["findings"])
+
+
+def test_convolutional_checkpoints_are_checked_and_the_probe_says_why_it_skipped(tmp_path):
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 3))  # fmt: skip
+    torch.save(net.state_dict(), tmp_path / "trusted.pt")
+    changed = {k: v.clone() for k, v in net.state_dict().items()}
+    changed["0.weight"][2] = 0.0  # one filter zeroed
+    torch.save(changed, tmp_path / "received.pt")
+    result = call_tool("check_received_model", {"trusted_path": str(tmp_path / "trusted.pt"),
+                                                "received_path": str(tmp_path / "received.pt"),
+                                                "probe": [[0.0] * 64]})  # fmt: skip
+    assert "0.weight: 1 new rows of exact zeros" in result["findings"]
+    assert result["probe"].startswith("skipped: 0.weight has shape (4, 1, 3, 3)")
+    assert "1.num_batches_tracked" not in result["relative_change"]
+    assert set(load_state(None, str(tmp_path / "trusted.pt"), "t")) == set(net.state_dict())
+
+
+def sign_classifier() -> torch.nn.Sequential:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+        model[0].bias.zero_()
+    return model
+
+
+def test_smoothing_certifies_pytorch_models_like_the_equivalent_linear_model(tmp_path):
+    # class 0 iff x0 + noise > 0: at x = (1, 0), sigma 0.5, p = Phi(2) = 0.977, so the Clopper-Pearson bound
+    # on 10,000 samples (alpha 0.001) sits near 0.973 and the radius near 0.5 * Phi^-1(0.973) = 0.96
+    model = sign_classifier()
+    torch.save(model.state_dict(), tmp_path / "sign.pt")
+    torch.jit.save(torch.jit.script(model), tmp_path / "sign.ts")
+    common = {"x": [1.0, 0.0], "sigma": 0.5, "n": 10_000, "batch_size": 3000}
+    linear = call_tool("randomized_smoothing_certify", {**common, "weights": [[1.0, 0.0], [-1.0, 0.0]],
+                                                        "bias": [0.0, 0.0]})  # fmt: skip
+    state = call_tool("randomized_smoothing_certify", {**common, "model_path": str(tmp_path / "sign.pt"),
+                                                       "architecture": "mlp"})  # fmt: skip
+    script = call_tool("randomized_smoothing_certify", {**common, "model_path": str(tmp_path / "sign.ts"),
+                                                        "architecture": "torchscript"})  # fmt: skip
+    assert linear["predicted_class"] == state["predicted_class"] == script["predicted_class"] == 0
+    assert linear["radius"] == pytest.approx(0.96, abs=0.02)
+    assert state["radius"] == pytest.approx(linear["radius"]) and script["radius"] == pytest.approx(linear["radius"])
+
+
+def test_smoothing_a_torchscript_cnn_with_an_input_shape(tmp_path):
+    torch.manual_seed(3)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()  # fmt: skip
+    torch.jit.save(torch.jit.script(cnn), tmp_path / "cnn.pt")
+    x = torch.randn(1, 1, 8, 8)
+    clean_class = int(cnn(x).argmax())
+    common = {"model_path": str(tmp_path / "cnn.pt"), "architecture": "torchscript", "x": x.flatten().tolist(),
+              "input_shape": [1, 8, 8], "n": 2000}  # fmt: skip
+    tight = call_tool("randomized_smoothing_certify", {**common, "sigma": 1e-4})
+    assert tight["predicted_class"] == clean_class and tight["radius"] > 0
+    with pytest.raises(ToolError, match="input_shape"):
+        call_tool("randomized_smoothing_certify", {**common, "sigma": 0.1, "input_shape": [1, 7, 8]})
