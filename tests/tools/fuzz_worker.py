@@ -63,7 +63,7 @@ def main(name: str, examples: int) -> None:
     def fuzz(arguments, data):
         spots = list(leaves(arguments))
         if spots and data.draw(st.booleans(), label="scale every number"):
-            factor = data.draw(st.sampled_from([1e-300, 1e-12, -1.0, 1e12, 1e300]), label="factor")
+            factor = data.draw(st.sampled_from([0.0, 1e-300, 1e-12, -1.0, 1e12, 1e300]), label="factor")
             for spot in spots:
                 value = _get(arguments, spot)
                 arguments = replaced(arguments, spot, value * factor if isinstance(value, float) else value)

@@ -76,9 +76,9 @@ def test_remoe_prediction_refuses_bad_similarity_and_activations(arguments):
 
 
 def test_calibre_weights_near_float64_limits():
-    result = assert_clean("calibre_aggregation_weights",
-                          {"client_encodings": [[[1e300, 1e300], [-1e300, 1e300], [0, 1], [1, 0]],
-                                                [[1.0, 2.0], [2.0, 1.0], [0.0, 0.0], [1.0, 1.0]]], "clusters": 2})  # fmt: skip
+    huge = [[1e300, 1e300], [-1e300, 1e300], [0, 1], [1, 0]]
+    small = [[1.0, 2.0], [2.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
+    result = assert_clean("calibre_aggregation_weights", {"client_encodings": [huge, small], "clusters": 2})
     assert all(math.isfinite(w) for w in result["weights"]) and result["weights"][1] > result["weights"][0]
 
 
