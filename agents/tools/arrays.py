@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -114,4 +115,28 @@ class ArrayInput(BaseModel):
         return load_array(self.path or "", "path", ndim=2, max_abs=MAX_MAGNITUDE)
 
 
-__all__ = ["MAX_ELEMENTS", "ArrayInput", "check_path", "load_array", "load_tensors"]
+FilePath = Annotated[str, Field(max_length=4096, description="a .npy/.npz/.safetensors/.pt file; file#name picks one")]
+Matrix = Annotated[list[list[float]], Field(max_length=1_000_000)] | FilePath
+"""A 2-D array argument: inline rows, or a tensor file path (``file#name`` picks one tensor)."""
+Vector = Annotated[list[float], Field(max_length=MAX_ELEMENTS)] | FilePath
+"""A 1-D array argument: inline values, or a tensor file path."""
+
+
+def check_array_argument(value: object, name: str, ndim: int, max_abs: float | None = None) -> None:
+    """Validator-time checks of an array argument: inline values are checked in full (finite, shape), a
+    path only for existence, suffix and size (it is read once, when the tool runs)."""
+    if isinstance(value, str):
+        check_path(value, name)
+    else:
+        finite_array(value, name, ndim=ndim, max_abs=max_abs)
+
+
+def as_array(value: object, name: str, ndim: int, max_abs: float | None = None) -> np.ndarray:
+    """The array an argument stands for: inline values as float64, or the tensor read from its file."""
+    if isinstance(value, str):
+        return load_array(value, name, ndim=ndim, max_abs=max_abs)
+    return finite_array(value, name, ndim=ndim, max_abs=max_abs)
+
+
+__all__ = ["MAX_ELEMENTS", "ArrayInput", "Matrix", "Vector", "as_array", "check_array_argument", "check_path",
+           "load_array", "load_tensors"]  # fmt: skip

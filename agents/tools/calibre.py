@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from agents.tools.arrays import Matrix, as_array, check_array_argument
 from agents.tools.registry import tool
-from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, finite_array
+from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
 
 
 def kmeans(points: np.ndarray, k: int, seed: int, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -81,22 +82,33 @@ def divergence_rate(encodings: np.ndarray, k: int, seed: int) -> float:
     return float(np.mean([distances[labels == j].mean() for j in np.unique(labels)]))
 
 
+MAX_LOSS_ROWS = 2048  # NT-Xent compares all 2n views pairwise
+
+
 class LossInput(BaseModel):
-    view_one: list[list[float]] = Field(max_length=20_000)
-    view_two: list[list[float]] = Field(max_length=20_000)
+    view_one: Matrix = Field(description="encodings of the first view, one row per sample (or a tensor file)")
+    view_two: Matrix = Field(description="encodings of the second view, same shape (or a tensor file)")
     clusters: int = Field(4, ge=1, le=256)
-    alpha: float = Field(1.0, ge=0)
-    temperature: float = Field(0.5, gt=0)
-    seed: int = 0
+    alpha: float = Field(1.0, ge=0, le=1e6)
+    temperature: float = Field(0.5, ge=1e-3, le=1e3)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _check(self) -> LossInput:
-        one = finite_array(self.view_one, "view_one", ndim=2, max_abs=MAX_MAGNITUDE)
-        if finite_array(self.view_two, "view_two", ndim=2, max_abs=MAX_MAGNITUDE).shape != one.shape:
-            raise ValueError("the two views need the same shape")
-        if self.clusters > one.shape[0]:
-            raise ValueError("more clusters than encodings")
+        check_array_argument(self.view_one, "view_one", 2, MAX_MAGNITUDE)
+        check_array_argument(self.view_two, "view_two", 2, MAX_MAGNITUDE)
         return self
+
+    def views(self) -> tuple[np.ndarray, np.ndarray]:
+        one = as_array(self.view_one, "view_one", 2, MAX_MAGNITUDE)
+        two = as_array(self.view_two, "view_two", 2, MAX_MAGNITUDE)
+        if one.shape != two.shape:
+            raise InputError(f"the two views need the same shape, got {one.shape} and {two.shape}")
+        if one.shape[0] > MAX_LOSS_ROWS or one.size * self.clusters > MAX_ELEMENTS:
+            raise InputError(f"at most {MAX_LOSS_ROWS} encodings per view and {MAX_ELEMENTS:,} encodings x clusters")
+        if self.clusters > one.shape[0]:
+            raise InputError("more clusters than encodings")
+        return one, two
 
 
 class LossOutput(BaseModel):
@@ -112,14 +124,14 @@ def calibre_loss_tool(inputs: LossInput) -> LossOutput:
     plus alpha x (prototype contrastive + prototype classification) over K-means pseudo-labels; the
     prototype terms are our reading of the paper - cosine logits to prototypes, and negative squared
     distances to them)."""
-    parts = calibre_loss(np.asarray(inputs.view_one), np.asarray(inputs.view_two), inputs.clusters, inputs.alpha,
-                         inputs.temperature, inputs.seed)  # fmt: skip
+    one, two = inputs.views()
+    parts = calibre_loss(one, two, inputs.clusters, inputs.alpha, inputs.temperature, inputs.seed)
     return LossOutput(**parts)
 
 
 class AggregateInput(BaseModel):
-    client_encodings: list[list[list[float]]] = Field(
-        min_length=1, max_length=1000, description="per client, its encodings"
+    client_encodings: list[Matrix] = Field(
+        min_length=1, max_length=1000, description="per client, its encodings (rows) or a tensor file of them"
     )
     client_samples: list[float] | None = Field(
         None, max_length=1000, description="per client, its number of samples (defaults to its encodings)"
@@ -129,19 +141,23 @@ class AggregateInput(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> AggregateInput:
-        total = 0
         for i, encodings in enumerate(self.client_encodings):
-            array = finite_array(encodings, f"client_encodings[{i}]", ndim=2)
-            total += array.size * self.clusters
-            if array.shape[0] < self.clusters:
-                raise ValueError(f"client {i} has fewer encodings than clusters")
-        if total > MAX_ELEMENTS:
-            raise ValueError(f"encodings x clusters is {total:,}; the limit is {MAX_ELEMENTS:,}")
+            check_array_argument(encodings, f"client_encodings[{i}]", 2)
         if self.client_samples is not None:
             samples = finite_array(self.client_samples, "client_samples", ndim=1, max_abs=1e15)
             if samples.shape[0] != len(self.client_encodings) or np.any(samples <= 0):
                 raise ValueError("client_samples needs one positive count per client")
         return self
+
+    def encodings(self) -> list[np.ndarray]:
+        arrays = [as_array(e, f"client_encodings[{i}]", 2) for i, e in enumerate(self.client_encodings)]
+        for i, array in enumerate(arrays):
+            if array.shape[0] < self.clusters:
+                raise InputError(f"client {i} has fewer encodings than clusters")
+        total = sum(a.size for a in arrays) * self.clusters
+        if total > MAX_ELEMENTS:
+            raise InputError(f"encodings x clusters is {total:,}; the limit is {MAX_ELEMENTS:,}")
+        return arrays
 
 
 class AggregateOutput(BaseModel):
@@ -158,14 +174,13 @@ def calibre_aggregation_weights(inputs: AggregateInput) -> AggregateOutput:
     """Calibre's divergence-weighted aggregation (faithful to the reference code, TL-System/plato: a
     client's divergence rate is the mean over its K-means clusters of each cluster's mean distance to
     its centroid; its update is scaled by (1/divergence)/sum(1/divergence) and then averaged with
-    sample-count weights). A divergence of 0 (all encodings on their centroids) counts as 1e-12."""
-    divergence = np.array(
-        [divergence_rate(np.asarray(e), inputs.clusters, inputs.seed) for e in inputs.client_encodings]
-    )
+    sample-count weights). Clients with a divergence of 0 (every encoding on its centroid) share all the weight."""
+    encodings = inputs.encodings()
+    divergence = np.array([divergence_rate(e, inputs.clusters, inputs.seed) for e in encodings])
     # 1/d normalised, in a form that neither overflows for d near 0 nor underflows for huge d
     relative = divergence.min() / np.maximum(divergence, 1e-300) if divergence.min() > 0 else (divergence == 0) * 1.0
     inverse_share = relative / relative.sum()
-    samples = np.asarray(inputs.client_samples or [len(e) for e in inputs.client_encodings], dtype=float)
+    samples = np.asarray(inputs.client_samples or [len(e) for e in encodings], dtype=float)
     sample_share = samples / samples.sum()
     weights = sample_share * inverse_share
     return AggregateOutput(

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from agents.tools.arrays import Matrix, as_array, check_array_argument
 from agents.tools.registry import tool
 from agents.tools.validation import InputError, finite_array
 
@@ -80,11 +81,11 @@ class Profile(BaseModel):
 class BatchSizeInput(BaseModel):
     global_batch: int = Field(gt=0, le=MAX_BATCH)
     mode: Literal["cpu", "gpu"] = "cpu"
-    batch_history: list[list[float]] | None = Field(
-        None, max_length=100_000, description="cpu: per worker, batch sizes of past iterations (oldest first)"
+    batch_history: Matrix | None = Field(
+        None, description="cpu: per worker, batch sizes of past iterations (oldest first), or a tensor file"
     )
-    time_history: list[list[float]] | None = Field(
-        None, max_length=100_000, description="cpu: per worker, seconds of past iterations (oldest first)"
+    time_history: Matrix | None = Field(
+        None, description="cpu: per worker, seconds of past iterations (oldest first), or a tensor file"
     )
     smoothing: float = Field(0.5, gt=0, le=1, description="EMA weight α of the newest iteration")
     profiles: list[Profile] | None = Field(
@@ -96,15 +97,20 @@ class BatchSizeInput(BaseModel):
         if self.mode == "cpu":
             if self.batch_history is None or self.time_history is None:
                 raise ValueError("cpu mode needs batch_history and time_history")
-            batches = finite_array(self.batch_history, "batch_history", ndim=2, max_abs=MAX_BATCH)
-            times = finite_array(self.time_history, "time_history", ndim=2, max_abs=MAX_SECONDS)
-            if batches.shape != times.shape:
-                raise ValueError(f"batch_history {batches.shape} and time_history {times.shape} differ in shape")
-            if np.any(batches < 1) or np.any(times < MIN_SECONDS):
-                raise ValueError(f"batch sizes must be >= 1 and times >= {MIN_SECONDS:g} s")
+            check_array_argument(self.batch_history, "batch_history", 2, MAX_BATCH)
+            check_array_argument(self.time_history, "time_history", 2, MAX_SECONDS)
         elif not self.profiles:
             raise ValueError("gpu mode needs one profile per worker")
         return self
+
+    def histories(self) -> tuple[np.ndarray, np.ndarray]:
+        batches = as_array(self.batch_history, "batch_history", 2, MAX_BATCH)
+        times = as_array(self.time_history, "time_history", 2, MAX_SECONDS)
+        if batches.shape != times.shape:
+            raise InputError(f"batch_history {batches.shape} and time_history {times.shape} differ in shape")
+        if np.any(batches < 1) or np.any(times < MIN_SECONDS):
+            raise InputError(f"batch sizes must be >= 1 and times >= {MIN_SECONDS:g} s")
+        return batches, times
 
 
 class BatchSizeOutput(BaseModel):
@@ -132,14 +138,14 @@ def _gpu_time(profile: Profile, batch: float) -> float:
     return float(np.interp(batch, profile.batches, profile.seconds))
 
 
-@tool("lbbsp_batch_sizes", BatchSizeInput, "faithful")
+@tool("lbbsp_batch_sizes", BatchSizeInput, "approximation")
 def lbbsp_batch_sizes(inputs: BatchSizeInput) -> BatchSizeOutput:
-    """LB-BSP batch sizing (faithful to the paper's CPU rule x_i = X v_i / sum(v) and its GPU rule of
-    bisection over profiled time curves with memory caps; the speed predictor is an EMA, v <- a v_new +
-    (1 - a) v, where the paper uses a NARX model): worker batch sizes that sum to the
+    """LB-BSP batch sizing (an approximation: the paper's CPU rule x_i = X v_i / sum(v) and its GPU rule of
+    bisection over profiled time curves with memory caps, as published, but the speed predictor is an
+    EMA, v <- a v_new + (1 - a) v, where the paper uses a NARX model): worker batch sizes that sum to the
     global batch and equalise predicted finish times, with the predicted gap against an equal split."""
     if inputs.mode == "cpu":
-        speeds = ema_speeds(np.asarray(inputs.batch_history), np.asarray(inputs.time_history), inputs.smoothing)
+        speeds = ema_speeds(*inputs.histories(), inputs.smoothing)
         sizes = split_integer(inputs.global_batch, speeds)
         equal = split_integer(inputs.global_batch, np.ones_like(speeds))
         times, equal_times = sizes / speeds, equal / speeds

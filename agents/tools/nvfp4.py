@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from agents.tools.arrays import ArrayInput
+from agents.tools.arrays import ArrayInput, Matrix, as_array, check_array_argument
 from agents.tools.registry import tool
-from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
+from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError
 
 E2M1_GRID = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 E2M1_MAX, E4M3_MAX, BLOCK = 6.0, 448.0, 16
@@ -67,9 +67,7 @@ def nvfp4_quantize_tool(inputs: ArrayInput) -> QuantizeOutput:
 
 
 class HotChannelInput(BaseModel):
-    channel_max_abs: list[list[float]] = Field(
-        description="steps x channels: max |activation| per channel per step", max_length=100_000
-    )
+    channel_max_abs: Matrix = Field(description="steps x channels: max |activation| per channel per step")
     hot_factor: float = Field(
         8.0, gt=1, le=1e6, description="hot at a step when above this multiple of the step's median"
     )
@@ -77,10 +75,14 @@ class HotChannelInput(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> HotChannelInput:
-        stats = finite_array(self.channel_max_abs, "channel_max_abs", ndim=2, max_abs=MAX_MAGNITUDE)
-        if np.any(stats < 0):
-            raise ValueError("channel_max_abs holds negative values; give magnitudes")
+        check_array_argument(self.channel_max_abs, "channel_max_abs", 2, MAX_MAGNITUDE)
         return self
+
+    def stats(self) -> np.ndarray:
+        stats = as_array(self.channel_max_abs, "channel_max_abs", 2, MAX_MAGNITUDE)
+        if np.any(stats < 0):
+            raise InputError("channel_max_abs holds negative values; give magnitudes")
+        return stats
 
 
 class HotChannelOutput(BaseModel):
@@ -106,7 +108,7 @@ def nvfp4_hot_channels(inputs: HotChannelInput) -> HotChannelOutput:
     """Persistent hot-channel detection over a window of steps (an approximation of the paper's
     analysis: a channel is hot at a step above hot_factor x the step's median channel magnitude, and
     persistent when hot in at least `persistence` of the steps; rarer hot steps are transient spikes)."""
-    return detect_hot_channels(np.asarray(inputs.channel_max_abs), inputs.hot_factor, inputs.persistence)
+    return detect_hot_channels(inputs.stats(), inputs.hot_factor, inputs.persistence)
 
 
 class PatchInput(BaseModel):

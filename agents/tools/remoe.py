@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
+from agents.tools.arrays import Matrix, Vector, as_array, check_array_argument
 from agents.tools.registry import tool
-from agents.tools.validation import MAX_ELEMENTS, InputError, finite_array
+from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
 
 MAX_SECONDS = 1e9
 
@@ -36,37 +37,51 @@ def soft_cosine(a: np.ndarray, b: np.ndarray, similarity: np.ndarray) -> float:
     return float(numerator / denominator) if denominator > 0 else 0.0
 
 
+MAX_SIMILARITY_SIZE = 2048
+
+
 class PredictInput(BaseModel):
-    prompt: list[float] = Field(description="embedding of the new prompt", max_length=8192)
-    history_prompts: list[list[float]] = Field(description="embeddings of past prompts", max_length=100_000)
-    history_activations: list[list[float]] = Field(
-        description="per past prompt, activation frequency (>= 0) per expert", max_length=100_000
-    )
+    prompt: Vector = Field(description="embedding of the new prompt")
+    history_prompts: Matrix = Field(description="embeddings of past prompts, one row each")
+    history_activations: Matrix = Field(description="per past prompt, activation frequency (>= 0) per expert")
     top_k: int = Field(3, gt=0, le=1000)
-    feature_similarity: list[list[float]] | None = Field(
+    feature_similarity: Matrix | None = Field(
         None, description="symmetric positive semi-definite, one row per embedding dimension; defaults to the identity"
     )
 
     @model_validator(mode="after")
     def _check(self) -> PredictInput:
-        prompts = finite_array(self.history_prompts, "history_prompts", ndim=2)
-        activations = finite_array(self.history_activations, "history_activations", ndim=2)
-        if finite_array(self.prompt, "prompt", ndim=1).shape[0] != prompts.shape[1]:
-            raise ValueError("prompt and history_prompts differ in embedding size")
-        if activations.shape[0] != prompts.shape[0]:
-            raise ValueError("history_activations needs one row per history prompt")
-        if np.any(activations < 0):
-            raise ValueError("history_activations are frequencies and must be >= 0")
+        check_array_argument(self.prompt, "prompt", 1, MAX_MAGNITUDE)
+        check_array_argument(self.history_prompts, "history_prompts", 2, MAX_MAGNITUDE)
+        check_array_argument(self.history_activations, "history_activations", 2, MAX_MAGNITUDE)
         if self.feature_similarity is not None:
-            similarity = finite_array(self.feature_similarity, "feature_similarity", ndim=2, max_abs=1e6)
-            size = prompts.shape[1]
-            if similarity.shape != (size, size):
-                raise ValueError(f"feature_similarity must be {size} x {size}, got {similarity.shape}")
-            if not np.allclose(similarity, similarity.T):
-                raise ValueError("feature_similarity must be symmetric")
-            if np.linalg.eigvalsh(similarity).min() < -1e-9 * max(1.0, np.abs(similarity).max()):
-                raise ValueError("feature_similarity must be positive semi-definite (soft cosine needs a·S·a >= 0)")
+            check_array_argument(self.feature_similarity, "feature_similarity", 2, 1e6)
         return self
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(prompt, history prompts, activations, similarity), loaded and checked against each other."""
+        prompt = as_array(self.prompt, "prompt", 1, MAX_MAGNITUDE)
+        prompts = as_array(self.history_prompts, "history_prompts", 2, MAX_MAGNITUDE)
+        activations = as_array(self.history_activations, "history_activations", 2, MAX_MAGNITUDE)
+        if prompt.shape[0] != prompts.shape[1]:
+            raise InputError(f"prompt has {prompt.shape[0]} dimensions, history_prompts {prompts.shape[1]}")
+        if activations.shape[0] != prompts.shape[0]:
+            raise InputError("history_activations needs one row per history prompt")
+        if np.any(activations < 0):
+            raise InputError("history_activations are frequencies and must be >= 0")
+        size = prompts.shape[1]
+        if self.feature_similarity is None:
+            return prompt, prompts, activations, np.eye(size)
+        if size > MAX_SIMILARITY_SIZE:
+            raise InputError(f"feature_similarity is limited to {MAX_SIMILARITY_SIZE} embedding dimensions")
+        similarity = as_array(self.feature_similarity, "feature_similarity", 2, 1e6)
+        if similarity.shape != (size, size):
+            raise InputError(f"feature_similarity must be {size} x {size}, got {similarity.shape}")
+        if not np.allclose(similarity, similarity.T):
+            raise InputError("feature_similarity must be symmetric")
+        if np.linalg.eigvalsh(similarity).min() < -1e-9 * max(1.0, np.abs(similarity).max()):
+            raise InputError("feature_similarity must be positive semi-definite (soft cosine needs a·S·a >= 0)")
+        return prompt, prompts, activations, similarity
 
 
 class PredictOutput(BaseModel):
@@ -74,14 +89,14 @@ class PredictOutput(BaseModel):
     neighbours: list[int]
 
 
-@tool("remoe_predict_experts", PredictInput, "faithful")
+@tool("remoe_predict_experts", PredictInput, "approximation")
 def remoe_predict_experts(inputs: PredictInput) -> PredictOutput:
-    """Expert-activation prediction for a new prompt (faithful to Remoe's similar-prompt search: soft
-    cosine similarity to past prompts, the top-k neighbours' activations weighted by similarity;
-    prompts are embedding vectors here, the paper builds them from token embedding matrices)."""
-    prompts, activations = _unit(np.asarray(inputs.history_prompts)), np.asarray(inputs.history_activations)
-    prompt = _unit(np.asarray(inputs.prompt))
-    similarity = np.asarray(inputs.feature_similarity) if inputs.feature_similarity else np.eye(prompts.shape[1])
+    """Expert-activation prediction for a new prompt (an approximation of Remoe's similar-prompt search:
+    soft cosine similarity to past prompts under a given feature-similarity matrix, the top-k
+    neighbours' activations weighted by similarity; prompts are embedding vectors here, where the paper
+    aligns token embedding matrices of each pair of prompts)."""
+    prompt, prompts, activations, similarity = inputs.arrays()
+    prompt, prompts = _unit(prompt), _unit(prompts)
     norms = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", prompts, similarity, prompts), 0))
     prompt_norm = np.sqrt(max(prompt @ similarity @ prompt, 0.0))
     denominator = norms * prompt_norm

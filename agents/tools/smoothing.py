@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from scipy.stats import beta, norm
 
-from agents.tools.arrays import TENSOR_SUFFIXES, check_path, load_tensors
+from agents.tools.arrays import TENSOR_SUFFIXES, Vector, check_path, load_array, load_tensors
 from agents.tools.model_check import _layers, forward
 from agents.tools.registry import tool
 from agents.tools.validation import MAX_MAGNITUDE, InputError, finite_array
@@ -67,7 +67,7 @@ class SmoothingInput(BaseModel):
     architecture: Literal["mlp", "torchscript"] | None = Field(
         None, description="what model_path holds: an `mlp` state dict, or a `torchscript` module"
     )
-    x: list[float] = Field(max_length=1_000_000, description="the input, flattened")
+    x: Vector = Field(description="the input, flattened (or a tensor file holding it, any shape)")
     input_shape: list[int] | None = Field(None, max_length=8, description="torchscript: shape of one input")
     sigma: float = Field(gt=0, le=1e6)
     n0: int = Field(100, gt=0, le=100_000)
@@ -75,10 +75,16 @@ class SmoothingInput(BaseModel):
     alpha: float = Field(0.001, gt=0, lt=1)
     batch_size: int = Field(10_000, gt=0, le=100_000)
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    _x: np.ndarray = PrivateAttr()
 
     @model_validator(mode="after")
     def _check(self) -> SmoothingInput:
-        features = finite_array(self.x, "x", ndim=1, max_abs=MAX_MAGNITUDE).shape[0]
+        if isinstance(self.x, str):
+            check_path(self.x, "x")
+            self._x = load_array(self.x, "x", max_abs=MAX_MAGNITUDE).ravel()
+        else:
+            self._x = finite_array(self.x, "x", ndim=1, max_abs=MAX_MAGNITUDE)
+        features = self._x.shape[0]
         if (self.weights is None) == (self.model_path is None):
             raise ValueError("give a linear model (`weights`, `bias`) or a `model_path`, not both")
         if self.weights is not None:
@@ -134,7 +140,7 @@ def classifier(inputs: SmoothingInput) -> Callable[[np.ndarray], np.ndarray]:
         w, b = np.asarray(inputs.weights), np.asarray(inputs.bias)
         return lambda batch: np.argmax(batch @ w.T + b, axis=1)
     if inputs.architecture == "torchscript":
-        return _torchscript_classifier(inputs.model_path or "", tuple(inputs.input_shape or [len(inputs.x)]))
+        return _torchscript_classifier(inputs.model_path or "", tuple(inputs.input_shape or [len(inputs._x)]))
     state = {k: finite_array(np.atleast_1d(v), f"model_path[{k}]").reshape(np.shape(v))
              for k, v in load_tensors(inputs.model_path or "", "model_path").items()}  # fmt: skip
     layers = _layers(state)
@@ -149,6 +155,6 @@ def randomized_smoothing_certify(inputs: SmoothingInput) -> SmoothingOutput:
     noisy samples, Clopper-Pearson lower bound on n more, abstain below 0.5, radius sigma * inverse
     normal CDF of the bound). The classifier is a linear model, an `mlp` state dict or a TorchScript
     module; noise is sampled and classified in batches."""
-    label, radius = certify(classifier(inputs), np.asarray(inputs.x, dtype=float), inputs.sigma, inputs.n0,
+    label, radius = certify(classifier(inputs), inputs._x, inputs.sigma, inputs.n0,
                             inputs.n, inputs.alpha, inputs.seed, inputs.batch_size)  # fmt: skip
     return SmoothingOutput(abstained=label is None, predicted_class=label, radius=radius)

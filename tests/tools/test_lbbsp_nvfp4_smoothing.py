@@ -49,7 +49,7 @@ def test_simulation_lbbsp_beats_bsp_with_stragglers():
     ],
 )
 def test_lbbsp_rejects_bad_input(arguments):
-    assert get_tool("lbbsp_batch_sizes").invoke(arguments).startswith("tool error: lbbsp_batch_sizes: invalid")
+    assert get_tool("lbbsp_batch_sizes").invoke(arguments).startswith("tool error: lbbsp_batch_sizes: ")
 
 
 # -- NVFP4 -------------------------------------------------------------------------------------------
@@ -101,11 +101,7 @@ def test_nvfp4_tools_reject_bad_input(tmp_path):
         .invoke({"path": str(tmp_path / "missing.npy")})
         .startswith("tool error: nvfp4_quantize: invalid")
     )
-    assert (
-        get_tool("nvfp4_hot_channels")
-        .invoke({"channel_max_abs": [[-1.0, 2.0]]})
-        .startswith("tool error: nvfp4_hot_channels: invalid")
-    )
+    assert "give magnitudes" in get_tool("nvfp4_hot_channels").invoke({"channel_max_abs": [[-1.0, 2.0]]})
 
 
 # -- randomized smoothing ----------------------------------------------------------------------------

@@ -158,3 +158,32 @@ def test_smoothing_a_torchscript_cnn_with_an_input_shape(tmp_path):
     assert tight["predicted_class"] == clean_class and tight["radius"] > 0
     with pytest.raises(ToolError, match="input_shape"):
         call_tool("randomized_smoothing_certify", {**common, "sigma": 0.1, "input_shape": [1, 7, 8]})
+
+
+def test_every_array_argument_also_takes_a_tensor_file(tmp_path):
+    def saved(name: str, values) -> str:
+        np.save(tmp_path / f"{name}.npy", np.asarray(values, dtype=float))
+        return str(tmp_path / f"{name}.npy")
+
+    cases = {
+        "nvfp4_hot_channels": {"channel_max_abs": [[1.0, 50.0, 1.2], [0.9, 60.0, 1.1], [1.1, 55.0, 30.0]]},
+        "calibre_loss": {"view_one": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], 
+                         "view_two": [[0.9, 0.1], [0.1, 1.0], [1, 0.8]],
+                         "clusters": 2},
+        "remoe_predict_experts": {"prompt": [1.0, 0.0], "history_prompts": [[1.0, 0.1], [0.0, 1.0]],
+                                  "history_activations": [[1, 0, 0.5], [0, 1, 0]], "top_k": 2},
+        "lbbsp_batch_sizes": {"global_batch": 96, "batch_history": [[32, 32], [32, 32]],
+                              "time_history": [[1.0, 1.2], [2.0, 2.2]]},
+        "randomized_smoothing_certify": {"weights": [[1.0, 0.0], [-1.0, 0.0]], "bias": [0.0, 0.0], "x": [1.0, 0.0],
+                                         "sigma": 0.5, "n0": 50, "n": 200},
+    }  # fmt: skip
+    array_fields = {"channel_max_abs", "view_one", "view_two", "prompt", "history_prompts", "history_activations",
+                    "batch_history", "time_history", "x"}  # fmt: skip
+    for name, inline in cases.items():
+        from_files = {k: saved(f"{name}-{k}", v) if k in array_fields else v for k, v in inline.items()}
+        assert call_tool(name, from_files) == call_tool(name, inline), name
+    encodings = [[[0.0, 0.0], [0.1, 0.0], [5.0, 5.0]], [[1.0, 1.0], [3.0, 0.0], [0.0, 2.0]]]
+    files = [saved(f"client{i}", e) for i, e in enumerate(encodings)]
+    assert call_tool("calibre_aggregation_weights", {"client_encodings": files, "clusters": 2}) == call_tool(
+        "calibre_aggregation_weights", {"client_encodings": encodings, "clusters": 2}
+    )
