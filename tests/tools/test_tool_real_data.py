@@ -167,7 +167,7 @@ def test_every_array_argument_also_takes_a_tensor_file(tmp_path):
 
     cases = {
         "nvfp4_hot_channels": {"channel_max_abs": [[1.0, 50.0, 1.2], [0.9, 60.0, 1.1], [1.1, 55.0, 30.0]]},
-        "calibre_loss": {"view_one": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], 
+        "calibre_loss": {"view_one": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]],
                          "view_two": [[0.9, 0.1], [0.1, 1.0], [1, 0.8]],
                          "clusters": 2},
         "remoe_predict_experts": {"prompt": [1.0, 0.0], "history_prompts": [[1.0, 0.1], [0.0, 1.0]],
