@@ -13,7 +13,7 @@ leave: no NaN or infinity ever reaches an agent or a JSON file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_type_hints
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
@@ -26,6 +26,8 @@ Out = TypeVar("Out", bound=BaseModel)
 
 _TOOLS: dict[str, BaseTool] = {}
 _CALLS: dict[str, Callable[[dict], dict]] = {}
+OUTPUTS: dict[str, type[BaseModel]] = {}
+"""Each tool's output model: what a result validates against."""
 FIDELITY: dict[str, Fidelity] = {}
 
 
@@ -100,6 +102,7 @@ def tool(name: str, inputs: type[In], fidelity: Fidelity) -> Callable[[Callable[
             ),
         )
         _CALLS[name] = run
+        OUTPUTS[name] = get_type_hints(function)["return"]
         FIDELITY[name] = fidelity
         return function
 
