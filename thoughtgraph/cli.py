@@ -163,3 +163,38 @@ def solve(
     )
     if html is not None:
         typer.echo(f"Trace: {html}")
+
+
+@app.command()
+def serve(
+    backend: Annotated[str, typer.Option(help="Backend spec every method runs on.")] = DEFAULT_BACKEND,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key clients must send as a Bearer token.")
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1 << 20,
+    cache: Annotated[str | None, typer.Option(help="SQLite request cache.")] = None,
+) -> None:
+    """Serve every method behind an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/traces/ID."""
+    import os
+
+    import uvicorn
+
+    from thoughtgraph.server import create_app
+
+    api_key = None
+    if api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            typer.secho(f"error: the environment variable {api_key_env} is not set", fg="red", err=True)
+            raise typer.Exit(2)
+    try:
+        engine = create_backend(backend, cache=cache)
+    except (BackendError, ValueError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"thoughtgraph serving {', '.join(METHODS)} on {engine.spec} at http://{host}:{port}/v1"
+               + (" (API key required)" if api_key else ""))  # fmt: skip
+    uvicorn.run(create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes), host=host, port=port,
+                log_level="warning")  # fmt: skip

@@ -1,0 +1,205 @@
+"""The FastAPI app behind ``thoughtgraph serve``: ``/v1/models``, ``/v1/chat/completions`` (plain and
+server-sent events) and ``/v1/traces/{id}`` (the run's thought graph as JSON or HTML).
+
+Every request runs its method on the one shared backend, so requests from all clients reach the
+engine together (the engine batches or queues them). A client that disconnects cancels its run: the
+budget and the engine's work stop with it. Traces of the last ``trace_limit`` runs stay in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from agents.runtime import Budget
+from backends import Backend
+from backends.errors import BackendError
+from reasoning.api import METHODS, make_config, run_method
+from reasoning.graph import ThoughtNode
+from reasoning.solution import Solution
+from thoughtgraph.server.protocol import RequestError, RunRequest, cut_at_stop, openai_usage, parse_request
+
+DISCONNECT_POLL_SECONDS = 0.25
+
+
+class RunFailed(Exception):
+    """The backend failed mid-run; ``usage`` is what the run had spent."""
+
+    def __init__(self, error: Exception, usage: dict[str, Any]) -> None:
+        super().__init__(str(error))
+        self.error, self.usage = error, usage
+
+
+def error_body(message: str, kind: str, *, param: str | None = None, code: str | None = None, **extra: Any) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code, **extra}}
+
+
+class Traces:
+    """The last ``limit`` runs by trace id (oldest dropped first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.runs = limit, OrderedDict[str, tuple[RunRequest, Solution]]()
+
+    def add(self, trace_id: str, request: RunRequest, solution: Solution) -> None:
+        self.runs[trace_id] = (request, solution)
+        while len(self.runs) > self.limit:
+            self.runs.popitem(last=False)
+
+
+def create_app(
+    backend: Backend, *, api_key: str | None = None, max_body_bytes: int = 1 << 20, trace_limit: int = 1000
+) -> FastAPI:
+    """The app serving every method on ``backend``; with ``api_key``, requests need ``Authorization:
+    Bearer <key>``; bodies over ``max_body_bytes`` are refused with 413."""
+    app = FastAPI(title="thoughtgraph", docs_url=None, redoc_url=None)
+    traces = Traces(trace_limit)
+    app.state.traces = traces
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        if api_key is not None:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
+                refusal = error_body("missing or wrong API key (Authorization: Bearer ...)", "authentication_error",
+                                     code="invalid_api_key")  # fmt: skip
+                return JSONResponse(refusal, status_code=401)
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
+            refusal = error_body(f"the request body is over {max_body_bytes:,} bytes", "invalid_request_error",
+                                 code="request_too_large")  # fmt: skip
+            return JSONResponse(refusal, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(RequestError)
+    async def refused(_: Request, error: RequestError) -> JSONResponse:
+        return JSONResponse(error_body(str(error), "invalid_request_error", param=error.param, code=error.code),
+                            status_code=error.status)  # fmt: skip
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        owner = f"thoughtgraph ({backend.spec})"
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": owner}
+                                           for name in METHODS]}  # fmt: skip
+
+    @app.get("/v1/traces/{trace_id}")
+    async def trace(trace_id: str, format: str = "json") -> Response:
+        if trace_id not in traces.runs:
+            raise RequestError(f"no trace {trace_id!r} (the server keeps the last {traces.limit})", status=404)
+        run, solution = traces.runs[trace_id]
+        if format == "html":
+            return HTMLResponse(solution.graph.to_html(f"{run.method}: {run.problem[:80]}") if solution.graph else "")
+        if format != "json":
+            raise RequestError("format must be json or html", param="format")
+        return JSONResponse({"id": trace_id, "model": run.method, "problem": run.problem, **solution.to_dict()})
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            raise RequestError(f"the request body is over {max_body_bytes:,} bytes", status=413)
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RequestError(f"the request body is not JSON: {error}") from None
+        run = parse_request(payload)
+        trace_id = uuid.uuid4().hex
+        if run.stream:
+            return StreamingResponse(stream(run, trace_id), media_type="text/event-stream",
+                                     headers={"X-Thoughtgraph-Trace": trace_id})  # fmt: skip
+        task = asyncio.create_task(execute(run, trace_id, None))
+        while not task.done():
+            await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
+            if not task.done() and await request.is_disconnected():
+                task.cancel()
+                break
+        try:
+            solution = await task
+        except asyncio.CancelledError:
+            return Response(status_code=499)
+        except RunFailed as failure:
+            return failed(failure)
+        except Exception as error:
+            message = f"internal error during the run: {type(error).__name__}: {error}"
+            return JSONResponse(error_body(message, "server_error"), status_code=500)
+        return JSONResponse(completion(run, trace_id, solution), headers={"X-Thoughtgraph-Trace": trace_id})
+
+    async def execute(run: RunRequest, trace_id: str, on_thought: Any) -> Solution:
+        budget = Budget(**run.budget)
+        try:
+            solution = await run_method(run.problem, run.method, backend, make_config(run.method, **run.options),
+                                        budget, seed=run.seed, on_thought=on_thought)  # fmt: skip
+        except BackendError as error:
+            raise RunFailed(error, budget.ledger.to_dict()) from None
+        traces.add(trace_id, run, solution)
+        return solution
+
+    def failed(failure: RunFailed) -> JSONResponse:
+        message = f"the backend failed during the run: {type(failure.error).__name__}: {failure.error}"
+        return JSONResponse(error_body(message, "backend_error", usage=openai_usage(failure.usage),
+                                       ledger=failure.usage), status_code=502)  # fmt: skip
+
+    def answer_text(run: RunRequest, solution: Solution) -> str:
+        return cut_at_stop(solution.answer if solution.answer is not None else "", run.stop)
+
+    def completion(run: RunRequest, trace_id: str, solution: Solution) -> dict:
+        return {
+            "id": f"chatcmpl-{trace_id}", "object": "chat.completion", "created": int(time.time()),
+            "model": run.method,
+            "choices": [{"index": 0, "finish_reason": "length" if solution.stopped_by else "stop",
+                         "message": {"role": "assistant", "content": answer_text(run, solution),
+                                     "reasoning_content": solution.reasoning}}],
+            "usage": openai_usage(solution.usage),
+            "thoughtgraph": extension(trace_id, solution),
+        }  # fmt: skip
+
+    def extension(trace_id: str, solution: Solution) -> dict:
+        return {"trace_id": trace_id, "trace_url": f"/v1/traces/{trace_id}", "stopped_by": solution.stopped_by,
+                "candidates": dict(solution.candidates), "ledger": solution.usage}  # fmt: skip
+
+    def chunk(run: RunRequest, trace_id: str, delta: dict, finish: str | None = None, **extra: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        body = {"id": f"chatcmpl-{trace_id}", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": run.method, "choices": [choice], **extra}  # fmt: skip
+        return f"data: {json.dumps(body)}\n\n"
+
+    async def stream(run: RunRequest, trace_id: str) -> AsyncIterator[str]:
+        thoughts: asyncio.Queue[ThoughtNode] = asyncio.Queue()
+        task = asyncio.create_task(execute(run, trace_id, thoughts.put_nowait))
+        try:
+            yield chunk(run, trace_id, {"role": "assistant", "content": ""})
+            while not (task.done() and thoughts.empty()):
+                getter = asyncio.ensure_future(thoughts.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield chunk(run, trace_id, {"reasoning_content": getter.result().text.strip() + "\n"})
+                else:
+                    getter.cancel()
+            try:
+                solution = task.result()
+            except RunFailed as failure:
+                failure_body = json.loads(failed(failure).body)
+                yield f"data: {json.dumps(failure_body)}\n\n"
+                return
+            yield chunk(run, trace_id, {"content": answer_text(run, solution)})
+            yield chunk(run, trace_id, {}, "length" if solution.stopped_by else "stop",
+                        thoughtgraph=extension(trace_id, solution))  # fmt: skip
+            if run.include_usage:
+                usage = {"id": f"chatcmpl-{trace_id}", "object": "chat.completion.chunk", "created": int(time.time()),
+                         "model": run.method, "choices": [], "usage": openai_usage(solution.usage)}  # fmt: skip
+                yield f"data: {json.dumps(usage)}\n\n"
+            yield "data: [DONE]\n\n"
+        finally:
+            if not task.done():  # the client went away: stop the run and its engine work
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    return app
