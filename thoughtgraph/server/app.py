@@ -90,6 +90,14 @@ def create_app(
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": owner}
                                            for name in METHODS]}  # fmt: skip
 
+    @app.get("/v1/traces")
+    async def recent_traces() -> dict:
+        """The runs the server remembers, oldest first: id, model, the problem, the answer."""
+        return {"object": "list", "data": [
+            {"id": trace_id, "model": run.method, "problem": run.problem, "answer": solution.answer}
+            for trace_id, (run, solution) in traces.runs.items()
+        ]}  # fmt: skip
+
     @app.get("/v1/traces/{trace_id}")
     async def trace(trace_id: str, format: str = "json") -> Response:
         if trace_id not in traces.runs:
