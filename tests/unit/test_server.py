@@ -215,3 +215,13 @@ def test_sixteen_concurrent_clients_lose_nothing_and_memory_stays_flat():
     assert len(warm) > 16 and len(answered) > 32 and set(answered) == set(range(16))
     assert len(backend.calls) == len(warm) + len(answered)  # one call (two chains) per request: none lost or doubled
     assert growth < 5_000_000, f"memory grew by {growth:,} bytes over {len(answered)} requests"
+
+
+def test_a_plain_request_whose_client_gives_up_is_cancelled_too():
+    backend = scripted(latency=3.0)
+    with serving(backend) as url:
+        body = {"model": "cot", "messages": [{"role": "user", "content": "6 times 7?"}]}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/chat/completions", json=body, timeout=0.5)
+        time.sleep(3.5)  # the engine call would have finished by now, had the run gone on
+        assert backend.calls == [] and httpx.get(url + "/traces").json()["data"] == []

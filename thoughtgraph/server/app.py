@@ -43,6 +43,35 @@ def error_body(message: str, kind: str, *, param: str | None = None, code: str |
     return {"error": {"message": message, "type": kind, "param": param, "code": code, **extra}}
 
 
+class Guard:
+    """API key and declared body size, checked before a request reaches the app. Plain ASGI (not
+    Starlette's BaseHTTPMiddleware, which hides client disconnects from the handlers)."""
+
+    def __init__(self, app: Any, api_key: str | None, max_body_bytes: int) -> None:
+        self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        refusal = None
+        if self.api_key is not None:
+            given = headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
+                body = error_body("missing or wrong API key (Authorization: Bearer ...)", "authentication_error",
+                                  code="invalid_api_key")  # fmt: skip
+                refusal = JSONResponse(body, status_code=401)
+        declared = headers.get("content-length")
+        oversized = declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes)
+        if refusal is None and oversized:
+            body = error_body(f"the request body is over {self.max_body_bytes:,} bytes", "invalid_request_error",
+                              code="request_too_large")  # fmt: skip
+            refusal = JSONResponse(body, status_code=413)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 class Traces:
     """The last ``limit`` runs by trace id (oldest dropped first)."""
 
@@ -64,20 +93,7 @@ def create_app(
     traces = Traces(trace_limit)
     app.state.traces = traces
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        if api_key is not None:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                refusal = error_body("missing or wrong API key (Authorization: Bearer ...)", "authentication_error",
-                                     code="invalid_api_key")  # fmt: skip
-                return JSONResponse(refusal, status_code=401)
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
-            refusal = error_body(f"the request body is over {max_body_bytes:,} bytes", "invalid_request_error",
-                                 code="request_too_large")  # fmt: skip
-            return JSONResponse(refusal, status_code=413)
-        return await call_next(request)
+    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:
