@@ -8,6 +8,12 @@ appears in a repr, a log line or an error message.
 Servers differ in how they accept output constraints, so ``structured_outputs`` names the dialect:
 ``openai`` (JSON schema through ``response_format``), ``vllm`` (JSON schema, regex and choice
 through ``structured_outputs``) or ``llamacpp`` (all three as a GBNF ``grammar``).
+
+Replicas: a spec may name several base URLs of servers serving the same model, separated by commas
+(``openai:http://a:8000/v1,http://b:8000/v1#model``). Each request goes to the live replica with the
+fewest requests in flight; a replica that cannot be reached is taken out for ``revive_seconds`` and the
+request is retried (by the usual retry policy) on another; the ledger's events count the calls each
+replica served (``replica:<url>``) and the replicas taken out (``replica_down:<url>``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, Literal
 from backends.base import Backend
 from backends.errors import BackendConfigError, InvalidRequestError, TransientBackendError
 from backends.grammar import constraint_to_gbnf
+from backends.ledger import record_event
 from backends.types import Capabilities, Choice, ConstraintKind, Request, Result, Usage
 
 Dialect = Literal["openai", "vllm", "llamacpp"]
@@ -46,6 +53,7 @@ class OpenAIBackend(Backend):
         logprobs: bool = True,
         structured_outputs: Dialect = "openai",
         continue_messages: bool = False,
+        revive_seconds: float = 10.0,
         **options: Any,
     ) -> None:
         if structured_outputs not in _DIALECT_CONSTRAINTS:
@@ -54,7 +62,14 @@ class OpenAIBackend(Backend):
             )
         if max_concurrency < 1:
             raise BackendConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        urls = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).split(",")
+        self.replicas = [url.strip().rstrip("/") for url in urls if url.strip()]
+        if not self.replicas:
+            raise BackendConfigError(f"no base URL in {base_url!r}")
+        self.base_url = ",".join(self.replicas)
+        self.revive_seconds = revive_seconds
+        self.in_flight = dict.fromkeys(self.replicas, 0)
+        self.down_until = dict.fromkeys(self.replicas, 0.0)
         self.model = model
         self.dialect = structured_outputs
         self.max_concurrency = max_concurrency
@@ -69,22 +84,38 @@ class OpenAIBackend(Backend):
             batching=False,
             continue_message=continue_messages,
         )
-        self._per_loop: tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore] | None = None
+        self._per_loop: tuple[asyncio.AbstractEventLoop, dict[str, Any], asyncio.Semaphore] | None = None
 
-    def _client(self) -> tuple[Any, asyncio.Semaphore]:
-        """One client and semaphore per event loop (httpx connection pools cannot cross loops)."""
+    def _clients(self) -> tuple[dict[str, Any], asyncio.Semaphore]:
+        """One client per replica and one semaphore per event loop (httpx pools cannot cross loops)."""
         from openai import AsyncOpenAI
 
         loop = asyncio.get_running_loop()
         if self._per_loop is None or self._per_loop[0] is not loop:
-            client = AsyncOpenAI(
-                base_url=self.base_url,
-                api_key=os.environ.get(self._api_key_env) or "not-needed",  # local servers ignore it
-                max_retries=0,  # retries are ours (backends.retry), so every backend retries alike
-                timeout=self.timeout_seconds,
-            )
-            self._per_loop = (loop, client, asyncio.Semaphore(self.max_concurrency))
+            clients = {
+                url: AsyncOpenAI(
+                    base_url=url,
+                    api_key=os.environ.get(self._api_key_env) or "not-needed",  # local servers ignore it
+                    max_retries=0,  # retries are ours (backends.retry), so every backend retries alike
+                    timeout=self.timeout_seconds,
+                )
+                for url in self.replicas
+            }
+            self._per_loop = (loop, clients, asyncio.Semaphore(self.max_concurrency * len(self.replicas)))
         return self._per_loop[1], self._per_loop[2]
+
+    def pick_replica(self) -> str:
+        """The live replica with the fewest requests in flight (ties: listed order); when every replica
+        is down, the one that comes back first."""
+        now = time.monotonic()
+        live = [url for url in self.replicas if self.down_until[url] <= now]
+        if not live:
+            return min(self.replicas, key=lambda url: self.down_until[url])
+        return min(live, key=lambda url: self.in_flight[url])
+
+    def mark_down(self, url: str) -> None:
+        self.down_until[url] = time.monotonic() + self.revive_seconds
+        record_event(f"replica_down:{url}")
 
     async def _resolve_model(self, client: Any) -> str:
         if self.model is None:
@@ -98,15 +129,21 @@ class OpenAIBackend(Backend):
     async def _generate(self, requests: list[Request]) -> list[Result]:
         import openai
 
-        client, semaphore = self._client()
+        clients, semaphore = self._clients()
         async with semaphore:
+            url = self.pick_replica()
+            self.in_flight[url] += 1
             try:
-                model = await self._resolve_model(client)
-                return [await self._call(client, model, request) for request in requests]
+                model = await self._resolve_model(clients[url])
+                results = [await self._call(clients[url], model, request) for request in requests]
+                record_event(f"replica:{url}", len(requests))
+                return results
             except (openai.APIConnectionError, openai.APITimeoutError) as error:
-                raise TransientBackendError(f"cannot reach {self.base_url}: {error}") from error
+                if len(self.replicas) > 1:
+                    self.mark_down(url)
+                raise TransientBackendError(f"cannot reach {url}: {error}") from error
             except (openai.RateLimitError, openai.InternalServerError) as error:
-                raise TransientBackendError(f"server at {self.base_url} is busy or failing: {error}") from error
+                raise TransientBackendError(f"server at {url} is busy or failing: {error}") from error
             except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
                 raise BackendConfigError(
                     f"server at {self.base_url} refused the credentials in ${self._api_key_env}"
@@ -122,6 +159,8 @@ class OpenAIBackend(Backend):
                     f"the server at {self.base_url} answered with something that is not an OpenAI-compatible "
                     f"response ({type(error).__name__}); is the URL right (it usually ends in /v1)?"
                 ) from error
+            finally:
+                self.in_flight[url] -= 1
 
     def _constraint_arguments(self, request: Request) -> dict[str, Any]:
         constraint = request.constraint

@@ -6,7 +6,8 @@ config fields; ``max_calls``, ``max_total_tokens`` and ``max_seconds`` for budge
 map onto the method where they make sense:
 
 - ``seed``: the run's seed.
-- ``temperature``, ``top_p``: the method's option of that name, where it has one (a 400 otherwise).
+- ``temperature``, ``top_p``: the method's option of that name, where it has one (a 400 otherwise,
+  except ``top_p: 1``, the neutral value many clients always send).
 - ``max_tokens`` / ``max_completion_tokens``: the most one model call of the run may write (the
   method's ``chain_tokens`` or ``step_tokens``); budgets for the whole run are ``max_total_tokens`` etc.
 - ``stop``: the answer is cut at the first stop string.
@@ -115,6 +116,8 @@ def parse_request(body: object) -> RunRequest:
     options = {k: body[k] for k in known_options if k in body}
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
+            if name == "top_p" and name not in known_options and body[name] == 1:
+                continue  # the neutral value many clients always send
             if name not in known_options:
                 raise RequestError(f"model {method!r} has no single `{name}`; its options: {', '.join(known_options)}",
                                    param=name)  # fmt: skip
