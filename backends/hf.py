@@ -1,8 +1,12 @@
 """transformers on CPU or GPU (``hf:/path/to/folder``, ``hf:/path/model.gguf`` or ``hf:smollm2``).
 
-Concurrent requests are coalesced and run as padded batches: requests with the same sampling
-settings share one ``model.generate`` call (seeded sampling is reproducible for the same batch;
-see ``_sampling_key``). A GGUF is dequantised by transformers on load
+Concurrent requests are coalesced and run as padded batches. Requests that differ only in their
+sampling settings - temperature, top_p, seed - share one ``model.generate`` call: a per-row logits
+processor applies each row's temperature and top_p and draws its token from the row's own seeded
+generator (``PerRowSampler``), so BoT's trees with their own temperatures batch together, and a seeded
+request samples the same tokens alone or in any batch (up to the float rounding that padding can
+change in the logits). Requests group by what ``generate`` cannot vary per row: length limits, stop
+strings and n (see ``_batch_key``). A GGUF is dequantised by transformers on load
 (``gguf_file=``), which is also how the trainers load the embedded model. Logprobs come from the
 raw logits of each step (``output_logits``), so they do not depend on temperature or top_p.
 """
@@ -10,6 +14,7 @@ raw logits of each step (``output_logits``), so they do not depend on temperatur
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -67,6 +72,8 @@ class HFBackend(Backend):
         )
         self._end_tokens = {self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)}
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
+        self.generate_calls: list[int] = []
+        """Requests per ``model.generate`` call, in order (what tests and benchmarks read)."""
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -98,7 +105,7 @@ class HFBackend(Backend):
     def _run_batch(self, requests: list[Request]) -> list[Result]:
         groups: dict[tuple, list[int]] = {}
         for index, request in enumerate(requests):
-            groups.setdefault(_sampling_key(request), []).append(index)
+            groups.setdefault(_batch_key(request), []).append(index)
         results: dict[int, Result] = {}
         for members in groups.values():
             for index, result in zip(members, self._run_group([requests[i] for i in members]), strict=True):
@@ -116,14 +123,15 @@ class HFBackend(Backend):
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        seeds = [r.seed for r in requests if r.seed is not None]
-        if seeds and first.temperature > 0:
-            torch.manual_seed(derived_batch_seed(seeds))
-        sampling = (
-            {"do_sample": True, "temperature": first.temperature, "top_p": first.top_p, "top_k": 0}
-            if first.temperature > 0
-            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        )
+        greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        sampling: dict[str, Any] = greedy
+        if any(r.temperature > 0 for r in requests):  # the processor samples; generate takes its choice
+            rows = [(r, choice) for r in requests for choice in range(first.n)]
+            sampler = PerRowSampler([r.temperature for r, _ in rows], [r.top_p for r, _ in rows],
+                                    [_row_seed(r, choice) for r, choice in rows], self.device)  # fmt: skip
+            # generate samples from the processor's one-hot scores: the row's own draw, with probability 1
+            sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "logits_processor": [sampler]}
+        self.generate_calls.append(len(requests))
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids,
@@ -189,15 +197,48 @@ class HFBackend(Backend):
         )
 
 
-def _sampling_key(request: Request) -> tuple:
-    """Requests with equal keys share one ``generate`` call. Seeds are not part of it: transformers
-    has one random generator per call, so a batch of seeded requests is seeded from all their seeds
-    (reproducible for the same batch; greedy requests do not depend on seeds at all)."""
-    return (request.temperature, request.top_p, request.max_tokens, request.min_tokens, request.stop, request.n)
+def _batch_key(request: Request) -> tuple:
+    """What one ``generate`` call cannot vary per row; sampling settings and seeds can differ."""
+    return (request.max_tokens, request.min_tokens, request.stop, request.n)
 
 
-def derived_batch_seed(seeds: list[int]) -> int:
-    return int.from_bytes(hashlib.sha256(repr(sorted(seeds)).encode()).digest()[:4], "big")
+def _row_seed(request: Request, choice: int) -> int:
+    """The seed of one sampled row: from the request's seed and the choice index (n > 1), or fresh."""
+    if request.seed is None:
+        return int.from_bytes(os.urandom(4), "big")
+    return int.from_bytes(hashlib.sha256(f"{request.seed}/{choice}".encode()).digest()[:8], "big") >> 1
+
+
+class PerRowSampler:
+    """A logits processor that samples each row with its own temperature, top_p and generator, and
+    hands ``generate`` a one-hot choice. Rows at temperature 0 take the argmax."""
+
+    def __init__(self, temperatures: list[float], top_ps: list[float], seeds: list[int], device: str) -> None:
+        import torch
+
+        self.temperatures, self.top_ps = temperatures, top_ps
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        chosen = torch.empty(scores.shape[0], dtype=torch.long, device=scores.device)
+        for row, (temperature, top_p, generator) in enumerate(
+            zip(self.temperatures, self.top_ps, self.generators, strict=True)
+        ):
+            logits = scores[row].float()
+            if temperature <= 0:
+                chosen[row] = int(torch.argmax(logits))
+                continue
+            probabilities = torch.softmax(logits / temperature, dim=-1)
+            if top_p < 1.0:
+                ordered, order = torch.sort(probabilities, descending=True)
+                keep = torch.cumsum(ordered, dim=-1) - ordered < top_p  # the smallest set reaching top_p
+                probabilities = torch.zeros_like(probabilities).scatter(0, order[keep], ordered[keep])
+            chosen[row] = int(torch.multinomial(probabilities, 1, generator=generator))
+        one_hot = torch.full_like(scores, -float("inf"))
+        one_hot[torch.arange(scores.shape[0]), chosen] = 0.0
+        return one_hot
 
 
 def _as_list(value: Any) -> list:

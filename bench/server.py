@@ -4,7 +4,8 @@ Usage: python bench/server.py [--seconds 10] [--part overhead|model|all]
 
 overhead: the scripted test double at zero latency behind a real uvicorn server (so the figures are
 the server's own cost: HTTP, JSON, method bookkeeping), 16 concurrent clients, `cot`.
-model: the embedded model (llamacpp:smollm2) with `cot` at 1, 4 and 16 concurrent clients.
+model: the embedded model (llamacpp:smollm2) with `cot` at 1, 4 and 16 concurrent clients, the server
+in its own process (`thoughtgraph serve`), as users run it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -25,11 +27,25 @@ import httpx
 import numpy as np
 import uvicorn
 
-from backends import create_backend
 from backends.scripted import ScriptedBackend
 from thoughtgraph.server import create_app
 
 QUESTION = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?"  # noqa: E501
+
+
+def start_process() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [str(Path(sys.executable).with_name("thoughtgraph")), "serve", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    while True:
+        try:
+            httpx.get(url + "/models", timeout=1).raise_for_status()
+            return process, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
 
 
 def start(backend) -> tuple[uvicorn.Server, str]:
@@ -74,9 +90,11 @@ def main(part: str, seconds: float) -> dict:
         results["scripted, zero latency"] = [asyncio.run(load(url, n, seconds, body)) for n in (1, 16)]
         server.should_exit = True
     if part in ("model", "all"):
-        server, url = start(create_backend("llamacpp:smollm2"))
+        process, url = start_process()
+        asyncio.run(load(url, 1, 1, body))  # warm up
         results["llamacpp:smollm2, cot"] = [asyncio.run(load(url, n, seconds, body)) for n in (1, 4, 16)]
-        server.should_exit = True
+        process.terminate()
+        process.wait(30)
     return results
 
 

@@ -174,6 +174,9 @@ def serve(
         str | None, typer.Option(help="Environment variable holding the API key clients must send as a Bearer token.")
     ] = None,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1 << 20,
+    max_run_seconds: Annotated[
+        float, typer.Option(help="Longest a run may take; requests may ask for less with max_seconds.")
+    ] = 600.0,
     cache: Annotated[str | None, typer.Option(help="SQLite request cache.")] = None,
 ) -> None:
     """Serve every method behind an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/traces/ID."""
@@ -196,5 +199,6 @@ def serve(
         raise typer.Exit(2) from None
     typer.echo(f"thoughtgraph serving {', '.join(METHODS)} on {engine.spec} at http://{host}:{port}/v1"
                + (" (API key required)" if api_key else ""))  # fmt: skip
-    uvicorn.run(create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes), host=host, port=port,
-                log_level="warning")  # fmt: skip
+    app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, max_run_seconds=max_run_seconds)
+    # on SIGTERM/Ctrl-C, in-flight runs get 10 s to finish, then they are cancelled
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)

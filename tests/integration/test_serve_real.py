@@ -21,12 +21,21 @@ pytestmark = pytest.mark.integration
 METHODS = ["cot", "bot", "tr", "gg"]
 
 
+def die_with_parent() -> None:
+    """Linux: the server gets SIGKILL when the test process dies, even if a timeout skips teardown."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
     command = [str(Path(sys.executable).with_name("thoughtgraph")), "serve", "--backend", "llamacpp:smollm2",
                "--port", str(port)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=die_with_parent)  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 60
     while True:
@@ -39,7 +48,10 @@ def server():
             time.sleep(0.3)
     yield url
     process.terminate()
-    process.wait(20)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -225,3 +225,13 @@ def test_a_plain_request_whose_client_gives_up_is_cancelled_too():
             httpx.post(url + "/chat/completions", json=body, timeout=0.5)
         time.sleep(3.5)  # the engine call would have finished by now, had the run gone on
         assert backend.calls == [] and httpx.get(url + "/traces").json()["data"] == []
+
+
+def test_no_run_outlives_the_servers_run_limit():
+    with serving(scripted(latency=2.0), max_run_seconds=0.5) as url:
+        started = time.monotonic()
+        body = {"model": "cot", "messages": [{"role": "user", "content": "6 times 7?"}], "max_seconds": 100}
+        reply = httpx.post(url + "/chat/completions", json=body, timeout=30).json()
+    assert time.monotonic() - started < 1.9
+    assert reply["choices"][0]["finish_reason"] == "length"
+    assert "max_seconds=0.5" in reply["thoughtgraph"]["stopped_by"]

@@ -85,10 +85,16 @@ class Traces:
 
 
 def create_app(
-    backend: Backend, *, api_key: str | None = None, max_body_bytes: int = 1 << 20, trace_limit: int = 1000
+    backend: Backend,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = 1 << 20,
+    trace_limit: int = 1000,
+    max_run_seconds: float | None = 600.0,
 ) -> FastAPI:
     """The app serving every method on ``backend``; with ``api_key``, requests need ``Authorization:
-    Bearer <key>``; bodies over ``max_body_bytes`` are refused with 413."""
+    Bearer <key>``; bodies over ``max_body_bytes`` are refused with 413; no run lasts longer than
+    ``max_run_seconds`` (a request's ``max_seconds`` may ask for less)."""
     app = FastAPI(title="thoughtgraph", docs_url=None, redoc_url=None)
     traces = Traces(trace_limit)
     app.state.traces = traces
@@ -157,7 +163,10 @@ def create_app(
         return JSONResponse(completion(run, trace_id, solution), headers={"X-Thoughtgraph-Trace": trace_id})
 
     async def execute(run: RunRequest, trace_id: str, on_thought: Any) -> Solution:
-        budget = Budget(**run.budget)
+        limits = dict(run.budget)
+        if max_run_seconds is not None:
+            limits["max_seconds"] = min(limits.get("max_seconds", max_run_seconds), max_run_seconds)
+        budget = Budget(**limits)
         try:
             solution = await run_method(run.problem, run.method, backend, make_config(run.method, **run.options),
                                         budget, seed=run.seed, on_thought=on_thought)  # fmt: skip
