@@ -121,6 +121,7 @@ def test_standard_fields_map_onto_the_method():
         ({"model": "tr", "messages": []}, 400, "non-empty list"),
         ({"model": "tr", "messages": [{"role": "system", "content": "x"}]}, 400, "no user message"),
         ({"model": "tr", "messages": [{"role": "user", "content": "x"}], "max_calls": -1}, 400, "max_calls"),
+        ({"model": "tr", "messages": [{"role": "user", "content": "x"}], "max_seconds": 0}, 400, "max_seconds"),
     ],
 )
 def test_bad_requests_are_4xx_with_a_clear_message(body, status, words):
@@ -157,6 +158,16 @@ class DiesAfter(ScriptedBackend):
         if self.failing and len(self.calls) >= self.healthy_calls:
             raise BackendUnavailableError("the engine process exited", attempts=1)
         return await super()._generate(requests)
+
+
+def test_a_backend_failure_while_streaming_is_an_error_event_with_partial_usage():
+    backend = DiesAfter(healthy_calls=1)
+    with serving(backend) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused")
+        stream = client.chat.completions.create(model="cot", messages=[{"role": "user", "content": "6 times 7?"}],
+                                                stream=True)  # fmt: skip
+        with pytest.raises(openai.APIError, match="engine process exited"):
+            list(stream)
 
 
 def test_a_backend_failure_mid_run_is_a_5xx_with_partial_usage_and_the_server_keeps_serving():

@@ -222,6 +222,10 @@ def create_app(
                 failure_body = json.loads(failed(failure).body)
                 yield f"data: {json.dumps(failure_body)}\n\n"
                 return
+            except Exception as error:  # a bug in one run: an error event, and the server goes on
+                message = f"internal error during the run: {type(error).__name__}: {error}"
+                yield f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
+                return
             yield chunk(run, trace_id, {"content": answer_text(run, solution)})
             yield chunk(run, trace_id, {}, "length" if solution.stopped_by else "stop",
                         thoughtgraph=extension(trace_id, solution))  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from agents.runtime import Budget
 from reasoning.api import METHODS, make_config
 
 BUDGET_FIELDS = {"max_calls": "max_calls", "max_total_tokens": "max_tokens", "max_seconds": "max_seconds"}
@@ -131,6 +132,11 @@ def parse_request(body: object) -> RunRequest:
     for name, budget_name in BUDGET_FIELDS.items():
         if body.get(name) is not None:
             budget[budget_name] = _number(body, name, float if name == "max_seconds" else int, low=0)
+    try:
+        Budget(**budget)
+    except ValueError as error:
+        name = next((n for n, b in BUDGET_FIELDS.items() if b in str(error)), None)
+        raise RequestError(str(error).replace("budget max_tokens", "budget max_total_tokens"), param=name) from None
     try:
         make_config(method, **options)
     except (ValueError, TypeError) as error:
