@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -28,6 +28,7 @@ from reasoning.tot import ToTConfig, tree_of_thoughts
 from reasoning.tr import ThoughtRollbackConfig, thought_rollback
 
 MethodRunner = Callable[[RunContext, Any], Awaitable[Outcome]]
+T = TypeVar("T")
 
 # method name -> (config type, runner). A new method is a new entry.
 METHODS: dict[str, tuple[type, MethodRunner]] = {
@@ -157,17 +158,31 @@ def solve(problem: str, method: str = "cot", backend: str | Backend = DEFAULT_BA
         return worker.submit(asyncio.run, solve_async(problem, method, backend, **kwargs)).result()
 
 
+async def thoughts_then_result(run: Callable[[ThoughtListener], Awaitable[T]]) -> AsyncIterator[ThoughtNode | T]:
+    """Start ``run(on_thought)`` and yield each thought as it is produced, then the run's result. Closing
+    the iterator early (a client that went away) cancels the run."""
+    queue: asyncio.Queue[ThoughtNode] = asyncio.Queue()
+    task = asyncio.ensure_future(run(queue.put_nowait))
+    try:
+        while not (task.done() and queue.empty()):
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
 async def stream_thoughts(
     problem: str, method: str = "cot", backend: str | Backend = DEFAULT_BACKEND, **kwargs: Any
 ) -> AsyncIterator[ThoughtNode | Solution]:
     """Yield each thought as the method produces it, then the Solution."""
-    queue: asyncio.Queue[ThoughtNode] = asyncio.Queue()
-    task = asyncio.create_task(solve_async(problem, method, backend, on_thought=queue.put_nowait, **kwargs))
-    while not (task.done() and queue.empty()):
-        getter = asyncio.ensure_future(queue.get())
-        await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        if getter.done():
-            yield getter.result()
-        else:
-            getter.cancel()
-    yield task.result()
+    async for item in thoughts_then_result(
+        lambda on_thought: solve_async(problem, method, backend, on_thought=on_thought, **kwargs)
+    ):
+        yield item

@@ -174,7 +174,9 @@ def calibre_aggregation_weights(inputs: AggregateInput) -> AggregateOutput:
     """Calibre's divergence-weighted aggregation (faithful to the reference code, TL-System/plato: a
     client's divergence rate is the mean over its K-means clusters of each cluster's mean distance to
     its centroid; its update is scaled by (1/divergence)/sum(1/divergence) and then averaged with
-    sample-count weights). Clients with a divergence of 0 (every encoding on its centroid) share all the weight."""
+    sample-count weights). Deviations: `clusters` defaults to 4 (the reference clusters into 10) and our
+    k-means is Lloyd's from a seeded k-means++ start; clients with a divergence of 0 (every encoding on
+    its centroid) share all the weight, where the reference would divide by zero."""
     encodings = inputs.encodings()
     divergence = np.array([divergence_rate(e, inputs.clusters, inputs.seed) for e in encodings])
     # 1/d normalised, in a form that neither overflows for d near 0 nor underflows for huge d

@@ -79,19 +79,18 @@ class CheckOutput(BaseModel):
 def typical_scale(state: StateDict) -> float:
     """Root mean square of the model's float parameters (counters excluded); 1 for an all-zero model."""
     values = [v.ravel() for k, v in state.items() if not COUNTER.search(k)]
-    squares = sum(float(np.square(v / max(np.abs(v).max(), 1e-300)).sum()) * max(np.abs(v).max(), 1e-300) ** 2
-                  for v in values if v.size)  # fmt: skip
-    count = sum(v.size for v in values)
-    rms = float(np.sqrt(squares / count)) if count else 0.0
+    flat = np.concatenate(values) if values else np.zeros(0)
+    rms = _norm(flat) / np.sqrt(flat.size) if flat.size else 0.0
     return rms if rms > 0 and np.isfinite(rms) else 1.0
 
 
 def _norm(values: np.ndarray) -> float:
+    """The L2 norm, computed on values scaled to at most 1 so that squares cannot overflow."""
     scale = float(np.abs(values).max()) if values.size else 0.0
     return float(np.linalg.norm(values / scale)) * scale if scale > 0 else 0.0
 
 
-def _layers(state: StateDict) -> list[tuple[str, str]] | str:
+def sequential_layers(state: StateDict) -> list[tuple[str, str]] | str:
     """The model as a sequence of ("linear" | "batchnorm" | "layernorm", prefix), or why it is not one."""
     layers: list[tuple[str, str]] = []
     for key, value in state.items():
@@ -134,7 +133,7 @@ def forward(state: StateDict, layers: list[tuple[str, str]], batch: np.ndarray) 
 def _probe(trusted: StateDict, received: StateDict, batch: np.ndarray | None) -> tuple[str, list[str]]:
     if batch is None:
         return "not requested", []
-    layers = _layers(received)
+    layers = sequential_layers(received)
     if isinstance(layers, str):
         return f"skipped: {layers}", []
     widths = sum(trusted[f"{p}weight"].size for _, p in layers)

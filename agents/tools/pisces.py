@@ -50,13 +50,17 @@ def staleness_factor(recent_staleness: np.ndarray, beta: float) -> float:
 
 
 def aggregation_weights(samples: np.ndarray, staleness: np.ndarray, beta: float, renormalise: bool) -> np.ndarray:
-    """Sample share × 1/(staleness + 1)^beta, computed in log space so huge inputs cannot overflow."""
-    log_weights = np.log(samples) - beta * np.log1p(staleness)
-    share = np.exp(np.log(samples) - np.log(samples.max())) / np.exp(np.log(samples) - np.log(samples.max())).sum()
-    if renormalise:
-        relative = np.exp(log_weights - log_weights.max())
-        return relative / relative.sum()
-    return share * np.exp(-beta * np.log1p(staleness))
+    """Sample share × 1/(staleness + 1)^beta (as exp(-beta·log1p), so huge staleness underflows to 0
+    instead of overflowing); samples are divided by their maximum first, so their sum stays finite."""
+    relative = samples / samples.max()
+    weights = relative / relative.sum() * np.exp(-beta * np.log1p(staleness))
+    if not renormalise:
+        return weights
+    if weights.sum() > 0:
+        return weights / weights.sum()
+    log_weights = np.log(relative) - beta * np.log1p(staleness)  # every factor underflowed: compare in logs
+    weights = np.exp(log_weights - log_weights.max())
+    return weights / weights.sum()
 
 
 class ClientRecord(BaseModel):

@@ -26,6 +26,8 @@ Out = TypeVar("Out", bound=BaseModel)
 
 _TOOLS: dict[str, BaseTool] = {}
 _CALLS: dict[str, Callable[[dict], dict]] = {}
+INPUTS: dict[str, type[BaseModel]] = {}
+"""Each tool's input model: what arguments validate against (once, in ``call_tool`` and the tool)."""
 OUTPUTS: dict[str, type[BaseModel]] = {}
 """Each tool's output model: what a result validates against."""
 FIDELITY: dict[str, Fidelity] = {}
@@ -91,17 +93,17 @@ def tool(name: str, inputs: type[In], fidelity: Fidelity) -> Callable[[Callable[
             except ToolError as error:
                 raise ToolException(str(error)) from None
 
+        # The schema goes to langchain as JSON Schema (what models see), not as the pydantic model: langchain
+        # would validate the arguments itself, and every check - files included - would then run twice.
         _TOOLS[name] = StructuredTool.from_function(
             func=call,
             name=name,
             description=(function.__doc__ or "").strip(),
-            args_schema=inputs,
+            args_schema=inputs.model_json_schema(),
             handle_tool_error=_as_tool_message,
-            handle_validation_error=lambda error: (
-                f"tool error: {name}: invalid arguments: {describe_validation_error(error)}"
-            ),
         )
         _CALLS[name] = run
+        INPUTS[name] = inputs
         OUTPUTS[name] = get_type_hints(function)["return"]
         FIDELITY[name] = fidelity
         return function

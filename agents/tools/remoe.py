@@ -182,9 +182,10 @@ class PlacementOutput(BaseModel):
 
 @tool("remoe_place_experts", PlacementInput, "faithful")
 def remoe_place_experts(inputs: PlacementInput) -> PlacementOutput:
-    """LPT placement of expert replicas on serverless functions (faithful: longest first onto the
-    least-loaded function, a 4/3-approximation of the optimal makespan); cost is pay-per-use - each
-    function billed for its memory times its own busy seconds - so idle functions cost nothing."""
+    """LPT placement of expert replicas on serverless functions (faithful for the placement: longest
+    first onto the least-loaded function, a 4/3-approximation of the optimal makespan). The cost is our
+    model, not the paper's (which is not public): pay-per-use, each function billed for its memory times
+    its own busy seconds, so idle functions cost nothing."""
     seconds = np.asarray(inputs.expert_seconds)
     assignment, makespan = lpt_schedule(seconds, min(inputs.functions, len(seconds)))
     busy = float(seconds.sum())

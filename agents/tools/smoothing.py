@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from scipy.stats import beta, norm
 
 from agents.tools.arrays import TENSOR_SUFFIXES, Vector, check_path, load_array, load_tensors
-from agents.tools.model_check import _layers, forward
+from agents.tools.model_check import forward, sequential_layers
 from agents.tools.registry import tool
 from agents.tools.validation import MAX_MAGNITUDE, InputError, finite_array
 
@@ -143,7 +143,7 @@ def classifier(inputs: SmoothingInput) -> Callable[[np.ndarray], np.ndarray]:
         return _torchscript_classifier(inputs.model_path or "", tuple(inputs.input_shape or [len(inputs._x)]))
     state = {k: finite_array(np.atleast_1d(v), f"model_path[{k}]").reshape(np.shape(v))
              for k, v in load_tensors(inputs.model_path or "", "model_path").items()}  # fmt: skip
-    layers = _layers(state)
+    layers = sequential_layers(state)
     if isinstance(layers, str):
         raise InputError(f"model_path is not an `mlp` state dict: {layers}")
     return lambda batch: forward(state, layers, batch).argmax(axis=1)

@@ -9,7 +9,7 @@ import torch
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
-from agents.tools.model_check import _layers, forward, load_state
+from agents.tools.model_check import forward, load_state, sequential_layers
 from agents.tools.registry import ToolError, call_tool
 
 MATRIX = np.array([[0.5, -1.0, 3.0, 0.0], [2.0, 0.25, -6.0, 1.5]])
@@ -70,7 +70,7 @@ def test_the_probe_runs_a_real_pytorch_model_with_norm_layers_exactly():
     model = classifier_with_norms(0)
     state = {k: v.double().numpy() for k, v in model.state_dict().items()}
     batch = torch.randn(32, 6)
-    ours = forward(state, _layers(state), batch.double().numpy())
+    ours = forward(state, sequential_layers(state), batch.double().numpy())
     assert np.allclose(ours, model(batch).detach().numpy(), atol=1e-5)
 
 

@@ -103,9 +103,13 @@ def test_standard_fields_map_onto_the_method():
                                    {"role": "user", "content": "What is 6 times 7?"}],
             temperature=0.3, max_tokens=77, seed=5, stop=["2"],
         )  # fmt: skip
+        for seed in (5, 6):  # the same seed again, then another
+            client.chat.completions.create(model="cot", messages=[{"role": "user", "content": "What is 6 times 7?"}],
+                                           temperature=0.3, seed=seed)  # fmt: skip
     assert reply.choices[0].message.content == "4"  # cut at the stop string
     request = backend.calls[0]
     assert request.temperature == 0.3 and request.max_tokens == 77 and "Be brief" not in str(request.messages)
+    assert request.seed is not None and backend.calls[1].seed == request.seed != backend.calls[2].seed
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from agents.runtime import Budget
 from backends import Backend
 from backends.errors import BackendError
-from reasoning.api import METHODS, make_config, run_method
+from reasoning.api import METHODS, run_method, thoughts_then_result
 from reasoning.graph import ThoughtNode
 from reasoning.solution import Solution
 from thoughtgraph.server.protocol import RequestError, RunRequest, cut_at_stop, openai_usage, parse_request
@@ -168,8 +168,8 @@ def create_app(
             limits["max_seconds"] = min(limits.get("max_seconds", max_run_seconds), max_run_seconds)
         budget = Budget(**limits)
         try:
-            solution = await run_method(run.problem, run.method, backend, make_config(run.method, **run.options),
-                                        budget, seed=run.seed, on_thought=on_thought)  # fmt: skip
+            solution = await run_method(run.problem, run.method, backend, run.config, budget, seed=run.seed,
+                                        on_thought=on_thought)  # fmt: skip
         except BackendError as error:
             raise RunFailed(error, budget.ledger.to_dict()) from None
         traces.add(trace_id, run, solution)
@@ -205,38 +205,28 @@ def create_app(
         return f"data: {json.dumps(body)}\n\n"
 
     async def stream(run: RunRequest, trace_id: str) -> AsyncIterator[str]:
-        thoughts: asyncio.Queue[ThoughtNode] = asyncio.Queue()
-        task = asyncio.create_task(execute(run, trace_id, thoughts.put_nowait))
-        try:
-            yield chunk(run, trace_id, {"role": "assistant", "content": ""})
-            while not (task.done() and thoughts.empty()):
-                getter = asyncio.ensure_future(thoughts.get())
-                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield chunk(run, trace_id, {"reasoning_content": getter.result().text.strip() + "\n"})
-                else:
-                    getter.cancel()
-            try:
-                solution = task.result()
-            except RunFailed as failure:
-                failure_body = json.loads(failed(failure).body)
-                yield f"data: {json.dumps(failure_body)}\n\n"
-                return
-            except Exception as error:  # a bug in one run: an error event, and the server goes on
-                message = f"internal error during the run: {type(error).__name__}: {error}"
-                yield f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
-                return
-            yield chunk(run, trace_id, {"content": answer_text(run, solution)})
-            yield chunk(run, trace_id, {}, "length" if solution.stopped_by else "stop",
-                        thoughtgraph=extension(trace_id, solution))  # fmt: skip
-            if run.include_usage:
-                usage = {"id": f"chatcmpl-{trace_id}", "object": "chat.completion.chunk", "created": int(time.time()),
-                         "model": run.method, "choices": [], "usage": openai_usage(solution.usage)}  # fmt: skip
-                yield f"data: {json.dumps(usage)}\n\n"
-            yield "data: [DONE]\n\n"
+        yield chunk(run, trace_id, {"role": "assistant", "content": ""})
+        events = thoughts_then_result(lambda on_thought: execute(run, trace_id, on_thought))
+        try:  # closing the events (a client that went away) cancels the run
+            async for item in events:
+                if isinstance(item, ThoughtNode):
+                    yield chunk(run, trace_id, {"reasoning_content": item.text.strip() + "\n"})
+                    continue
+                yield chunk(run, trace_id, {"content": answer_text(run, item)})
+                yield chunk(run, trace_id, {}, "length" if item.stopped_by else "stop",
+                            thoughtgraph=extension(trace_id, item))  # fmt: skip
+                if run.include_usage:
+                    usage = {"id": f"chatcmpl-{trace_id}", "object": "chat.completion.chunk",
+                             "created": int(time.time()), "model": run.method, "choices": [],
+                             "usage": openai_usage(item.usage)}  # fmt: skip
+                    yield f"data: {json.dumps(usage)}\n\n"
+                yield "data: [DONE]\n\n"
+        except RunFailed as failure:
+            yield f"data: {json.dumps(json.loads(failed(failure).body))}\n\n"
+        except Exception as error:
+            message = f"internal error during the run: {type(error).__name__}: {error}"
+            yield f"data: {json.dumps(error_body(message, 'server_error'))}\n\n"
         finally:
-            if not task.done():  # the client went away: stop the run and its engine work
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await events.aclose()
 
     return app

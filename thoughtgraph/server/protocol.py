@@ -51,6 +51,8 @@ class RunRequest:
     method: str
     problem: str
     options: dict[str, Any] = field(default_factory=dict)
+    config: Any = None
+    """The method's config object, built (and so checked) once from ``options``."""
     budget: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     stop: list[str] = field(default_factory=list)
@@ -138,7 +140,7 @@ def parse_request(body: object) -> RunRequest:
         name = next((n for n, b in BUDGET_FIELDS.items() if b in str(error)), None)
         raise RequestError(str(error).replace("budget max_tokens", "budget max_total_tokens"), param=name) from None
     try:
-        make_config(method, **options)
+        config = make_config(method, **options)
     except (ValueError, TypeError) as error:
         raise RequestError(str(error), param=next(iter(options), None)) from None
     seed = 0 if body.get("seed") is None else _number(body, "seed", int)
@@ -150,7 +152,8 @@ def parse_request(body: object) -> RunRequest:
     if not isinstance(stream_options, dict):
         raise RequestError("`stream_options` must be an object", param="stream_options")
     return RunRequest(
-        method=method, problem=_problem(body.get("messages")), options=options, budget=budget, seed=int(seed),
+        method=method, problem=_problem(body.get("messages")), options=options, config=config, budget=budget,
+        seed=int(seed),
         stop=stop, stream=bool(body.get("stream")), include_usage=bool(stream_options.get("include_usage", True)),
     )  # fmt: skip
 
