@@ -1,0 +1,116 @@
+"""What an artifact is, by content: the inspectors bind to artifacts by kind, not by file name, since every
+user names files differently. Parsing is strict and its errors name the artifact."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from agents.diagnosis.signatures import is_log
+
+KINDS = (
+    "log",
+    "step_times",
+    "metrics",
+    "network",
+    "fl_round",
+    "model_pair",
+    "activation_stats",
+    "expert_stats",
+    "checkpoint_manifest",
+    "disk_usage",
+    "packages",
+)
+
+
+class ArtifactError(ValueError):
+    """An artifact is not what an inspector needs; the message names it and says why."""
+
+
+def kind_of(name: str, text: str) -> str:
+    stripped = text.lstrip()
+    if stripped[:1] in "{[":
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError:
+            return "log"
+        return _json_kind(data)
+    first = stripped.split("\n", 1)[0].strip()
+    if first.startswith("Filesystem"):
+        return "disk_usage"
+    lines = [line.strip() for line in stripped.splitlines() if line.strip() and not line.startswith("#")]
+    if lines and sum("==" in line for line in lines) >= 0.8 * len(lines):
+        return "packages"
+    if not is_log(name, text):
+        header = {column.strip().lower() for column in first.split(",")}
+        if {"worker", "step_time"} <= header:
+            return "step_times"
+        if {"src", "dst", "loss_pct"} <= header:
+            return "network"
+        if "step" in header:
+            return "metrics"
+    return "log"
+
+
+def _json_kind(data: Any) -> str:
+    if not isinstance(data, dict):
+        return "log"
+    if isinstance(data.get("clients"), list):
+        return "fl_round"
+    if "trusted" in data and "received" in data:
+        return "model_pair"
+    if "channel_max_abs" in data:
+        return "activation_stats"
+    if "expert_seconds" in data:
+        return "expert_stats"
+    if isinstance(data.get("files"), list):
+        return "checkpoint_manifest"
+    return "log"
+
+
+def kinds(artifacts: dict[str, str]) -> dict[str, str]:
+    """Each artifact's kind."""
+    return {name: kind_of(name, text) for name, text in artifacts.items()}
+
+
+def read_json(name: str, text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"artifact {name!r} is not valid JSON: {error.msg} (line {error.lineno})") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"artifact {name!r} must hold a JSON object")
+    return data
+
+
+def read_table(name: str, text: str, *, required: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """CSV rows as dicts with lower-case column names; every ``required`` column must be there."""
+    reader = csv.DictReader(io.StringIO(text.strip()))
+    if reader.fieldnames is None:
+        raise ArtifactError(f"artifact {name!r} is empty")
+    reader.fieldnames = [field.strip().lower() for field in reader.fieldnames]
+    missing = [column for column in required if column not in reader.fieldnames]
+    if missing:
+        raise ArtifactError(f"artifact {name!r} has no column {', '.join(missing)} (columns: {reader.fieldnames})")
+    return list(reader)
+
+
+def number(value: Any, *, where: str) -> float:
+    """A float from a CSV or JSON cell; ``nan``/``inf`` are kept (they are evidence), other text is an error."""
+    if isinstance(value, bool):
+        raise ArtifactError(f"{where}: expected a number, got {value!r}")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise ArtifactError(f"{where}: expected a number, got {str(value)[:40]!r}") from None
+    return result
+
+
+def finite(value: Any, *, where: str) -> float:
+    result = number(value, where=where)
+    if not math.isfinite(result):
+        raise ArtifactError(f"{where}: expected a finite number, got {value!r}")
+    return result

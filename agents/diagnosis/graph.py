@@ -1,0 +1,523 @@
+"""Online phase: the diagnosis graph of agents (LangGraph).
+
+intake -> [clarify] -> retrieve -> hypothesise -> plan -> approve -> verify (one ``Send`` per ready step)
+-> judge -> plan ... -> report
+
+- intake normalises the report (deterministic facts, plus the intake agent where a model is given) and asks
+  one clarifying question (``interrupt``) only when a required fact - the workload kind - is missing;
+- retrieve matches troubleshooting-guide entries and past incidents (BM25);
+- hypothesise builds the table of 2-5 hypotheses: retrieval priors, raised for the causes the hypothesise
+  agent proposes (its evidence for/against goes into the table);
+- plan takes the verification steps of the leading hypotheses (the knowledge base's, bound to this incident's
+  artifacts by kind) as a dependency graph and releases the steps whose dependencies have run;
+- approve asks the user (``interrupt``) before any step that changes state; it does nothing before asking,
+  since a resumed node runs again from its start; declined steps are recorded and skipped;
+- verify runs the ready steps in parallel (``variant="sequential"``: one after another, same steps);
+- judge updates the posteriors (``judge.py``) and loops to plan until a hypothesis is confirmed, all are
+  refuted, no step is left, or a budget is spent;
+- report states the root cause, component, confidence, evidence with the step that produced it,
+  mitigation, and every step run with its timing.
+
+Variants (for evaluation): ``full``; ``sequential`` (same, verification one step at a time);
+``retrieval-only`` (no verification); ``no-tools`` (the model alone: no retrieval, no verification).
+The design is ours: TSGuard's internals are not public.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import operator
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send, interrupt
+
+from agents.diagnosis import judge
+from agents.diagnosis.artifacts import kinds
+from agents.diagnosis.checks import CHECKS, run_check
+from agents.diagnosis.incidents import CATEGORIES, Incident
+from agents.diagnosis.knowledge import KnowledgeBase, StepTemplate, query_text, step_template
+from agents.diagnosis.llm import DiagnosisAgents, HypothesesReply, IntakeReply, ReportReply
+from agents.diagnosis.signatures import is_log, signatures
+
+Variant = Literal["full", "sequential", "retrieval-only", "no-tools"]
+VARIANTS: tuple[str, ...] = ("full", "sequential", "retrieval-only", "no-tools")
+LLM_WEIGHT = 0.15
+"""Prior mass added to a cause the hypothesise agent proposes (rank r gets LLM_WEIGHT / (r + 1))."""
+LEADING = 3
+"""Hypotheses whose steps are planned each round (those with posterior >= 0.05)."""
+KIND_WORDS = {
+    "federated": ("federated", " fl ", "flower", "clients", "client"),
+    "inference": ("inference", "serving", "endpoint", "vllm", "serve"),
+    "fine-tuning": ("fine-tun", "finetun", "lora", "sft"),
+    "training": ("training", "pretrain", "train", "step time", "loss"),
+}
+
+
+@dataclass
+class Limits:
+    max_iterations: int = 3
+    """Verify-judge rounds."""
+    max_steps: int = 12
+    """Verification steps run in all."""
+
+    def __post_init__(self) -> None:
+        if self.max_iterations < 1 or self.max_steps < 1:
+            raise ValueError("max_iterations and max_steps must be at least 1")
+
+
+@dataclass
+class DiagnosisRuntime:
+    """What the graph's nodes use and the checkpoint does not hold: the knowledge base, the model, limits."""
+
+    kb: KnowledgeBase | None
+    agents: DiagnosisAgents | None
+    variant: Variant = "full"
+    limits: Limits = field(default_factory=Limits)
+    action_log: list[dict[str, Any]] = field(default_factory=list)
+    """Side-effecting steps that ran (after approval): what an operator applies."""
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+
+
+class DiagnosisState(TypedDict, total=False):
+    settings: dict[str, Any]
+    """How the session was started (backend spec, knowledge base, variant, limits): a resumed session uses them."""
+    incident: dict[str, Any]
+    facts: dict[str, Any]
+    question: str | None
+    answers: list[str]
+    retrieved: list[dict[str, Any]]
+    similar: list[dict[str, Any]]
+    priors: dict[str, float]
+    hypotheses: list[dict[str, Any]]
+    posteriors: dict[str, float]
+    plan: list[dict[str, Any]]
+    ready: list[str]
+    approvals: dict[str, bool]
+    observations: Annotated[list[dict[str, Any]], operator.add]
+    judged: int
+    iteration: int
+    status: str
+    report: dict[str, Any]
+    parse_failures: Annotated[int, operator.add]
+    model_calls: Annotated[int, operator.add]
+    followups: list[dict[str, str]]
+
+
+def infer_kind(text: str) -> str | None:
+    lowered = f" {text.lower()} "
+    for kind, words in KIND_WORDS.items():
+        if any(word in lowered for word in words):
+            return kind
+    return None
+
+
+def _step_id(check: str, arguments: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{check}#{digest}"
+
+
+def bind(template: StepTemplate, artifacts: dict[str, str], artifact_kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """The template's steps for this incident: one per artifact of the kind its check reads (none if the user
+    gave no such artifact); a log search reads every log."""
+    check = CHECKS[template.check]
+    if template.check == "log_search":
+        targets = [None] if any(k == "log" for k in artifact_kinds.values()) else []
+    elif template.check == "package_versions":
+        found = [n for n, k in artifact_kinds.items() if k == "packages"]
+        required = [n for n in found if re.search(r"require|constraint|lock", n, re.IGNORECASE)]
+        installed = [n for n in found if n not in required]
+        targets = [(installed[0], required[0])] if installed and required else []
+    else:
+        targets = [n for n, k in artifact_kinds.items() if k == check.needs]
+    steps = []
+    for target in targets:
+        arguments = dict(template.arguments)
+        if isinstance(target, tuple):
+            arguments["artifact"], arguments["required"] = target
+        elif target is not None:
+            arguments["artifact"] = target
+        steps.append(
+            {
+                "id": _step_id(template.check, arguments),
+                "check": template.check,
+                "arguments": arguments,
+                "meaning": template.meaning,
+                "read_only": template.read_only,
+                "cost_seconds": template.cost_seconds,
+                "depends_on": [_step_id(d, {"artifact": arguments.get("artifact")}) for d in template.depends_on],
+                "for": sorted(template.categories()),
+            }
+        )
+    return steps
+
+
+def default_steps(category: str) -> list[StepTemplate]:
+    """The catalogue's checks that bear on a category, with their default arguments (used where the knowledge
+    base has no step for it)."""
+    found = []
+    for check in CHECKS.values():
+        if check.meaning and any(category in effects for effects in check.meaning.values()):
+            found.append(step_template(check.name, {}, category))
+    return [s for s in found if s is not None]
+
+
+def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
+    kb, agents, variant, limits = runtime.kb, runtime.agents, runtime.variant, runtime.limits
+
+    async def intake(state: DiagnosisState) -> dict[str, Any]:
+        incident = state["incident"]
+        artifacts = incident.get("artifacts", {})
+        facts: dict[str, Any] = {
+            "artifact_kinds": kinds(artifacts),
+            "signatures": [s for n, t in artifacts.items() if is_log(n, t) for s in signatures(t, limit=5)][:10],
+            "workload_kind": incident.get("workload", {}).get("kind") or infer_kind(incident["report"]),
+        }
+        update: dict[str, Any] = {"facts": facts, "iteration": 0, "judged": 0, "plan": [], "approvals": {}}
+        if agents is not None:
+            reply = await agents.ask(
+                "intake", IntakeReply, report=incident["report"], facts=json.dumps(incident.get("workload", {})),
+                artifacts=", ".join(f"{n} ({k})" for n, k in facts["artifact_kinds"].items()) or "none",
+            )  # fmt: skip
+            update["model_calls"] = 1
+            if reply is None:
+                update["parse_failures"] = 1
+            else:
+                facts["symptoms"] = reply.symptoms
+                if facts["workload_kind"] is None and reply.workload_kind != "unknown":
+                    facts["workload_kind"] = reply.workload_kind
+        asked = bool(state.get("answers"))
+        update["question"] = (
+            "What kind of job is this: training, fine-tuning, inference or federated learning?"
+            if facts["workload_kind"] is None and not asked
+            else None
+        )
+        return update
+
+    def clarify(state: DiagnosisState) -> dict[str, Any]:
+        answer = str(interrupt({"kind": "question", "question": state["question"]}) or "")
+        facts = dict(state["facts"])
+        facts["workload_kind"] = infer_kind(answer) or facts.get("workload_kind")
+        return {"answers": [*state.get("answers", []), answer], "facts": facts, "question": None}
+
+    def retrieve(state: DiagnosisState) -> dict[str, Any]:
+        if kb is None or variant == "no-tools":
+            return {"retrieved": [], "similar": [], "priors": {}}
+        query = query_text(Incident.model_validate(state["incident"])) + " " + " ".join(state.get("answers", []))
+        retrieved = [
+            {"id": e.id, "signature": e.signature, "hypotheses": e.hypotheses, "score": round(s, 3), "title": e.title}
+            for e, s in kb.retrieve(query)
+        ]
+        similar = [{"id": i.id, "category": i.category, "score": round(s, 3)} for i, s in kb.similar(query)]
+        return {"retrieved": retrieved, "similar": similar, "priors": kb.priors(query)}
+
+    async def hypothesise(state: DiagnosisState) -> dict[str, Any]:
+        priors = dict(state.get("priors", {}))
+        notes: dict[str, dict[str, list[str]]] = {}
+        for entry in state.get("retrieved", []):
+            for category, count in entry["hypotheses"].items():
+                total = sum(entry["hypotheses"].values())
+                notes.setdefault(category, {"for": [], "against": []})["for"].append(
+                    f"guide {entry['id']} ({entry['signature'][:60]!r}): {count} of {total} past incidents"
+                )
+        update: dict[str, Any] = {}
+        if agents is not None:
+            incident = state["incident"]
+            candidates = ", ".join(f"{c} ({p:.0%})" for c, p in list(priors.items())[:5])
+            reply = await agents.ask(
+                "hypothesise", HypothesesReply, report=incident["report"],
+                workload=json.dumps(incident.get("workload", {})), signatures=state["facts"]["signatures"][:3],
+                candidates=candidates, categories=", ".join(CATEGORIES),
+            )  # fmt: skip
+            update["model_calls"] = 1
+            if reply is None:
+                update["parse_failures"] = 1
+            else:
+                for rank, hypothesis in enumerate(reply.hypotheses):
+                    priors[hypothesis.category] = priors.get(hypothesis.category, 0.0) + LLM_WEIGHT / (rank + 1)
+                    note = notes.setdefault(hypothesis.category, {"for": [], "against": []})
+                    if hypothesis.evidence_for:
+                        note["for"].append(f"model: {hypothesis.evidence_for}")
+                    if hypothesis.evidence_against:
+                        note["against"].append(f"model: {hypothesis.evidence_against}")
+        ranked = sorted(priors.items(), key=lambda item: (-item[1], item[0]))
+        table = [c for c, p in ranked if p >= 0.02][:5]
+        if len(table) < 2:
+            table += [c for c, _ in ranked if c not in table][: 2 - len(table)]
+        posteriors = judge.initial_posteriors({c: priors[c] for c in table}) if table else {judge.UNKNOWN: 1.0}
+        hypotheses = [
+            {"category": c, "posterior": posteriors[c], "evidence_for": notes.get(c, {}).get("for", [])[:3],
+             "evidence_against": notes.get(c, {}).get("against", [])[:3]}
+            for c in table
+        ]  # fmt: skip
+        return {**update, "hypotheses": hypotheses, "posteriors": posteriors}
+
+    def plan(state: DiagnosisState) -> dict[str, Any]:
+        if variant in ("no-tools", "retrieval-only"):
+            return {"ready": [], "status": "not verified"}
+        planned = list(state.get("plan", []))
+        known = {step["id"] for step in planned}
+        artifacts = state["incident"].get("artifacts", {})
+        artifact_kinds = state["facts"]["artifact_kinds"]
+        leading = [c for c, p in judge.ranked(state["posteriors"]) if p >= 0.05][:LEADING]
+        for category in leading:
+            templates = (kb.steps.get(category, []) if kb else []) or default_steps(category)
+            for template in templates:
+                for step in bind(template, artifacts, artifact_kinds):
+                    if step["id"] not in known and len(planned) < limits.max_steps:
+                        planned.append({**step, "wave": None})
+                        known.add(step["id"])
+        done = {o["step"] for o in state.get("observations", [])}
+        declined = {i for i, ok in state.get("approvals", {}).items() if not ok}
+        ready = [
+            s["id"] for s in planned
+            if s["id"] not in done and s["id"] not in declined and all(d in done for d in s["depends_on"])
+            and not (s["depends_on"] and any(d in declined for d in s["depends_on"]))
+        ]  # fmt: skip
+        if not ready:
+            return {"plan": planned, "ready": [], "status": "no steps left"}
+        return {"plan": planned, "ready": ready}
+
+    def approve(state: DiagnosisState) -> dict[str, Any]:
+        steps = {s["id"]: s for s in state["plan"]}
+        approvals = dict(state.get("approvals", {}))
+        asking = [steps[i] for i in state.get("ready", []) if not steps[i]["read_only"] and i not in approvals]
+        if not asking:
+            return {}
+        decision = interrupt(
+            {
+                "kind": "approval",
+                "steps": [
+                    {"id": s["id"], "check": s["check"], "arguments": s["arguments"],
+                     "description": CHECKS[s["check"]].description}
+                    for s in asking
+                ],
+            }
+        )  # fmt: skip
+        for step in asking:
+            approvals[step["id"]] = _approved(decision, step["id"])
+        return {"approvals": approvals}
+
+    def dispatch(state: DiagnosisState) -> list[Send] | str:
+        runnable = _runnable(state)
+        if not runnable:
+            return "judge"
+        if variant == "sequential":
+            return [Send("verify_each", {"steps": runnable, "incident": state["incident"], "wave": state["iteration"]})]
+        return [
+            Send("verify", {"step": s, "incident": state["incident"], "wave": state["iteration"]}) for s in runnable
+        ]
+
+    async def verify(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"observations": [await _observe(payload["step"], payload["incident"], payload["wave"], runtime)]}
+
+    async def verify_each(payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "observations": [await _observe(s, payload["incident"], payload["wave"], runtime) for s in payload["steps"]]
+        }
+
+    def judge_node(state: DiagnosisState) -> dict[str, Any]:
+        posteriors = dict(state["posteriors"])
+        steps = {s["id"]: s for s in state.get("plan", [])}
+        observations = state.get("observations", [])
+        fresh = observations[state.get("judged", 0) :]
+        evidence = {
+            h["category"]: {"for": list(h["evidence_for"]), "against": list(h["evidence_against"])}
+            for h in state["hypotheses"]
+        }
+        for observation in fresh:
+            if observation.get("error"):
+                continue
+            found = judge.effects(steps[observation["step"]]["meaning"], observation["signals"])
+            observation["effects"] = found
+            posteriors = judge.update(posteriors, found)
+            for item in found:
+                if item["category"] in evidence:
+                    helps = item["ratio"] > 1
+                    side = "for" if helps else "against"
+                    evidence[item["category"]][side].append(f"{observation['step']}: {observation['summary'][:160]}")
+        iteration = state.get("iteration", 0) + (1 if fresh or state.get("ready") else 0)
+        status = state.get("status") if state.get("status") in ("no steps left", "not verified") else None
+        status = judge.verdict(posteriors) or status
+        if status is None and iteration >= limits.max_iterations:
+            status = "iteration budget spent"
+        if status is None and len(observations) >= limits.max_steps:
+            status = "step budget spent"
+        hypotheses = [
+            {**h, "posterior": posteriors.get(h["category"], 0.0), "evidence_for": evidence[h["category"]]["for"],
+             "evidence_against": evidence[h["category"]]["against"]}
+            for h in state["hypotheses"]
+        ]  # fmt: skip
+        update = {
+            "posteriors": posteriors,
+            "hypotheses": hypotheses,
+            "judged": len(observations),
+            "iteration": iteration,
+        }
+        update["status"] = status or "running"
+        return update
+
+    async def report(state: DiagnosisState) -> dict[str, Any]:
+        return await _report(state, runtime)
+
+    def after_intake(state: DiagnosisState) -> str:
+        return "clarify" if state.get("question") else "retrieve"
+
+    def after_plan(state: DiagnosisState) -> str:
+        return "approve" if state.get("ready") else "judge"
+
+    def after_judge(state: DiagnosisState) -> str:
+        return "plan" if state["status"] == "running" else "report"
+
+    graph = StateGraph(DiagnosisState)
+    graph.add_node("intake", intake)
+    graph.add_node("clarify", clarify)
+    graph.add_node("retrieve", retrieve)
+    graph.add_node("hypothesise", hypothesise)
+    graph.add_node("plan", plan)
+    graph.add_node("approve", approve)
+    graph.add_node("verify", verify)
+    graph.add_node("verify_each", verify_each)
+    graph.add_node("judge", judge_node)
+    graph.add_node("report", report)
+    graph.add_edge(START, "intake")
+    graph.add_conditional_edges("intake", after_intake, ["clarify", "retrieve"])
+    graph.add_edge("clarify", "retrieve")
+    graph.add_edge("retrieve", "hypothesise")
+    graph.add_edge("hypothesise", "plan")
+    graph.add_conditional_edges("plan", after_plan, ["approve", "judge"])
+    graph.add_conditional_edges("approve", dispatch, ["verify", "verify_each", "judge"])
+    graph.add_edge("verify", "judge")
+    graph.add_edge("verify_each", "judge")
+    graph.add_conditional_edges("judge", after_judge, ["plan", "report"])
+    graph.add_edge("report", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def recursion_limit(limits: Limits) -> int:
+    """Supersteps a run can take: intake, clarify, retrieve, hypothesise, then plan/approve/verify/judge per
+    round, and report; with room to spare."""
+    return 8 + 5 * (limits.max_iterations + 1) + 10
+
+
+def _approved(decision: Any, step_id: str) -> bool:
+    """A resume value read as approval of one step: True/False for all, a list of approved ids, or a mapping
+    of id -> bool; anything else declines (nothing changes without a clear yes)."""
+    if isinstance(decision, bool):
+        return decision
+    if isinstance(decision, str):
+        return decision.strip().lower() in ("y", "yes", "approve", "approved", "ok")
+    if isinstance(decision, list | tuple | set):
+        return step_id in decision
+    if isinstance(decision, dict):
+        return bool(decision.get(step_id, False)) is True
+    return False
+
+
+def _runnable(state: DiagnosisState) -> list[dict[str, Any]]:
+    steps = {s["id"]: s for s in state.get("plan", [])}
+    approvals = state.get("approvals", {})
+    return [steps[i] for i in state.get("ready", []) if steps[i]["read_only"] or approvals.get(i) is True]
+
+
+async def _observe(
+    step: dict[str, Any], incident: dict[str, Any], wave: int, runtime: DiagnosisRuntime
+) -> dict[str, Any]:
+    arguments = dict(step["arguments"])
+    artifacts = incident.get("artifacts", {})
+    if step["check"] == "quarantine_clients" and "clients" not in arguments:
+        review, _ = run_check("fl_update_review", {"artifact": arguments.get("artifact")}, artifacts)
+        arguments["clients"] = review.details.get("flagged", [])
+    started = time.time()
+    result, seconds = await asyncio.to_thread(run_check, step["check"], arguments, artifacts)
+    ended = time.time()
+    if not step["read_only"] and result.error is None:
+        runtime.action_log.append({"step": step["id"], "check": step["check"], "arguments": arguments, "at": ended})
+    return {
+        "step": step["id"], "check": step["check"], "arguments": arguments, "summary": result.summary,
+        "signals": result.signals, "details": _jsonable(result.details), "tools": result.tools, "error": result.error,
+        "seconds": seconds, "started": started, "ended": ended, "wave": wave, "read_only": step["read_only"],
+    }  # fmt: skip
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def verification_seconds(observations: list[dict[str, Any]]) -> tuple[float, float]:
+    """(wall seconds of verification: per wave, first start to last end; sum of the steps' own seconds)."""
+    waves: dict[int, list[dict[str, Any]]] = {}
+    for observation in observations:
+        waves.setdefault(observation["wave"], []).append(observation)
+    wall = sum(max(o["ended"] for o in w) - min(o["started"] for o in w) for w in waves.values())
+    return wall, sum(o["seconds"] for o in observations)
+
+
+async def _report(state: DiagnosisState, runtime: DiagnosisRuntime) -> dict[str, Any]:
+    kb, agents = runtime.kb, runtime.agents
+    ranking = judge.ranked(state["posteriors"])
+    category, confidence = ranking[0] if ranking else (None, 0.0)
+    observations = state.get("observations", [])
+    evidence = [
+        {"step": o["step"], "check": o["check"], "arguments": o["arguments"],
+         "summary": o["summary"], "tools": o["tools"], "error": o["error"],
+         "effects": [e for e in o.get("effects", []) if e["category"] == category]}
+        for o in observations
+    ]  # fmt: skip
+    component = (kb.components.get(category) if kb and category else None) or "unknown"
+    mitigation = (
+        kb.mitigations.get(category) if kb and category else None
+    ) or "No mitigation on record for this cause."
+    wall, summed = verification_seconds(observations)
+    approvals = state.get("approvals", {})
+    report: dict[str, Any] = {
+        "id": state["incident"].get("id"),
+        "category": category,
+        "component": component,
+        "confidence": round(confidence, 4),
+        "status": state.get("status"),
+        "top3": [c for c, _ in ranking[:3]],
+        "hypotheses": state.get("hypotheses", []),
+        "evidence": evidence,
+        "mitigation": mitigation,
+        "iterations": state.get("iteration", 0),
+        "tool_calls": len(observations),
+        "registry_tools": sorted({t for o in observations for t in o["tools"]}),
+        "declined": sorted(i for i, ok in approvals.items() if not ok),
+        "questions": len(state.get("answers", [])),
+        "verification_seconds": wall,
+        "verification_step_seconds": summed,
+        "retrieved": state.get("retrieved", []),
+    }
+    update: dict[str, Any] = {}
+    summary = None
+    if agents is not None and category is not None:
+        lines = [f"{e['check']}: {e['summary'][:150]}" for e in evidence if not e["error"]][:6]
+        reply = await agents.ask(
+            "report", ReportReply, report=state["incident"]["report"], category=category, component=component,
+            confidence=f"{confidence:.2f}", evidence=lines,
+        )  # fmt: skip
+        update["model_calls"] = 1
+        if reply is None:
+            update["parse_failures"] = 1
+        else:
+            summary = reply.summary
+    if summary is None:
+        cited = "; ".join(e["summary"] for e in evidence if any(x["ratio"] > 1 for x in e["effects"]))[:400]
+        summary = (
+            f"Most likely {category} ({component}) at {confidence:.0%}" + (f": {cited}." if cited else ".")
+            if category
+            else "No cause could be singled out."
+        )
+    report["summary"] = summary
+    report["parse_failures"] = state.get("parse_failures", 0) + update.get("parse_failures", 0)
+    report["model_calls"] = state.get("model_calls", 0) + update.get("model_calls", 0)
+    return {**update, "report": report}

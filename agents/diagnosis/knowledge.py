@@ -1,0 +1,277 @@
+"""Offline phase: mine incident records into a knowledge base of troubleshooting-guide (TSG) entries, and
+retrieve from it.
+
+Mining is deterministic: incidents are grouped by their primary error signature (``signatures.py``); each
+group becomes an entry with its hypotheses and their priors (how many incidents each root cause explained),
+the verification steps the on-call engineers ran (check, argument template, what each signal means for each
+hypothesis, cost, read-only or not, dependencies), the mitigations, and the source incident ids. Where a
+backend is given, an LLM also writes each entry's title and summary (constrained JSON; a reply that does not
+parse is counted and the entry keeps its signature as title). Retrieval is BM25 (``rank-bm25``) over the
+entries (signature and source reports) and over the single incidents. Embedding retrieval is not built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rank_bm25 import BM25Okapi
+
+from agents.diagnosis.checks import CHECKS
+from agents.diagnosis.incidents import Incident
+from agents.diagnosis.signatures import is_log, primary_signature, signatures
+
+BINDINGS = ("artifact", "required", "clients")
+"""Arguments bound per incident at plan time (artifacts by kind, clients from a dependency); a step template
+keeps only the others."""
+KB_FILE = "kb.json"
+KB_VERSION = 1
+
+
+@dataclass
+class StepTemplate:
+    check: str
+    arguments: dict[str, Any]
+    meaning: dict[str, dict[str, str]]
+    """signal -> category -> effect (``checks.Effect``)."""
+    cost_seconds: float
+    read_only: bool
+    depends_on: list[str]
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.check}:{json.dumps(self.arguments, sort_keys=True)}"
+
+    def categories(self) -> set[str]:
+        return {category for effects in self.meaning.values() for category in effects}
+
+
+@dataclass
+class GuideEntry:
+    id: str
+    signature: str
+    hypotheses: dict[str, int]
+    """category -> number of source incidents it explained (the prior, as counts)."""
+    components: dict[str, str]
+    steps: list[StepTemplate]
+    mitigations: dict[str, str]
+    sources: list[str]
+    document: str
+    """What BM25 indexes: the signature and the source reports."""
+    title: str = ""
+    summary: str = ""
+
+
+@dataclass
+class PastIncident:
+    id: str
+    category: str
+    component: str
+    document: str
+
+
+@dataclass
+class KnowledgeBase:
+    entries: list[GuideEntry]
+    incidents: list[PastIncident]
+    steps: dict[str, list[StepTemplate]]
+    """category -> every step the history used to verify it."""
+    mitigations: dict[str, str]
+    components: dict[str, str]
+    summaries_failed: int = 0
+    _entry_index: BM25Okapi | None = field(default=None, repr=False)
+    _incident_index: BM25Okapi | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.entries:
+            self._entry_index = BM25Okapi([tokens(e.document) for e in self.entries])
+        if self.incidents:
+            self._incident_index = BM25Okapi([tokens(i.document) for i in self.incidents])
+
+    def retrieve(self, query: str, k: int = 3) -> list[tuple[GuideEntry, float]]:
+        return _top(self._entry_index, self.entries, query, k)
+
+    def similar(self, query: str, k: int = 5) -> list[tuple[PastIncident, float]]:
+        return _top(self._incident_index, self.incidents, query, k)
+
+    def priors(self, query: str) -> dict[str, float]:
+        """Root-cause priors for a query: half from the matching entries' counts, half from the similar
+        incidents, each weighted by its BM25 score relative to the best."""
+        mass: Counter[str] = Counter()
+        for matches, share in ((self.retrieve(query), self._entry_share), (self.similar(query), self._incident_share)):
+            best = max((score for _, score in matches), default=0.0)
+            if best <= 0:
+                continue
+            for item, score in matches:
+                for category, weight in share(item).items():
+                    mass[category] += 0.5 * (score / best) * weight / len(matches)
+        total = sum(mass.values())
+        return {c: m / total for c, m in mass.most_common()} if total else {}
+
+    @staticmethod
+    def _entry_share(entry: GuideEntry) -> dict[str, float]:
+        total = sum(entry.hypotheses.values())
+        return {c: n / total for c, n in entry.hypotheses.items()}
+
+    @staticmethod
+    def _incident_share(incident: PastIncident) -> dict[str, float]:
+        return {incident.category: 1.0}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": KB_VERSION,
+            "entries": [asdict(e) for e in self.entries],
+            "incidents": [asdict(i) for i in self.incidents],
+            "steps": {c: [asdict(s) for s in steps] for c, steps in self.steps.items()},
+            "mitigations": self.mitigations,
+            "components": self.components,
+            "summaries_failed": self.summaries_failed,
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / KB_FILE
+        path.write_text(json.dumps(self.to_json(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> KnowledgeBase:
+        path = Path(folder)
+        path = path / KB_FILE if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"no knowledge base at {path}; mine one with `thoughtgraph diagnose mine`")
+        try:
+            data = json.loads(path.read_text())
+            if data.get("version") != KB_VERSION:
+                raise ValueError(f"version {data.get('version')!r}, expected {KB_VERSION}")
+            return cls(
+                entries=[
+                    GuideEntry(**{**e, "steps": [StepTemplate(**s) for s in e["steps"]]}) for e in data["entries"]
+                ],
+                incidents=[PastIncident(**i) for i in data["incidents"]],
+                steps={c: [StepTemplate(**s) for s in steps] for c, steps in data["steps"].items()},
+                mitigations=data["mitigations"],
+                components=data["components"],
+                summaries_failed=data.get("summaries_failed", 0),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a knowledge base this version reads: {error}") from None
+
+
+def _top(index: BM25Okapi | None, items: list, query: str, k: int) -> list:
+    if index is None:
+        return []
+    scores = index.get_scores(tokens(query))
+    ranked = sorted(range(len(items)), key=lambda i: (-scores[i], i))[:k]
+    return [(items[i], float(scores[i])) for i in ranked if scores[i] > 0]
+
+
+_TOKEN = re.compile(r"[a-z][a-z0-9_]+")
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def query_text(incident: Incident) -> str:
+    """What retrieval is asked with: the report, the logs' error signatures, and the workload facts."""
+    found = [s for name, text in incident.artifacts.items() if is_log(name, text) for s in signatures(text, limit=5)]
+    facts = " ".join(f"{k} {v}" for k, v in incident.workload.items() if isinstance(v, str | int | float))
+    return "\n".join([incident.report, *found, facts])
+
+
+def step_template(action_tool: str, arguments: dict[str, Any], category: str) -> StepTemplate | None:
+    check = CHECKS.get(action_tool)
+    if check is None:
+        return None
+    kept = {k: v for k, v in arguments.items() if k not in BINDINGS}
+    meaning = {s: dict(effects) for s, effects in check.meaning.items()}
+    if not meaning:  # a log search means what the incidents it came from say it means
+        meaning = {"found": {category: "supports"}}
+    return StepTemplate(action_tool, kept, meaning, check.cost_seconds, check.read_only, list(check.depends_on))
+
+
+def _merge(into: dict[str, StepTemplate], step: StepTemplate, source: str) -> None:
+    existing = into.setdefault(step.key, step)
+    if existing is not step:
+        for signal, effects in step.meaning.items():
+            for category, effect in effects.items():
+                existing.meaning.setdefault(signal, {}).setdefault(category, effect)
+    if source not in existing.sources:
+        existing.sources.append(source)
+
+
+def mine(incidents: list[Incident], *, summarise: Any = None) -> KnowledgeBase:
+    """A knowledge base from incidents with root causes (incidents without one are skipped).
+    ``summarise(entry) -> (title, summary) | None``: the optional LLM step (``mining.llm_summariser``)."""
+    solved = [i for i in incidents if i.root_cause is not None]
+    groups: dict[str, list[Incident]] = {}
+    for incident in solved:
+        groups.setdefault(primary_signature(incident.report, incident.artifacts), []).append(incident)
+    entries: list[GuideEntry] = []
+    by_category: dict[str, dict[str, StepTemplate]] = {}
+    mitigations: dict[str, Counter[str]] = {}
+    components: dict[str, Counter[str]] = {}
+    for number, (signature, members) in enumerate(sorted(groups.items())):
+        steps: dict[str, StepTemplate] = {}
+        for incident in members:
+            category = incident.root_cause.category  # type: ignore[union-attr]
+            mitigations.setdefault(category, Counter())[incident.mitigation] += 1
+            components.setdefault(category, Counter())[incident.root_cause.component] += 1  # type: ignore[union-attr]
+            for action in incident.actions:
+                template = step_template(action.tool, action.arguments, category)
+                if template is not None:
+                    _merge(steps, template, incident.id)
+                    _merge(
+                        by_category.setdefault(category, {}),
+                        step_template(action.tool, action.arguments, category),
+                        incident.id,
+                    )  # type: ignore[arg-type]
+        counts = Counter(i.root_cause.category for i in members)  # type: ignore[union-attr]
+        entry_components = {
+            c: Counter(i.root_cause.component for i in members if i.root_cause.category == c).most_common(1)[0][0]  # type: ignore[union-attr]
+            for c in counts
+        }
+        entry_mitigations = {
+            c: Counter(i.mitigation for i in members if i.root_cause.category == c).most_common(1)[0][0]  # type: ignore[union-attr]
+            for c in counts
+        }
+        entries.append(
+            GuideEntry(
+                id=f"tsg-{number + 1:03d}",
+                signature=signature,
+                hypotheses=dict(counts.most_common()),
+                components=entry_components,
+                steps=list(steps.values()),
+                mitigations=entry_mitigations,
+                sources=[i.id for i in members],
+                document="\n".join([signature, *(i.report for i in members)]),
+                title=signature[:80],
+            )
+        )
+    past = [
+        PastIncident(i.id, i.root_cause.category, i.root_cause.component, query_text(i))  # type: ignore[union-attr]
+        for i in solved
+    ]
+    failed = 0
+    if summarise is not None:
+        for entry in entries:
+            written = summarise(entry)
+            if written is None:
+                failed += 1
+            else:
+                entry.title, entry.summary = written
+    return KnowledgeBase(
+        entries,
+        past,
+        {c: list(steps.values()) for c, steps in sorted(by_category.items())},
+        {c: m.most_common(1)[0][0] for c, m in sorted(mitigations.items())},
+        {c: m.most_common(1)[0][0] for c, m in sorted(components.items())},
+        failed,
+    )
