@@ -109,3 +109,27 @@ def compare(
         raise typer.Exit(2) from None
     typer.echo(format_table(rows(loaded)))
     typer.echo(f"plot: {plot(loaded, plot_path)}")
+
+
+@app.command()
+def diagnose(
+    incidents: Annotated[str, typer.Option(help="Incident JSONL file to evaluate (labelled).")],
+    out: Annotated[str, typer.Option(help="Run folder: results.jsonl and summary.json (resumable).")],
+    backend: Annotated[str | None, typer.Option(help="Backend spec for the agents; none: no model.")] = None,
+    variant: Annotated[str, typer.Option(help="full, sequential, retrieval-only or no-tools.")] = "full",
+    history: Annotated[
+        list[str] | None, typer.Option(help="Incident files to mine (default: shipped history).")
+    ] = None,
+    kb: Annotated[str | None, typer.Option(help="A mined knowledge base folder instead of --history.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate at most N incidents.")] = None,
+) -> None:
+    """Diagnosis accuracy, tool use and verification time on held-out incidents."""
+    from evals.diagnosis import evaluate
+
+    try:
+        summary = asyncio.run(
+            evaluate(incidents, out, backend=backend, variant=variant, history=history, kb=kb, limit=limit)
+        )
+    except (ValueError, FileNotFoundError, BackendError) as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(json.dumps(summary, indent=1))

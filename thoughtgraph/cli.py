@@ -202,3 +202,83 @@ def serve(
     app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, max_run_seconds=max_run_seconds)
     # on SIGTERM/Ctrl-C, in-flight runs get 10 s to finish, then they are cancelled
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+
+
+diagnose_app = typer.Typer(
+    help="Diagnose a broken AI job in a chat: `thoughtgraph diagnose --attach train.log`.",
+    invoke_without_command=True,
+)
+app.add_typer(diagnose_app, name="diagnose")
+
+
+@diagnose_app.callback()
+def diagnose(
+    ctx: typer.Context,
+    attach: Annotated[list[str] | None, typer.Option(help="Attach a file: name=path (repeatable).")] = None,
+    session: Annotated[str | None, typer.Option(help="Resume this session.")] = None,
+    list_sessions: Annotated[bool, typer.Option("--list", help="List sessions and their state.")] = False,
+    delete: Annotated[str | None, typer.Option(help="Delete this session.")] = None,
+    db: Annotated[str | None, typer.Option(help="Session store: a SQLite file or a postgresql:// URL.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Backend spec for the agents.")] = DEFAULT_BACKEND,
+    kb: Annotated[
+        str | None, typer.Option(help="Knowledge base folder (default: mined from the shipped corpus).")
+    ] = None,
+    no_model: Annotated[
+        bool, typer.Option("--no-model", help="Diagnose without a model (tools and retrieval).")
+    ] = False,
+) -> None:
+    """Start or resume a diagnosis chat."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from agents.diagnosis.api import UnknownSession
+    from agents.diagnosis.chat import chat, delete_session, read_attachments
+    from agents.diagnosis.chat import list_sessions as show_sessions
+
+    try:
+        if list_sessions:
+            asyncio.run(show_sessions(db, typer.echo))
+            return
+        if delete is not None:
+            asyncio.run(delete_session(db, delete))
+            typer.echo(f"deleted session {delete}")
+            return
+        attachments = read_attachments(attach or [])
+        asyncio.run(
+            chat(read=_read_line, write=typer.echo, session=session, db=db, backend=None if no_model else backend,
+                 kb=kb, attachments=attachments)
+        )  # fmt: skip
+    except (UnknownSession, FileNotFoundError, ValueError, BackendError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    except (EOFError, KeyboardInterrupt):
+        typer.echo("\nstopped; the session is saved (resume with --session ID)")
+
+
+def _read_line(prompt: str) -> str:
+    return input(prompt)
+
+
+@diagnose_app.command("mine")
+def diagnose_mine(
+    corpus: Annotated[list[str], typer.Argument(help="Incident JSONL files or folders.")],
+    out: Annotated[str, typer.Option(help="Folder for kb.json.")],
+    backend: Annotated[str | None, typer.Option(help="Backend spec: an LLM titles and summarises each entry.")] = None,
+) -> None:
+    """Mine incident records into a troubleshooting knowledge base."""
+    from agents.diagnosis.incidents import load_incidents
+    from agents.diagnosis.mining import mine_with_model
+
+    try:
+        incidents, problems = load_incidents(*corpus)
+    except FileNotFoundError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    for problem in problems:
+        typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
+    kb = mine_with_model(incidents, create_backend(backend) if backend else None)
+    path = kb.save(out)
+    typer.echo(
+        f"{len(kb.entries)} guide entries from {len(kb.incidents)} incidents ({len(problems)} lines skipped)"
+        + (f", {kb.summaries_failed} summaries unparsed" if backend else "")
+        + f": {path}"
+    )

@@ -22,7 +22,7 @@ from agents.diagnosis.knowledge import KnowledgeBase, mine
 from agents.diagnosis.llm import DiagnosisAgents
 from agents.diagnosis.sessions import open_checkpointer
 from agents.runtime import Budget
-from backends import Backend
+from backends import Backend, create_backend
 
 Approver = bool | Callable[[list[dict[str, Any]]], Any]
 Answerer = str | Callable[[str], str] | None
@@ -96,9 +96,13 @@ def _knowledge_base(kb: KnowledgeBase | str | Path | None) -> KnowledgeBase:
 def _backend(backend: Backend | str | None) -> Backend | None:
     if backend is None or isinstance(backend, Backend):
         return backend
-    from reasoning.api import shared_backend
+    return _shared_backend(backend)
 
-    return shared_backend(backend)
+
+@lru_cache(maxsize=4)
+def _shared_backend(spec: str) -> Backend:
+    """One backend per spec in the process: a chat session or an evaluation loads its model once."""
+    return create_backend(spec)
 
 
 def settings_for(backend: Backend | str | None, kb: Any, variant: str, limits: Limits) -> dict[str, Any]:

@@ -207,9 +207,9 @@ def _merge(into: dict[str, StepTemplate], step: StepTemplate, source: str) -> No
         existing.sources.append(source)
 
 
-def mine(incidents: list[Incident], *, summarise: Any = None) -> KnowledgeBase:
-    """A knowledge base from incidents with root causes (incidents without one are skipped).
-    ``summarise(entry) -> (title, summary) | None``: the optional LLM step (``mining.llm_summariser``)."""
+def mine(incidents: list[Incident]) -> KnowledgeBase:
+    """A knowledge base from incidents with root causes (incidents without one are skipped); deterministic.
+    ``mining.mine_with_model`` adds the LLM's titles and summaries."""
     solved = [i for i in incidents if i.root_cause is not None]
     groups: dict[str, list[Incident]] = {}
     for incident in solved:
@@ -259,19 +259,10 @@ def mine(incidents: list[Incident], *, summarise: Any = None) -> KnowledgeBase:
         PastIncident(i.id, i.root_cause.category, i.root_cause.component, query_text(i))  # type: ignore[union-attr]
         for i in solved
     ]
-    failed = 0
-    if summarise is not None:
-        for entry in entries:
-            written = summarise(entry)
-            if written is None:
-                failed += 1
-            else:
-                entry.title, entry.summary = written
     return KnowledgeBase(
         entries,
         past,
         {c: list(steps.values()) for c, steps in sorted(by_category.items())},
         {c: m.most_common(1)[0][0] for c, m in sorted(mitigations.items())},
         {c: m.most_common(1)[0][0] for c, m in sorted(components.items())},
-        failed,
     )

@@ -45,7 +45,17 @@ class SummaryReply(BaseModel):
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    return model.model_json_schema()
+    """The model's JSON schema without string length bounds: llama.cpp's grammar for a bounded string
+    repeats a rule per character and refuses long bounds; lengths are checked after parsing instead."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("maxLength", "minLength")}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(model.model_json_schema())
 
 
 def _parser(model: type[M]):

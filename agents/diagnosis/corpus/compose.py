@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - hand-written log lines and reports are data; breaking them would hide what they say
 """How the shipped incident corpus was written: hand-written reports, log lines, components, mitigations and
 on-call actions per failure family, with numbers, ranks, model names and wording varied by a seeded random
 generator. Run ``python -m agents.diagnosis.corpus.compose`` to rewrite ``history.jsonl`` and ``heldout.jsonl``
@@ -118,7 +119,7 @@ def watchdog_log(r: random.Random, ranks: int, *, desync: bool, reset_hint: bool
         lines.append(
             f"node{r.randint(1, 3)}:{r.randint(1000, 9999)}:{r.randint(1000, 9999)} [{r.randint(0, 7)}] NCCL WARN NET/IB : Got completion from peer 10.0.{r.randint(0, 9)}.{r.randint(2, 250)}<{r.randint(40000, 60000)}> with error 12, opcode 0, len 0, vendor err 129"
         )
-    lines.append(f"torch.distributed.elastic.multiprocessing.errors.ChildFailedError: train.py FAILED (exitcode: -6)")
+    lines.append("torch.distributed.elastic.multiprocessing.errors.ChildFailedError: train.py FAILED (exitcode: -6)")
     return "\n".join(lines)
 
 
@@ -605,7 +606,7 @@ def gpu_oom(r: random.Random, category: str) -> dict[str, Any]:
     if r.random() < 0.4:
         lines = [
             *train_lines(r, 1),
-            f"ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.",
+            "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine.",
         ]
     leak = r.random() < 0.5
     report = r.choice(

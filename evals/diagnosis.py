@@ -1,0 +1,143 @@
+"""``python -m evals diagnose``: diagnosis accuracy and cost on held-out incidents.
+
+Scores: top-1 and top-3 root-cause category accuracy (Wilson 95% intervals), component match, iterations,
+tool calls, clarifying questions, and verification wall time (per wave, first start to last end) next to the
+sum of the steps' own times. The knowledge base is mined from the history files only; an evaluated incident
+whose id is in the history is refused (the shipped split is fixed: ``agents/diagnosis/corpus``). Results go
+to ``OUT/results.jsonl`` one line per incident as it finishes; a rerun skips the incidents already there.
+Side-effecting steps are approved (they act on the incident's artifacts and the run's action log only).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.diagnosis import diagnose_async, load_incidents, mine
+from agents.diagnosis.graph import VARIANTS
+from agents.diagnosis.incidents import HISTORY
+from agents.diagnosis.knowledge import KnowledgeBase
+from evals.report import wilson_interval
+
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+
+
+def _done(path: Path) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a killed process: that incident runs again
+            rows[row["id"]] = row
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+
+    def rate(key: str) -> dict[str, Any]:
+        hits = sum(bool(r[key]) for r in rows)
+        low, high = wilson_interval(hits, n)
+        return {"rate": hits / n if n else 0.0, "hits": hits, "ci95": [low, high]}
+
+    def mean(key: str) -> float:
+        return sum(r[key] for r in rows) / n if n else 0.0
+
+    return {
+        "incidents": n,
+        "top1": rate("top1"),
+        "top3": rate("top3"),
+        "component": rate("component_match"),
+        "mean_iterations": mean("iterations"),
+        "mean_tool_calls": mean("tool_calls"),
+        "questions": sum(r["questions"] for r in rows),
+        "verification_seconds": sum(r["verification_seconds"] for r in rows),
+        "verification_step_seconds": sum(r["verification_step_seconds"] for r in rows),
+        "mean_seconds": mean("seconds"),
+        "parse_failures": sum(r["parse_failures"] for r in rows),
+        "model_calls": sum(r["model_calls"] for r in rows),
+        "errors": sum(1 for r in rows if r.get("error")),
+    }
+
+
+async def evaluate(
+    incidents: str | Path,
+    out: str | Path,
+    *,
+    backend: Any = None,
+    variant: str = "full",
+    history: list[str | Path] | None = None,
+    kb: str | Path | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    evaluated, problems = load_incidents(incidents)
+    unlabelled = [i.id for i in evaluated if i.root_cause is None]
+    if unlabelled:
+        raise ValueError(f"incidents to evaluate need a root cause; {unlabelled[0]} has none")
+    if kb is not None:
+        knowledge = KnowledgeBase.load(kb)
+        sources = {i.id for i in knowledge.incidents}
+    else:
+        past, past_problems = load_incidents(*(history or [HISTORY]))
+        problems += past_problems
+        knowledge = mine(past)
+        sources = {i.id for i in past}
+    leaked = sorted(sources & {i.id for i in evaluated})
+    if leaked:
+        raise ValueError(f"held-out incident {leaked[0]} is in the knowledge base's sources ({len(leaked)} in all)")
+    evaluated = evaluated[:limit] if limit else evaluated
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = _done(folder / RESULTS)
+    with (folder / RESULTS).open("a") as results:
+        for incident in evaluated:
+            if incident.id in done:
+                continue
+            row = await _one(incident, knowledge, backend, variant)
+            results.write(json.dumps(row) + "\n")
+            results.flush()
+            done[incident.id] = row
+    rows = [done[i.id] for i in evaluated if i.id in done]
+    summary = {"variant": variant, "backend": getattr(backend, "spec", backend), **summarise(rows)}
+    summary["load_problems"] = [str(p) for p in problems]
+    (folder / SUMMARY).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+async def _one(incident: Any, knowledge: KnowledgeBase, backend: Any, variant: str) -> dict[str, Any]:
+    public = incident.public()
+    gold = incident.root_cause
+    started = time.perf_counter()
+    row: dict[str, Any] = {"id": incident.id, "gold": gold.category, "gold_component": gold.component}
+    try:
+        diagnosis = await diagnose_async(
+            public.report, workload=public.workload, artifacts=public.artifacts, incident_id=public.id,
+            backend=backend, kb=knowledge, variant=variant, approve=True,
+        )  # fmt: skip
+        report = diagnosis.report
+        row.update(
+            predicted=report["category"], top3_predicted=report["top3"], component=report["component"],
+            confidence=report["confidence"], status=report["status"], iterations=report["iterations"],
+            tool_calls=report["tool_calls"], questions=report["questions"],
+            verification_seconds=report["verification_seconds"],
+            verification_step_seconds=report["verification_step_seconds"],
+            parse_failures=report["parse_failures"], model_calls=report["model_calls"], error=None,
+        )  # fmt: skip
+    except Exception as error:  # one broken incident must not lose the others: it is recorded and scored wrong
+        row.update(
+            predicted=None, top3_predicted=[], component=None, confidence=0.0, status="error", iterations=0,
+            tool_calls=0, questions=0, verification_seconds=0.0, verification_step_seconds=0.0,
+            parse_failures=0, model_calls=0, error=f"{type(error).__name__}: {error}",
+        )  # fmt: skip
+    row["top1"] = row["predicted"] == gold.category
+    row["top3"] = gold.category in row["top3_predicted"]
+    row["component_match"] = (row["component"] or "").strip().lower() == gold.component.strip().lower()
+    row["seconds"] = time.perf_counter() - started
+    return row
