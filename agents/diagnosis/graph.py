@@ -104,6 +104,8 @@ class DiagnosisState(TypedDict, total=False):
     approvals: dict[str, bool]
     observations: Annotated[list[dict[str, Any]], operator.add]
     judged: int
+    effects: dict[str, list[dict[str, Any]]]
+    """Per observed step, what it said about each category (judge.effects)."""
     iteration: int
     status: str
     report: dict[str, Any]
@@ -284,6 +286,11 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
         ]  # fmt: skip
         if not ready:
             return {"plan": planned, "ready": [], "status": "no steps left"}
+        by_step = {o["step"]: o for o in state.get("observations", [])}
+        for index, step in enumerate(planned):
+            if step["id"] in ready and step["check"] == "quarantine_clients":
+                flagged = [c for d in step["depends_on"] for c in by_step[d]["details"].get("flagged", [])]
+                planned[index] = {**step, "arguments": {**step["arguments"], "clients": flagged}}
         return {"plan": planned, "ready": ready}
 
     def approve(state: DiagnosisState) -> dict[str, Any]:
@@ -329,6 +336,7 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
         steps = {s["id"]: s for s in state.get("plan", [])}
         observations = state.get("observations", [])
         fresh = observations[state.get("judged", 0) :]
+        effects = dict(state.get("effects", {}))
         evidence = {
             h["category"]: {"for": list(h["evidence_for"]), "against": list(h["evidence_against"])}
             for h in state["hypotheses"]
@@ -337,7 +345,7 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
             if observation.get("error"):
                 continue
             found = judge.effects(steps[observation["step"]]["meaning"], observation["signals"])
-            observation["effects"] = found
+            effects[observation["step"]] = found
             posteriors = judge.update(posteriors, found)
             for item in found:
                 if item["category"] in evidence:
@@ -433,9 +441,6 @@ async def _observe(
 ) -> dict[str, Any]:
     arguments = dict(step["arguments"])
     artifacts = incident.get("artifacts", {})
-    if step["check"] == "quarantine_clients" and "clients" not in arguments:
-        review, _ = run_check("fl_update_review", {"artifact": arguments.get("artifact")}, artifacts)
-        arguments["clients"] = review.details.get("flagged", [])
     started = time.time()
     result, seconds = await asyncio.to_thread(run_check, step["check"], arguments, artifacts)
     ended = time.time()
@@ -469,7 +474,7 @@ async def _report(state: DiagnosisState, runtime: DiagnosisRuntime) -> dict[str,
     evidence = [
         {"step": o["step"], "check": o["check"], "arguments": o["arguments"],
          "summary": o["summary"], "tools": o["tools"], "error": o["error"],
-         "effects": [e for e in o.get("effects", []) if e["category"] == category]}
+         "effects": [e for e in state.get("effects", {}).get(o["step"], []) if e["category"] == category]}
         for o in observations
     ]  # fmt: skip
     component = (kb.components.get(category) if kb and category else None) or "unknown"

@@ -13,6 +13,7 @@ entries (signature and source reports) and over the single incidents. Embedding 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,17 @@ BINDINGS = ("artifact", "required", "clients")
 keeps only the others."""
 KB_FILE = "kb.json"
 KB_VERSION = 1
+
+
+class LuceneBM25(BM25Okapi):
+    """BM25 with Lucene's idf, log(1 + (N - n + 0.5) / (n + 0.5)), which is never negative: rank-bm25's Okapi
+    idf goes negative for a term in more than half the documents, and in a small knowledge base (or two
+    incidents that share their words) that turns a perfect match into a negative score."""
+
+    def _calc_idf(self, nd: dict[str, int]) -> None:
+        for word, freq in nd.items():
+            self.idf[word] = math.log(1 + (self.corpus_size - freq + 0.5) / (freq + 0.5))
+        self.average_idf = sum(self.idf.values()) / max(len(self.idf), 1)
 
 
 @dataclass
@@ -89,9 +101,9 @@ class KnowledgeBase:
 
     def __post_init__(self) -> None:
         if self.entries:
-            self._entry_index = BM25Okapi([tokens(e.document) for e in self.entries])
+            self._entry_index = LuceneBM25([tokens(e.document) for e in self.entries])
         if self.incidents:
-            self._incident_index = BM25Okapi([tokens(i.document) for i in self.incidents])
+            self._incident_index = LuceneBM25([tokens(i.document) for i in self.incidents])
 
     def retrieve(self, query: str, k: int = 3) -> list[tuple[GuideEntry, float]]:
         return _top(self._entry_index, self.entries, query, k)

@@ -51,12 +51,17 @@ def signatures(text: str, *, limit: int = 20) -> list[str]:
 
 
 def is_log(name: str, text: str) -> bool:
-    """Artifacts that are logs (not CSV, JSON or command output tables), by content."""
-    head = text.lstrip()[:1]
-    if head in "{[":
+    """Artifacts that are logs (not CSV, JSON or command output tables), by content: a CSV has a header of
+    plain column names and a second line with as many commas."""
+    if text.lstrip()[:1] in "{[":
         return False
-    first = text.split("\n", 1)[0]
-    return not (first.count(",") >= 2 and "," in text.split("\n", 2)[-1][:200])
+    lines = [line for line in text.strip().splitlines()[:2] if line.strip()]
+    if len(lines) == 2 and lines[0].count(",") >= 1 and lines[0].count(",") == lines[1].count(","):
+        return not all(_COLUMN.fullmatch(cell) for cell in lines[0].split(","))
+    return True
+
+
+_COLUMN = re.compile(r"\s*[\w.%()/-]+\s*")
 
 
 def primary_signature(report: str, artifacts: dict[str, str]) -> str:

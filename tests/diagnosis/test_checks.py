@@ -1,0 +1,115 @@
+"""Verification checks and the judge's arithmetic, against values worked out by hand."""
+
+import json
+
+import pytest
+
+from agents.diagnosis import judge
+from agents.diagnosis.artifacts import kind_of
+from agents.diagnosis.checks import run_check
+
+
+def test_artifact_kinds_come_from_content_not_names():
+    assert kind_of("x", "worker,step,step_time\n0,0,1.0\n") == "step_times"
+    assert kind_of("x", "step,loss\n0,2.0\n") == "metrics"
+    assert kind_of("x", "src,dst,loss_pct\nn0,n1,0\n") == "network"
+    assert kind_of("x", json.dumps({"clients": []})) == "fl_round"
+    assert kind_of("x", json.dumps({"trusted": {}, "received": {}})) == "model_pair"
+    assert kind_of("x", "Filesystem Size Used Avail Use% Mounted on\n") == "disk_usage"
+    assert kind_of("x", "torch==2.4.1\nnumpy==1.26.4\n") == "packages"
+    assert kind_of("x", "RuntimeError: boom, at step 3, rank 2") == "log"
+    assert kind_of("x", "{broken json") == "log"
+
+
+def test_worker_spread_finds_the_straggler_and_asks_lbbsp_for_a_split():
+    # worker 1 takes 2 s per step, workers 0 and 2 take 1 s: slowest/median = 2.0; data time 0.1 of 4 s per step
+    rows = ["worker,step,step_time,data_time"] + [
+        f"{w},{s},{t},0.0333333" for s in range(3) for w, t in ((0, 1), (1, 2), (2, 1))
+    ]
+    result, _ = run_check("worker_step_spread", {"artifact": "t.csv"}, {"t.csv": "\n".join(rows)})
+    assert result.error is None
+    assert result.details["slowest"] == "1" and result.details["slowest_over_median"] == pytest.approx(2.0)
+    assert result.details["data_wait_share"] == pytest.approx(0.3 / 12)
+    assert result.signals == {"slow_worker": True, "data_wait": False}
+    assert result.tools == ["lbbsp_batch_sizes"]
+    split = result.details["lbbsp_batch_sizes"]
+    assert sum(split.values()) == 96 and split["1"] < split["0"]  # the slow worker gets less work
+
+
+def test_metric_anomalies_nan_spike_and_growth():
+    rows = "step,grad_norm,memory_gb\n" + "\n".join(f"{s},{g},{m}" for s, g, m in [
+        (0, 1.0, 10), (1, 1.1, 11), (2, 0.9, 12), (3, 1.0, 13), (4, 50.0, 14), (5, "nan", 15), (6, 1.0, 16),
+    ])  # fmt: skip
+    spike, _ = run_check("metric_anomalies", {"artifact": "m.csv", "column": "grad_norm"}, {"m.csv": rows})
+    assert spike.signals == {"grad_norm_nan": True, "grad_norm_spike": True, "grad_norm_growth": False}
+    growth, _ = run_check("metric_anomalies", {"artifact": "m.csv", "column": "memory_gb"}, {"m.csv": rows})
+    # last three average 15 against the first three's 11: +36% > 20%, and every step rises
+    assert growth.signals == {"memory_gb_nan": False, "memory_gb_spike": False, "memory_gb_growth": True}
+
+
+def test_collective_sequence_disk_packages_and_network():
+    log = (
+        "[rank0]: [Rank 0] Watchdog caught ... WorkNCCL(SeqNum=7, OpType=ALLREDUCE)\n[rank1]: [Rank 1] ... SeqNum=6, x"
+    )
+    desync, _ = run_check("collective_sequence", {"artifact": "l"}, {"l": log})
+    assert desync.signals == {"desync": True} and desync.details["seq_by_rank"] == {"0": 7, "1": 6}
+    df = "Filesystem Size Used Avail Use% Mounted on\n/dev/a 1T 1T 0 100% /ckpt\n/dev/b 1T 1G 1T 1% /"
+    full, _ = run_check("disk_usage", {"artifact": "d"}, {"d": df})
+    assert full.signals == {"disk_full": True} and "/ckpt at 100%" in full.summary
+    pins = {"freeze": "torch==2.5.0\nnumpy==1.0", "requirements.txt": "torch==2.4.1\nnumpy==1.0\nvllm==0.6.1"}
+    drift, _ = run_check("package_versions", {"artifact": "freeze", "required": "requirements.txt"}, pins)
+    assert drift.details["differences"] == {
+        "torch": {"required": "2.4.1", "installed": "2.5.0"},
+        "vllm": {"required": "0.6.1", "installed": "missing"},
+    }
+    probe = "src,dst,loss_pct\nn0,n1,0.1\nn1,n0,40"
+    lossy, _ = run_check("network_probe", {"artifact": "p"}, {"p": probe})
+    assert lossy.signals == {"packet_loss": True} and lossy.details["lossy_pairs"] == [("n1", "n0", 40.0)]
+
+
+def test_fl_review_flags_the_outlier_and_quarantine_measures_the_recovery():
+    honest = [[1.0, 1.0], [1.1, 0.9], [0.9, 1.1], [1.0, 1.05], [1.05, 1.0]]
+    clients = [{"id": f"c{i}", "update": u} for i, u in enumerate([*honest, [-8.0, -8.0]])]
+    artifacts = {"u.json": json.dumps({"clients": clients})}
+    review, _ = run_check("fl_update_review", {"artifact": "u.json"}, artifacts)
+    assert review.details["flagged"] == ["c5"] and review.signals["outlier_clients"]
+    quarantine, _ = run_check("quarantine_clients", {"artifact": "u.json", "clients": ["c5"]}, artifacts)
+    # coordinate median (1.0, 1.0), norm sqrt 2; mean of all six (-2.95/6, -2.95/6): relative distance 1.49167;
+    # mean of the honest five (1.01, 1.01): relative distance 0.01
+    assert quarantine.details["before"] == pytest.approx(1.49167, abs=1e-4)
+    assert quarantine.details["after"] == pytest.approx(0.01, abs=1e-9)
+    assert quarantine.signals == {"recovers": True}
+
+
+def test_a_check_given_garbage_returns_an_error_observation():
+    for name, arguments, artifacts, expected in [
+        ("worker_step_spread", {"artifact": "t"}, {"t": "a,b\n1,2"}, "no column worker, step_time"),
+        ("worker_step_spread", {"artifact": "t"}, {"t": "worker,step_time\n0,fast\n1,1"}, "expected a number"),
+        ("fl_update_review", {"artifact": "j"}, {"j": "{bad"}, "not valid JSON"),
+        ("hot_channels", {"artifact": "j"}, {"j": json.dumps({"channel_max_abs": [[1, "x"]]})}, "tool error"),
+        ("disk_usage", {"artifact": "nope"}, {}, "no artifact named 'nope'"),
+        ("log_search", {"pattern": ""}, {"l": "x"}, "needs a pattern"),
+        ("no_such_check", {}, {}, "no check named"),
+    ]:
+        result, _ = run_check(name, arguments, artifacts)
+        assert result.error is not None and expected in result.summary, (name, result.summary)
+
+
+def test_log_search_is_literal_not_a_regex():
+    result, _ = run_check("log_search", {"pattern": "(a+)+$", "context": 0}, {"l": "x (a+)+$ y\naaaa"})
+    assert [m["line"] for m in result.details["matches"]] == [1]
+
+
+def test_judge_updates_by_likelihood_ratios():
+    posteriors = judge.initial_posteriors({"a": 0.75, "b": 0.25})
+    assert posteriors == pytest.approx({"a": 0.675, "b": 0.225, "unknown": 0.1})
+    found = judge.effects({"s": {"b": "confirms", "a": "weakens"}}, {"s": True})
+    updated = judge.update(posteriors, found)
+    # a: 0.675/3 = 0.225; b: 0.225*12 = 2.7; unknown 0.1; total 3.025
+    assert updated == pytest.approx({"a": 0.225 / 3.025, "b": 2.7 / 3.025, "unknown": 0.1 / 3.025})
+    assert judge.verdict(updated) == "confirmed"
+    absent = judge.update(posteriors, judge.effects({"s": {"a": "confirms", "b": "confirms"}}, {"s": False}))
+    # both x0.15: 0.10125, 0.03375, unknown 0.1 -> unknown 0.4255: neither confirmed nor all refuted
+    assert absent["unknown"] == pytest.approx(0.1 / 0.235) and judge.verdict(absent) is None
+    twice = judge.update(absent, judge.effects({"t": {"a": "confirms", "b": "confirms"}}, {"t": False}))
+    assert judge.verdict(twice) == "refuted"

@@ -1,0 +1,142 @@
+"""Incident records, error signatures and knowledge-base mining, checked against hand-worked values."""
+
+import json
+
+import pytest
+
+from agents.diagnosis.incidents import CATEGORIES, HELDOUT, HISTORY, Incident, load_incidents
+from agents.diagnosis.knowledge import KnowledgeBase, mine
+from agents.diagnosis.signatures import normalise, primary_signature, signatures
+
+
+def incident(id, category, log, report="it broke", actions=(), component="c", mitigation="m"):
+    return Incident.model_validate(
+        {
+            "id": id, "report": report, "workload": {"kind": "training"}, "artifacts": {"train.log": log},
+            "actions": list(actions), "root_cause": {"category": category, "component": component, "reason": "r"},
+            "mitigation": mitigation,
+        }
+    )  # fmt: skip
+
+
+def test_normalise_masks_what_varies_between_occurrences():
+    line = (
+        "2026-03-01 10:00:02.123 [rank3]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB "
+        "at /home/ana/run/train.py 0x7f3a9c 10.0.0.12:29500"
+    )
+    assert normalise(line) == (
+        "[rank <id>]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate <n> GiB at <path> <hex> <addr>"
+    )
+    # the same failure on another rank, day, size and host gives the same signature
+    other = line.replace("rank3", "rank7").replace("2.00", "8.50").replace("10.0.0.12:29500", "10.1.2.3:1")
+    assert normalise(other.replace("2026-03-01", "2026-11-30")) == normalise(line)
+
+
+def test_signatures_keep_error_lines_in_order_once_each():
+    log = "INFO step 1 loss 2.0\nRuntimeError: bad thing 12\nINFO ok\nRuntimeError: bad thing 13\nWARNING: slow 3\n"
+    assert signatures(log) == ["RuntimeError: bad thing <n>", "WARNING: slow <n>"]
+
+
+def test_primary_signature_ignores_prose_that_only_mentions_an_error():
+    assert primary_signature("nothing in the logs looks like an error", {}) == "<no error line>"
+    assert primary_signature("we saw `ValueError: x 3`", {}) == "we saw `ValueError: x <n>`"
+
+
+def test_mining_groups_by_signature_with_counted_priors_steps_and_sources():
+    oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {} GiB"
+    search = {"step": 1, "tool": "log_search", "arguments": {"pattern": "out of memory"}, "observation": "found"}
+    spread = {"step": 2, "tool": "worker_step_spread", "arguments": {"artifact": "x.csv"}, "observation": "slow"}
+    history = [
+        incident("a", "gpu_oom", oom.format("2.00"), actions=[search], component="gpu memory", mitigation="smaller"),
+        incident("b", "gpu_oom", oom.format("8.50"), actions=[search], component="gpu memory", mitigation="smaller"),
+        incident("c", "version_mismatch", oom.format("1.00"), component="env", mitigation="pin"),
+        incident("d", "straggler", "INFO all fine", actions=[spread], component="worker node"),
+    ]
+    kb = mine(history)
+    by_signature = {e.signature: e for e in kb.entries}
+    assert set(by_signature) == {
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate <n> GiB",
+        "<no error line>",
+    }
+    oom_entry = by_signature["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate <n> GiB"]
+    assert oom_entry.hypotheses == {"gpu_oom": 2, "version_mismatch": 1}
+    assert oom_entry.sources == ["a", "b", "c"]
+    assert oom_entry.components == {"gpu_oom": "gpu memory", "version_mismatch": "env"}
+    assert oom_entry.mitigations == {"gpu_oom": "smaller", "version_mismatch": "pin"}
+    [step] = oom_entry.steps  # both incidents' identical log searches merge into one step with both sources
+    assert (step.check, step.arguments, step.sources) == ("log_search", {"pattern": "out of memory"}, ["a", "b"])
+    assert step.meaning == {"found": {"gpu_oom": "supports"}} and step.read_only
+    # the artifact argument is bound per incident at plan time, so the template drops it
+    [spread_step] = kb.steps["straggler"]
+    assert spread_step.arguments == {} and spread_step.meaning["slow_worker"]["straggler"] == "confirms"
+    assert by_signature["<no error line>"].hypotheses == {"straggler": 1}
+
+
+def test_priors_split_half_entries_half_similar_incidents():
+    history = [
+        incident("a", "gpu_oom", "RuntimeError: CUDA out of memory", report="cuda memory crash"),
+        incident("b", "version_mismatch", "RuntimeError: CUDA out of memory", report="cuda memory crash"),
+    ]
+    kb = mine(history)
+    # one entry (1 of each), two incidents scoring the same: every share is one half
+    assert kb.priors("cuda memory crash RuntimeError") == pytest.approx({"gpu_oom": 0.5, "version_mismatch": 0.5})
+
+
+def test_knowledge_base_round_trips_through_its_file(tmp_path):
+    kb = mine(load_incidents(HISTORY)[0])
+    loaded = KnowledgeBase.load(kb.save(tmp_path))
+    assert [e.signature for e in loaded.entries] == [e.signature for e in kb.entries]
+    assert loaded.priors("NCCL watchdog timeout") == kb.priors("NCCL watchdog timeout")
+    (tmp_path / "kb.json").write_text(json.dumps({"version": 99}))
+    with pytest.raises(ValueError, match="not a knowledge base"):
+        KnowledgeBase.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="diagnose mine"):
+        KnowledgeBase.load(tmp_path / "missing")
+
+
+def test_malformed_incident_lines_are_named_and_the_rest_still_load(tmp_path):
+    good = incident("ok", "disk_full", "OSError: [Errno 28] No space left on device").model_dump_json()
+    lines = [
+        good,
+        "{not json",
+        json.dumps({"id": "x", "report": "r", "root_cause": {"category": "cosmic_rays", "component": "c"}}),
+        json.dumps([1, 2]),
+        json.dumps({"id": "y", "report": "r", "workload": {"kind": "gaming"}}),
+        good,
+    ]
+    path = tmp_path / "incidents.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    loaded, problems = load_incidents(path)
+    assert [i.id for i in loaded] == ["ok"]
+    assert [(p.line, p.file) for p in problems] == [
+        (2, str(path)),
+        (3, str(path)),
+        (4, str(path)),
+        (5, str(path)),
+        (6, str(path)),
+    ]
+    messages = [p.message for p in problems]
+    assert "not valid JSON" in messages[0]
+    assert "unknown root-cause category 'cosmic_rays'" in messages[1]
+    assert "JSON object" in messages[2]
+    assert "workload.kind" in messages[3]
+    assert "appears twice" in messages[4]
+    with pytest.raises(FileNotFoundError, match="no incident file"):
+        load_incidents(tmp_path / "nope.jsonl")
+
+
+def test_shipped_corpus_covers_every_category_with_a_disjoint_heldout_split():
+    history, problems = load_incidents(HISTORY)
+    heldout, more = load_incidents(HELDOUT)
+    assert problems == [] and more == []
+    for category in CATEGORIES:
+        total = sum(i.root_cause.category == category for i in history + heldout)
+        assert total >= 8, category
+        assert any(i.root_cause.category == category for i in heldout), category
+    assert not {i.id for i in history} & {i.id for i in heldout}
+    assert all(i.actions and i.mitigation and i.artifacts for i in history + heldout)
+    # reports alone do not decide the confusable pairs: each family shares its wording
+    reports = {i.root_cause.category: set() for i in history}
+    for i in history:
+        reports[i.root_cause.category].add(i.report.split(".")[0][:30])
+    assert reports["straggler"] & reports["dataloader_stall"]
