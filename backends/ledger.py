@@ -68,6 +68,17 @@ class UsageLedger:
         if usage.from_cache:
             self.cache_hits += 1
 
+    def merge(self, other: UsageLedger) -> None:
+        """Add what ``other`` recorded (calls, tokens, seconds, events) to this ledger."""
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cached_prompt_tokens += other.cached_prompt_tokens
+        self.backend_seconds += other.backend_seconds
+        self.cache_hits += other.cache_hits
+        for name, count in other.events.items():
+            self.events[name] += count
+
     async def settle(self, timeout: float) -> None:
         """Wait, at most ``timeout`` seconds, until cancelled engine work has stopped and reported its usage."""
         if self.pending:

@@ -163,11 +163,11 @@ def bind(template: StepTemplate, artifacts: dict[str, str], artifact_kinds: dict
 
 
 def default_steps(category: str) -> list[StepTemplate]:
-    """The catalogue's checks that bear on a category, with their default arguments (used where the knowledge
-    base has no step for it)."""
+    """The catalogue's checks that confirm or support a category, with their default arguments (used where the
+    knowledge base has no step for it)."""
     found = []
     for check in CHECKS.values():
-        if check.meaning and any(category in effects for effects in check.meaning.values()):
+        if any(effects.get(category) in ("confirms", "supports") for effects in check.meaning.values()):
             found.append(step_template(check.name, {}, category))
     return [s for s in found if s is not None]
 
@@ -369,8 +369,9 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
             "hypotheses": hypotheses,
             "judged": len(observations),
             "iteration": iteration,
+            "effects": effects,
+            "status": status or "running",
         }
-        update["status"] = status or "running"
         return update
 
     async def report(state: DiagnosisState) -> dict[str, Any]:

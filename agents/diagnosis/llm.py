@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agents.diagnosis.incidents import CATEGORIES
 from agents.runtime import Agent, Budget, BudgetExceeded
-from backends import Backend, BackendError, Constraint
+from backends import Backend, BackendError, Constraint, UsageLedger
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -90,15 +90,24 @@ class DiagnosisAgents:
     async def ask(self, role: str, model: type[M], **values: Any) -> M | None:
         """The parsed reply, or None (a parse failure, a refused budget, or a backend error)."""
         try:
-            reply = await self._agent(role, model).run(**values)
+            reply = await self._run(self._agent(role, model), values)
         except (BudgetExceeded, BackendError):
             return None
         return reply.parsed[0] if reply.parsed else None
 
+    async def _run(self, agent: Agent, values: dict[str, Any]) -> Any:
+        """One call, recorded in the budget's ledger (a ledger per call: concurrent nodes each open their own,
+        since one ledger object cannot be entered from two tasks at once)."""
+        with UsageLedger() as spent:
+            try:
+                return await agent.run(**values)
+            finally:
+                self.budget.ledger.merge(spent)
+
     async def answer(self, **values: Any) -> str:
         """A free-text follow-up answer ('' when the budget or the backend refuses)."""
         try:
-            reply = await self._agent("followup", None, max_tokens=256).run(**values)
+            reply = await self._run(self._agent("followup", None, max_tokens=256), values)
         except (BudgetExceeded, BackendError) as error:
             return f"(no answer: {error})"
         return reply.texts[0] if reply.texts else ""
