@@ -96,7 +96,11 @@ async def evaluate(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     done = _done(folder / RESULTS)
-    with (folder / RESULTS).open("a") as results:
+    path = folder / RESULTS
+    if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+        with path.open("a") as results:
+            results.write("\n")  # end a line cut by a killed process, so the next result starts on its own line
+    with path.open("a") as results:
         for incident in evaluated:
             if incident.id in done:
                 continue

@@ -1,0 +1,103 @@
+"""Diagnosis on the real embedded model, end to end, and the chat driven as a person would (pexpect): start,
+approve, kill the process, resume with --session, nothing lost."""
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from agents.diagnosis import diagnose_async, load_incidents
+from agents.diagnosis.checks import CHECKS
+from agents.diagnosis.incidents import HELDOUT
+
+pytestmark = pytest.mark.integration
+THOUGHTGRAPH = str(Path(sys.executable).parent / "thoughtgraph")
+
+
+async def test_corpus_incidents_diagnosed_on_the_embedded_model(llama_backend):
+    heldout, _ = load_incidents(HELDOUT)
+    for incident in [i for i in heldout if i.id in ("straggler-08", "poisoned_update-10")]:
+        public = incident.public()
+        diagnosis = await diagnose_async(
+            public.report, workload=public.workload, artifacts=public.artifacts, backend=llama_backend, approve=True
+        )
+        report = diagnosis.report
+        assert report["model_calls"] == 3  # intake, hypothesise, report; a reply that did not parse is counted
+        assert 0 <= report["parse_failures"] <= 3
+        assert report["category"] in [h["category"] for h in report["hypotheses"]]
+        assert 2 <= len(report["hypotheses"]) <= 5 and 0 < report["confidence"] <= 1
+        assert report["summary"] and report["mitigation"]
+        ran = {e["check"] for e in report["evidence"]}
+        assert ran and ran <= set(CHECKS)  # the report cites the steps that ran ...
+        for evidence in report["evidence"]:  # ... and the registry tools each one called
+            assert evidence["summary"] and all(tool in report["registry_tools"] for tool in evidence["tools"])
+        assert report["registry_tools"]  # straggler: LB-BSP; poisoned update: Pisces weights
+
+
+def ambiguous_round(path: Path) -> None:
+    """Skewed labels, stale clients and diverging honest clients (drift) next to one sign-flipped update
+    (poisoning): the first review cannot settle it, so the quarantine step - which changes state - is asked."""
+    import random
+
+    r = random.Random(5)
+    base = [r.gauss(0, 1) for _ in range(16)]
+    centres = [[r.gauss(0, 1) for _ in range(16)] for _ in range(4)]
+    clients = []
+    for i in range(8):
+        update = [c + r.gauss(0, 0.3) for c in centres[i % 4]] if i != 2 else [-12 * b for b in base]
+        labels = [300 if k in (i % 10, (i + 3) % 10) else 3 for k in range(10)]
+        clients.append(
+            {"id": f"c{i}", "samples": sum(labels), "staleness": [0, 7, 1, 9, 0, 6, 2, 8][i], "label_counts": labels,
+             "update": [round(u, 4) for u in update]}
+        )  # fmt: skip
+    path.write_text(json.dumps({"clients": clients}))
+
+
+def test_chat_session_approve_kill_and_resume(tmp_path):
+    updates = tmp_path / "round.json"
+    ambiguous_round(updates)
+    db = tmp_path / "sessions.sqlite"
+    env = {**os.environ, "COLUMNS": "200"}
+    command = f"{THOUGHTGRAPH} diagnose --no-model --db {db} --attach round.json={updates}"
+    chat = pexpect.spawn(command, env=env, encoding="utf-8", timeout=60)
+    chat.expect("finish with an empty line")
+    chat.sendline("Federated accuracy dropped from 0.8 to 0.4 over the last rounds.")
+    chat.sendline("")
+    chat.expect(r"Session (\w+) \(resume")
+    session = chat.match.group(1)
+    chat.expect(r"ran fl_update_review")
+    chat.expect(r"CHANGES STATE: exclude the flagged clients")
+    chat.expect(r"Approve\? \[y/N\]")
+    # the person walks away: the process is killed at the prompt
+    chat.kill(signal.SIGKILL)
+    chat.close()
+    listing = pexpect.run(f"{THOUGHTGRAPH} diagnose --list --db {db}", env=env, encoding="utf-8")
+    assert f"{session}  waiting for approval" in listing
+    resumed = pexpect.spawn(
+        f"{command.split(' --attach')[0]} --session {session}", env=env, encoding="utf-8", timeout=60
+    )
+    resumed.expect("Resuming session")
+    resumed.expect(r"\(earlier\) fl_update_review: 1 of 8 update\(s\) are outliers \['c2'\]")  # nothing lost
+    resumed.expect(r"Approve\? \[y/N\]")
+    resumed.sendline("y")
+    resumed.expect("approved")
+    resumed.expect(r"ran quarantine_clients\(.*\"clients\": \[\"c2\"\]")
+    resumed.expect(r"Root cause: poisoned_update")
+    resumed.expect("Follow-up question")
+    resumed.sendline("")
+    resumed.expect(pexpect.EOF)
+    listing = pexpect.run(f"{THOUGHTGRAPH} diagnose --list --db {db}", env=env, encoding="utf-8")
+    assert f"{session}  done: poisoned_update" in listing
+    unknown = pexpect.run(
+        f"{THOUGHTGRAPH} diagnose --session nope --db {db}", env=env, encoding="utf-8", withexitstatus=True
+    )
+    assert unknown[1] == 2 and "no diagnosis session 'nope'" in unknown[0]
+    deleted = pexpect.run(f"{THOUGHTGRAPH} diagnose --delete {session} --db {db}", env=env, encoding="utf-8")
+    assert f"deleted session {session}" in deleted
+    assert "no diagnosis sessions" in pexpect.run(
+        f"{THOUGHTGRAPH} diagnose --list --db {db}", env=env, encoding="utf-8"
+    )
