@@ -122,13 +122,23 @@ def diagnose(
     ] = None,
     kb: Annotated[str | None, typer.Option(help="A mined knowledge base folder instead of --history.")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate at most N incidents.")] = None,
+    embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL whose vectors join BM25.")] = None,
 ) -> None:
     """Diagnosis accuracy, tool use and verification time on held-out incidents."""
     from evals.diagnosis import evaluate
 
     try:
         summary = asyncio.run(
-            evaluate(incidents, out, backend=backend, variant=variant, history=history, kb=kb, limit=limit)
+            evaluate(
+                incidents,
+                out,
+                backend=backend,
+                variant=variant,
+                history=history,
+                kb=kb,
+                limit=limit,
+                embeddings=embeddings,
+            )
         )
     except (ValueError, FileNotFoundError, BackendError) as error:
         raise typer.BadParameter(str(error)) from None

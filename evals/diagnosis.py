@@ -74,6 +74,7 @@ async def evaluate(
     history: list[str | Path] | None = None,
     kb: str | Path | None = None,
     limit: int | None = None,
+    embeddings: str | None = None,
 ) -> dict[str, Any]:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -104,18 +105,22 @@ async def evaluate(
         for incident in evaluated:
             if incident.id in done:
                 continue
-            row = await _one(incident, knowledge, backend, variant)
+            row = await _one(incident, knowledge, backend, variant, embeddings)
             results.write(json.dumps(row) + "\n")
             results.flush()
             done[incident.id] = row
     rows = [done[i.id] for i in evaluated if i.id in done]
-    summary = {"variant": variant, "backend": getattr(backend, "spec", backend), **summarise(rows)}
+    summary = {
+        "variant": variant, "backend": getattr(backend, "spec", backend), "embeddings": embeddings, **summarise(rows)
+    }  # fmt: skip
     summary["load_problems"] = [str(p) for p in problems]
     (folder / SUMMARY).write_text(json.dumps(summary, indent=1))
     return summary
 
 
-async def _one(incident: Any, knowledge: KnowledgeBase, backend: Any, variant: str) -> dict[str, Any]:
+async def _one(
+    incident: Any, knowledge: KnowledgeBase, backend: Any, variant: str, embeddings: str | None
+) -> dict[str, Any]:
     public = incident.public()
     gold = incident.root_cause
     started = time.perf_counter()
@@ -123,7 +128,7 @@ async def _one(incident: Any, knowledge: KnowledgeBase, backend: Any, variant: s
     try:
         diagnosis = await diagnose_async(
             public.report, workload=public.workload, artifacts=public.artifacts, incident_id=public.id,
-            backend=backend, kb=knowledge, variant=variant, approve=True,
+            backend=backend, kb=knowledge, variant=variant, approve=True, embeddings=embeddings,
         )  # fmt: skip
         report = diagnosis.report
         row.update(

@@ -226,6 +226,7 @@ def diagnose(
     no_model: Annotated[
         bool, typer.Option("--no-model", help="Diagnose without a model (tools and retrieval).")
     ] = False,
+    embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL whose vectors join BM25 retrieval.")] = None,
 ) -> None:
     """Start or resume a diagnosis chat."""
     if ctx.invoked_subcommand is not None:
@@ -245,7 +246,7 @@ def diagnose(
         attachments = read_attachments(attach or [])
         asyncio.run(
             chat(read=_read_line, write=typer.echo, session=session, db=db, backend=None if no_model else backend,
-                 kb=kb, attachments=attachments)
+                 kb=kb, attachments=attachments, embeddings=embeddings)
         )  # fmt: skip
     except (UnknownSession, FileNotFoundError, ValueError, BackendError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
@@ -263,8 +264,10 @@ def diagnose_mine(
     corpus: Annotated[list[str], typer.Argument(help="Incident JSONL files or folders.")],
     out: Annotated[str, typer.Option(help="Folder for kb.json.")],
     backend: Annotated[str | None, typer.Option(help="Backend spec: an LLM titles and summarises each entry.")] = None,
+    embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL: store embeddings for retrieval.")] = None,
 ) -> None:
     """Mine incident records into a troubleshooting knowledge base."""
+    from agents.diagnosis.embeddings import LlamaCppEmbedder
     from agents.diagnosis.incidents import load_incidents
     from agents.diagnosis.mining import mine_with_model
 
@@ -275,7 +278,13 @@ def diagnose_mine(
         raise typer.Exit(2) from None
     for problem in problems:
         typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
-    kb = mine_with_model(incidents, create_backend(backend) if backend else None)
+    try:
+        embedder = LlamaCppEmbedder(embeddings) if embeddings else None
+        model = create_backend(backend) if backend else None
+    except (BackendError, ValueError) as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    kb = mine_with_model(incidents, model, embedder)
     path = kb.save(out)
     typer.echo(
         f"{len(kb.entries)} guide entries from {len(kb.incidents)} incidents ({len(problems)} lines skipped)"

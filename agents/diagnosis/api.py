@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from typing import Any
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from agents.diagnosis.embeddings import LlamaCppEmbedder
 from agents.diagnosis.graph import DiagnosisRuntime, Limits, build_graph, recursion_limit
 from agents.diagnosis.incidents import HISTORY, Incident, load_incidents
 from agents.diagnosis.knowledge import KnowledgeBase, mine
@@ -99,16 +101,38 @@ def _backend(backend: Backend | str | None) -> Backend | None:
     return _shared_backend(backend)
 
 
+_EMBEDDED: dict[tuple[int, str], KnowledgeBase] = {}
+
+
+def _with_embeddings(knowledge: KnowledgeBase, spec: str) -> KnowledgeBase:
+    """A copy of the knowledge base that retrieves with the embedder too (embedded once per base and spec;
+    the shared base itself stays lexical)."""
+    key = (id(knowledge), spec)
+    if key not in _EMBEDDED:
+        embedded = dataclasses.replace(knowledge)
+        embedded.attach(_embedder(spec))
+        _EMBEDDED[key] = embedded
+    return _EMBEDDED[key]
+
+
+@lru_cache(maxsize=2)
+def _embedder(spec: str) -> LlamaCppEmbedder:
+    return LlamaCppEmbedder(spec)
+
+
 @lru_cache(maxsize=4)
 def _shared_backend(spec: str) -> Backend:
     """One backend per spec in the process: a chat session or an evaluation loads its model once."""
     return create_backend(spec)
 
 
-def settings_for(backend: Backend | str | None, kb: Any, variant: str, limits: Limits) -> dict[str, Any]:
+def settings_for(
+    backend: Backend | str | None, kb: Any, variant: str, limits: Limits, embeddings: str | None = None
+) -> dict[str, Any]:
     spec = backend if isinstance(backend, str) else getattr(backend, "spec", None)
     return {
         "backend": spec,
+        "embeddings": embeddings,
         "kb": None if kb is None or isinstance(kb, KnowledgeBase) else str(kb),
         "variant": variant,
         "limits": asdict(limits),
@@ -118,8 +142,11 @@ def settings_for(backend: Backend | str | None, kb: Any, variant: str, limits: L
 def make_runtime(settings: dict[str, Any], *, backend: Backend | None = None, kb: Any = None) -> DiagnosisRuntime:
     model = backend or _backend(settings.get("backend"))
     agents = DiagnosisAgents(model, Budget(max_calls=20, max_seconds=600)) if model is not None else None
+    knowledge = _knowledge_base(kb if kb is not None else settings.get("kb"))
+    if settings.get("embeddings"):
+        knowledge = _with_embeddings(knowledge, settings["embeddings"])
     return DiagnosisRuntime(
-        kb=_knowledge_base(kb if kb is not None else settings.get("kb")),
+        kb=knowledge,
         agents=agents,
         variant=settings.get("variant", "full"),
         limits=Limits(**settings.get("limits", {})),
@@ -210,6 +237,7 @@ async def stream_diagnosis(
     kb: KnowledgeBase | str | Path | None = None,
     variant: str = "full",
     limits: Limits | None = None,
+    embeddings: str | None = None,
     approve: Approver = False,
     answer: Answerer = None,
     session: str | None = None,
@@ -219,13 +247,15 @@ async def stream_diagnosis(
     """Run (or, with ``session``, resume) a diagnosis and yield its events as they happen: ``intake``,
     ``retrieve``, ``hypothesise``, ``plan``, ``step`` (one per verification step, with its arguments, result
     and timing), ``judge``, ``question``/``approval`` (answered by ``answer``/``approve``), ``report``.
-    Side-effecting steps run only when ``approve`` says yes (default: declined)."""
+    Side-effecting steps run only when ``approve`` says yes (default: declined). ``embeddings``: a
+    ``llamacpp:MODEL`` spec whose vectors join BM25 in retrieval."""
     async with AsyncExitStack() as stack:
         if checkpointer is None:
             checkpointer = await stack.enter_async_context(open_checkpointer(db)) if db is not None else InMemorySaver()
         session_id = session or uuid.uuid4().hex[:12]
         limits = limits or Limits()
-        runtime = make_runtime(settings_for(backend, kb, variant, limits), backend=_backend(backend), kb=kb)
+        settings = settings_for(backend, kb, variant, limits, embeddings)
+        runtime = make_runtime(settings, backend=_backend(backend), kb=kb)
         current = DiagnosisSession(session_id, runtime, checkpointer)
         snapshot = await current.state()
         if snapshot.values:
@@ -244,7 +274,7 @@ async def stream_diagnosis(
         else:
             inputs = {
                 "incident": incident_input(report, workload, artifacts, incident_id),
-                "settings": settings_for(backend, kb, variant, limits),
+                "settings": settings,
             }
         while True:
             pending = None

@@ -101,6 +101,7 @@ async def chat(
     variant: str = "full",
     limits: Limits | None = None,
     new_session_id: str | None = None,
+    embeddings: str | None = None,
 ) -> str:
     """One chat; returns the session id."""
     async with open_checkpointer(db) as saver:
@@ -120,6 +121,7 @@ async def chat(
             write(f"Session {session_id} (resume with --session {session_id}).")
         async for event in stream_diagnosis(
             report, artifacts=attachments, backend=backend, kb=kb, variant=variant, limits=limits,
+            embeddings=embeddings,
             approve=_approver(read, write), answer=_answerer(read, write), session=session_id, checkpointer=saver,
         ):  # fmt: skip
             show_event(event, write)

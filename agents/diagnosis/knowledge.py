@@ -20,9 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rank_bm25 import BM25Okapi
 
 from agents.diagnosis.checks import CHECKS
+from agents.diagnosis.embeddings import Embedder, cosine_ranking, fuse
 from agents.diagnosis.incidents import Incident
 from agents.diagnosis.signatures import is_log, primary_signature, signatures
 
@@ -96,8 +98,13 @@ class KnowledgeBase:
     mitigations: dict[str, str]
     components: dict[str, str]
     summaries_failed: int = 0
-    _entry_index: BM25Okapi | None = field(default=None, repr=False)
-    _incident_index: BM25Okapi | None = field(default=None, repr=False)
+    embedder_id: str | None = None
+    entry_vectors: list[list[float]] | None = None
+    incident_vectors: list[list[float]] | None = None
+    _entry_index: BM25Okapi | None = field(default=None, repr=False, init=False)
+    _incident_index: BM25Okapi | None = field(default=None, repr=False, init=False)
+    _embedder: Embedder | None = field(default=None, repr=False, init=False)
+    _query_vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self) -> None:
         if self.entries:
@@ -105,11 +112,33 @@ class KnowledgeBase:
         if self.incidents:
             self._incident_index = LuceneBM25([tokens(i.document) for i in self.incidents])
 
+    def attach(self, embedder: Embedder) -> None:
+        """Retrieve with ``embedder`` too (BM25 and cosine rankings fused); entries and incidents are embedded
+        now unless the knowledge base was mined with this embedder."""
+        if self.embedder_id != embedder.id or self.entry_vectors is None or self.incident_vectors is None:
+            self.entry_vectors = embedder.embed([e.document for e in self.entries]).round(6).tolist()
+            self.incident_vectors = embedder.embed([i.document for i in self.incidents]).round(6).tolist()
+            self.embedder_id = embedder.id
+        self._embedder = embedder
+        self._query_vectors.clear()
+
     def retrieve(self, query: str, k: int = 3) -> list[tuple[GuideEntry, float]]:
-        return _top(self._entry_index, self.entries, query, k)
+        return self._ranked(self._entry_index, self.entries, self.entry_vectors, query, k)
 
     def similar(self, query: str, k: int = 5) -> list[tuple[PastIncident, float]]:
-        return _top(self._incident_index, self.incidents, query, k)
+        return self._ranked(self._incident_index, self.incidents, self.incident_vectors, query, k)
+
+    def _ranked(self, index: BM25Okapi | None, items: list, vectors: Any, query: str, k: int) -> list:
+        lexical = _top(index, items, query, len(items))
+        if self._embedder is None or not vectors:
+            return lexical[:k]
+        if query not in self._query_vectors:
+            self._query_vectors[query] = self._embedder.embed([query])[0]
+        position = {id(item): i for i, item in enumerate(items)}
+        semantic = cosine_ranking(np.asarray(vectors), self._query_vectors[query])[: max(4 * k, 20)]
+        fused = fuse([position[id(item)] for item, _ in lexical], semantic)
+        top = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        return [(items[i], fused[i]) for i in top]
 
     def priors(self, query: str) -> dict[str, float]:
         """Root-cause priors for a query: half from the matching entries' counts, half from the similar
@@ -143,6 +172,9 @@ class KnowledgeBase:
             "mitigations": self.mitigations,
             "components": self.components,
             "summaries_failed": self.summaries_failed,
+            "embedder_id": self.embedder_id,
+            "entry_vectors": self.entry_vectors,
+            "incident_vectors": self.incident_vectors,
         }
 
     def save(self, folder: str | Path) -> Path:
@@ -171,6 +203,9 @@ class KnowledgeBase:
                 mitigations=data["mitigations"],
                 components=data["components"],
                 summaries_failed=data.get("summaries_failed", 0),
+                embedder_id=data.get("embedder_id"),
+                entry_vectors=data.get("entry_vectors"),
+                incident_vectors=data.get("incident_vectors"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path} is not a knowledge base this version reads: {error}") from None

@@ -1,11 +1,13 @@
-"""Mining with a model: the deterministic mining of ``knowledge.mine`` plus an LLM that titles and summarises
-each entry (constrained JSON; a reply that does not parse is counted and the entry keeps its signature)."""
+"""Mining with models: the deterministic mining of ``knowledge.mine``, plus an LLM that titles and summarises
+each entry (constrained JSON; a reply that does not parse is counted and the entry keeps its signature) and
+an embedder whose vectors are stored with the knowledge base."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from agents.diagnosis.embeddings import Embedder
 from agents.diagnosis.incidents import Incident
 from agents.diagnosis.knowledge import GuideEntry, KnowledgeBase, mine
 from agents.diagnosis.llm import DiagnosisAgents, SummaryReply
@@ -13,8 +15,12 @@ from agents.runtime import Budget
 from backends import Backend
 
 
-def mine_with_model(incidents: list[Incident], backend: Backend | None) -> KnowledgeBase:
+def mine_with_model(
+    incidents: list[Incident], backend: Backend | None, embedder: Embedder | None = None
+) -> KnowledgeBase:
     kb = mine(incidents)
+    if embedder is not None:
+        kb.attach(embedder)
     if backend is None:
         return kb
     agents = DiagnosisAgents(backend, Budget(max_calls=len(kb.entries) + 1), max_tokens=120)

@@ -140,3 +140,41 @@ def test_shipped_corpus_covers_every_category_with_a_disjoint_heldout_split():
     for i in history:
         reports[i.root_cause.category].add(i.report.split(".")[0][:30])
     assert reports["straggler"] & reports["dataloader_stall"]
+
+
+class SynonymEmbedder:
+    """TEST DOUBLE for an embedding model: each word maps to a topic axis (synonyms share one), a text is the
+    normalised sum of its words' axes. Enough to tell whether retrieval uses meaning beyond shared words."""
+
+    id = "synonyms-v1"
+    topics = {"slow": 0, "sluggish": 0, "throughput": 0, "memory": 1, "oom": 1, "disk": 2, "space": 2}
+
+    def embed(self, texts):
+        import numpy as np
+
+        rows = np.zeros((len(texts), 3))
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                if word in self.topics:
+                    rows[row, self.topics[word]] += 1
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return rows / np.where(norms > 0, norms, 1)
+
+
+def test_embeddings_find_what_shares_no_word_and_fuse_by_reciprocal_rank(tmp_path):
+    history = [
+        incident("m", "gpu_oom", "x", report="memory oom crash"),
+        incident("s", "straggler", "x", report="slow steps"),
+        incident("d", "disk_full", "x", report="disk space gone"),
+    ]
+    kb = mine(history)
+    assert kb.similar("sluggish") == []  # no shared word: BM25 finds nothing
+    kb.attach(SynonymEmbedder())
+    ranked = kb.similar("sluggish", k=2)
+    # only the cosine ranking has items: s first (1/(60+1)), then m and d tie at cosine 0, by index: m
+    assert [(i.id, score) for i, score in ranked] == [("s", pytest.approx(1 / 61)), ("m", pytest.approx(1 / 62))]
+    # a word both rankings agree on gets both shares: 1/61 + 1/61
+    assert kb.similar("disk", k=1)[0][1] == pytest.approx(2 / 61)
+    loaded = KnowledgeBase.load(kb.save(tmp_path))
+    assert loaded.embedder_id == "synonyms-v1" and loaded.incident_vectors == kb.incident_vectors
+    assert loaded.similar("sluggish") == []  # a loaded base retrieves lexically until an embedder is attached

@@ -101,3 +101,28 @@ def test_chat_session_approve_kill_and_resume(tmp_path):
     assert "no diagnosis sessions" in pexpect.run(
         f"{THOUGHTGRAPH} diagnose --list --db {db}", env=env, encoding="utf-8"
     )
+
+
+def test_llamacpp_embeddings_join_retrieval_and_are_stored_by_mining(tmp_path):
+    import numpy as np
+
+    from agents.diagnosis.embeddings import LlamaCppEmbedder
+    from agents.diagnosis.knowledge import KnowledgeBase
+
+    embedder = LlamaCppEmbedder("llamacpp:smollm2")
+    vectors = embedder.embed(["NCCL watchdog timeout on rank 3", "NCCL watchdog timed out on rank 5", "disk is full"])
+    assert vectors.shape[0] == 3 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # near-paraphrases are closer than unrelated text
+    history = tmp_path / "history.jsonl"
+    heldout, _ = load_incidents(HELDOUT)
+    history.write_text("".join(i.model_dump_json() + "\n" for i in heldout[:6]))
+    mined = pexpect.run(
+        f"{THOUGHTGRAPH} diagnose mine {history} --out {tmp_path / 'kb'} --embeddings llamacpp:smollm2",
+        encoding="utf-8", withexitstatus=True, timeout=120,
+    )  # fmt: skip
+    assert mined[1] == 0, mined[0]
+    kb = KnowledgeBase.load(tmp_path / "kb")
+    assert kb.embedder_id == embedder.id and len(kb.incident_vectors) == 6
+    kb.attach(embedder)  # same embedder: the stored vectors are used as they are
+    assert kb.incident_vectors == KnowledgeBase.load(tmp_path / "kb").incident_vectors
+    assert kb.similar(heldout[0].report, k=2)[0][0].id == heldout[0].id
