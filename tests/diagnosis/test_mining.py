@@ -1,6 +1,7 @@
 """Incident records, error signatures and knowledge-base mining, checked against hand-worked values."""
 
 import json
+from typing import ClassVar
 
 import pytest
 
@@ -147,7 +148,7 @@ class SynonymEmbedder:
     normalised sum of its words' axes. Enough to tell whether retrieval uses meaning beyond shared words."""
 
     id = "synonyms-v1"
-    topics = {"slow": 0, "sluggish": 0, "throughput": 0, "memory": 1, "oom": 1, "disk": 2, "space": 2}
+    topics: ClassVar = {"slow": 0, "sluggish": 0, "throughput": 0, "memory": 1, "oom": 1, "disk": 2, "space": 2}
 
     def embed(self, texts):
         import numpy as np
