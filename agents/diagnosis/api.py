@@ -69,7 +69,7 @@ def describe_report(report: dict[str, Any]) -> str:
     ]
     for item in report["evidence"]:
         tools = f" via {', '.join(item['tools'])}" if item["tools"] else ""
-        lines.append(f"  - [{item['step']}{tools}] {item['summary'][:200]}")
+        lines.append(f"  - [{item['step']}{tools}, {item['seconds'] * 1000:.0f} ms] {item['summary'][:200]}")
     if not report["evidence"]:
         lines.append("  - (no verification step ran)")
     lines.append(f"Mitigation: {report['mitigation']}")

@@ -473,7 +473,7 @@ async def _report(state: DiagnosisState, runtime: DiagnosisRuntime) -> dict[str,
     category, confidence = ranking[0] if ranking else (None, 0.0)
     observations = state.get("observations", [])
     evidence = [
-        {"step": o["step"], "check": o["check"], "arguments": o["arguments"],
+        {"step": o["step"], "check": o["check"], "arguments": o["arguments"], "seconds": round(o["seconds"], 6),
          "summary": o["summary"], "tools": o["tools"], "error": o["error"],
          "effects": [e for e in state.get("effects", {}).get(o["step"], []) if e["category"] == category]}
         for o in observations

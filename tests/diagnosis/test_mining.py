@@ -179,3 +179,24 @@ def test_embeddings_find_what_shares_no_word_and_fuse_by_reciprocal_rank(tmp_pat
     loaded = KnowledgeBase.load(kb.save(tmp_path))
     assert loaded.embedder_id == "synonyms-v1" and loaded.incident_vectors == kb.incident_vectors
     assert loaded.similar("sluggish") == []  # a loaded base retrieves lexically until an embedder is attached
+
+
+def test_mining_with_a_model_titles_entries_and_counts_replies_that_do_not_parse():
+    from agents.diagnosis.mining import mine_with_model
+    from backends.scripted import ScriptedBackend, ScriptRule
+
+    history = [
+        incident("a", "disk_full", "OSError: [Errno 28] No space left on device"),
+        incident("b", "gpu_oom", "torch.OutOfMemoryError: CUDA out of memory"),
+    ]
+    backend = ScriptedBackend(
+        [
+            ScriptRule("No space left", ['{"title": "Disk full on save", "summary": "The volume filled up."}']),
+            ScriptRule("OutOfMemoryError", ['{"title": ""}']),  # valid JSON, not a valid summary
+        ]
+    )
+    kb = mine_with_model(history, backend)
+    titles = {e.signature.split(":")[0]: (e.title, e.summary) for e in kb.entries}
+    assert titles["OSError"] == ("Disk full on save", "The volume filled up.")
+    assert titles["torch.OutOfMemoryError"][1] == "" and kb.summaries_failed == 1
+    assert len(backend.calls) == 2 and all(c.constraint.kind == "json_schema" for c in backend.calls)

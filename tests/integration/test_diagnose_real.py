@@ -65,10 +65,13 @@ def test_chat_session_approve_kill_and_resume(tmp_path):
     command = f"{THOUGHTGRAPH} diagnose --no-model --db {db} --attach round.json={updates}"
     chat = pexpect.spawn(command, env=env, encoding="utf-8", timeout=60)
     chat.expect("finish with an empty line")
-    chat.sendline("Federated accuracy dropped from 0.8 to 0.4 over the last rounds.")
+    chat.sendline("Global accuracy dropped from 0.8 to 0.4 over the last rounds.")
     chat.sendline("")
     chat.expect(r"Session (\w+) \(resume")
     session = chat.match.group(1)
+    # the report does not say what kind of job this is: the one clarifying question
+    chat.expect(r"Question: What kind of job is this")
+    chat.sendline("federated learning with flower")
     chat.expect(r"ran fl_update_review")
     chat.expect(r"CHANGES STATE: exclude the flagged clients")
     chat.expect(r"Approve\? \[y/N\]")
@@ -92,6 +95,7 @@ def test_chat_session_approve_kill_and_resume(tmp_path):
     resumed.expect(pexpect.EOF)
     listing = pexpect.run(f"{THOUGHTGRAPH} diagnose --list --db {db}", env=env, encoding="utf-8")
     assert f"{session}  done: poisoned_update" in listing
+    assert listing.count("waiting for") == 0
     unknown = pexpect.run(
         f"{THOUGHTGRAPH} diagnose --session nope --db {db}", env=env, encoding="utf-8", withexitstatus=True
     )
