@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -20,53 +20,85 @@ from backends import Backend, BackendError, Constraint, UsageLedger
 M = TypeVar("M", bound=BaseModel)
 
 
+Symptom = Annotated[str, Field(max_length=40)]
+Evidence = Annotated[str, Field(max_length=60)]
+
+
 class IntakeReply(BaseModel):
     workload_kind: Literal["training", "fine-tuning", "inference", "federated", "unknown"]
-    symptoms: list[str] = Field(default_factory=list, max_length=4)
+    symptoms: list[Symptom] = Field(default_factory=list, max_length=3)
 
 
 class Hypothesis(BaseModel):
     category: Literal[CATEGORIES]  # type: ignore[valid-type]
-    evidence_for: str = Field("", max_length=300)
-    evidence_against: str = Field("", max_length=300)
+    evidence_for: Evidence = ""
+    evidence_against: Evidence = ""
 
 
 class HypothesesReply(BaseModel):
-    hypotheses: list[Hypothesis] = Field(min_length=1, max_length=5)
+    hypotheses: list[Hypothesis] = Field(min_length=1, max_length=4)
 
 
 class ReportReply(BaseModel):
-    summary: str = Field(min_length=1, max_length=1200)
+    summary: str = Field(min_length=1, max_length=300)
 
 
 class SummaryReply(BaseModel):
-    title: str = Field(min_length=1, max_length=120)
-    summary: str = Field(min_length=1, max_length=400)
+    title: str = Field(min_length=1, max_length=80)
+    summary: str = Field(min_length=1, max_length=200)
+
+
+MAX_TOKENS = {"intake": 120, "hypothesise": 240, "report": 120, "summarise": 100}
+"""Token limits per agent. The schemas bound every string and list, so a small model that repeats itself is
+stopped by the grammar; but a token can be one character (digits are), so a reply can still hit the limit
+mid-JSON, and ``close_truncated_json`` then keeps what was complete."""
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema without string length bounds: llama.cpp's grammar for a bounded string
-    repeats a rule per character and refuses long bounds; lengths are checked after parsing instead."""
+    """The reply model's JSON schema; its bounds become grammar rules (llama.cpp repeats a rule per allowed
+    character, so bounds stay in the hundreds: at 1200 its grammar compiler refuses)."""
+    return model.model_json_schema()
 
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in ("maxLength", "minLength")}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        return node
 
-    return strip(model.model_json_schema())
+def close_truncated_json(text: str) -> list[str]:
+    """Candidate completions of JSON cut off mid-way, most complete first: the text with its open string and
+    brackets closed, then the text cut back to each earlier comma (dropping a half-written member) and closed."""
+    candidates = []
+    cuts = [len(text), *[i for i in range(len(text) - 1, 0, -1) if text[i] == ","][:8]]
+    for cut in cuts:
+        prefix, stack, in_string, escaped = text[:cut], [], False, False
+        for char in prefix:
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif char in "{[":
+                stack.append("}" if char == "{" else "]")
+            elif char in "}]" and stack:
+                stack.pop()
+        closed = prefix + ('"' if in_string else "")
+        candidates.append(closed.rstrip().rstrip(",") + "".join(reversed(stack)))
+    return candidates
 
 
 def _parser(model: type[M]):
     def parse(text: str) -> M | None:
-        start, end = text.find("{"), text.rfind("}")
-        if start < 0 or end <= start:
+        start = text.find("{")
+        if start < 0:
             return None
-        try:
-            return model.model_validate(json.loads(text[start : end + 1]))
-        except (json.JSONDecodeError, ValidationError):
-            return None
+        end = text.rfind("}")
+        whole = [text[start : end + 1]] if end > start else []
+        for candidate in [*whole, *close_truncated_json(text[start:])]:
+            try:
+                return model.model_validate(json.loads(candidate))
+            except (json.JSONDecodeError, ValidationError):
+                continue
+        return None
 
     return parse
 
@@ -84,7 +116,7 @@ class DiagnosisAgents:
             budget=self.budget,
             parse=_parser(model) if model else (lambda text: text),
             constraint=Constraint.schema(_schema(model)) if model else None,
-            max_tokens=max_tokens or self.max_tokens,
+            max_tokens=max_tokens or MAX_TOKENS.get(role, self.max_tokens),
         )
 
     async def ask(self, role: str, model: type[M], **values: Any) -> M | None:

@@ -23,7 +23,7 @@ def mine_with_model(
         kb.attach(embedder)
     if backend is None:
         return kb
-    agents = DiagnosisAgents(backend, Budget(max_calls=len(kb.entries) + 1), max_tokens=120)
+    agents = DiagnosisAgents(backend, Budget(max_calls=len(kb.entries) + 1))
     reports = {i.id: i.report for i in incidents}
 
     async def write_all() -> list[tuple[str, str] | None]:

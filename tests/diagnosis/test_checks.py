@@ -113,3 +113,16 @@ def test_judge_updates_by_likelihood_ratios():
     assert absent["unknown"] == pytest.approx(0.1 / 0.235) and judge.verdict(absent) is None
     twice = judge.update(absent, judge.effects({"t": {"a": "confirms", "b": "confirms"}}, {"t": False}))
     assert judge.verdict(twice) == "refuted"
+
+
+def test_json_cut_off_by_the_token_limit_keeps_what_was_complete():
+    from agents.diagnosis.llm import HypothesesReply, IntakeReply, _parser, close_truncated_json
+
+    assert close_truncated_json('{"a": ["x", "yy') == ['{"a": ["x", "yy"]}', '{"a": ["x"]}']
+    assert close_truncated_json('{"a": "say \\"hi') == ['{"a": "say \\"hi"}']  # an escaped quote stays open
+    intake = _parser(IntakeReply)('{"workload_kind": "training", "symptoms": ["gpu", "1.0.2.1-1.0')
+    assert intake.workload_kind == "training" and intake.symptoms == ["gpu", "1.0.2.1-1.0"]
+    # a half-written member that cannot validate is dropped by cutting back to the previous comma
+    table = _parser(HypothesesReply)('{"hypotheses": [{"category": "gpu_oom"}, {"category": "disk_')
+    assert [h.category for h in table.hypotheses] == ["gpu_oom"]
+    assert _parser(IntakeReply)("no json here") is None
