@@ -1,0 +1,91 @@
+"""GG's confidence reward, the step split and ECE, against values worked out by hand."""
+
+import math
+
+import pytest
+
+from trainers.calibration import bin_index, expected_calibration_error, reliability_bins, reliability_diagram
+from trainers.rewards import (
+    ConfidenceReward,
+    correctness_reward,
+    gg_reward,
+    split_steps,
+    stated_answer_reward,
+    step_confidences,
+    weighted_confidence,
+)
+
+ln = math.log
+
+
+def test_a_boundary_token_opens_the_step_it_belongs_to():
+    tokens = ["A", " b", "\n\n", "C", ".\n\nD", "e"]
+    assert split_steps(tokens, [ln(0.1)] * 6) == [[ln(0.1)] * 2, [ln(0.1)] * 2, [ln(0.1)] * 2]
+    assert split_steps(["\n\n", "x"], [0.0, 0.0]) == [[0.0, 0.0]]  # a leading boundary opens no empty step
+    with pytest.raises(ValueError, match="3 tokens but 2 logprobs"):
+        split_steps(["a", "b", "c"], [0.0, 0.0])
+
+
+def test_confidence_and_reward_of_a_correct_and_a_wrong_completion():
+    # step probabilities: (0.5, 0.5) -> 0.5; (0.9, 0.7) -> 0.8; (1.0) -> 1.0
+    steps = [[ln(0.5), ln(0.5)], [ln(0.9), ln(0.7)], [ln(1.0)]]
+    assert step_confidences(steps) == pytest.approx([0.5, 0.8, 1.0])
+    c = weighted_confidence([0.5, 0.8, 1.0])
+    assert c == pytest.approx((1 * 0.5 + 2 * 0.8 + 3 * 1.0) / 6)  # 0.85
+    assert gg_reward(True, c) == pytest.approx(1 + 0.85**4)  # 1.52200625
+    assert gg_reward(False, c) == pytest.approx(1 - 10 * 0.85**4)  # -4.2200625
+    assert gg_reward(False, 0.1) > gg_reward(False, 0.9)  # a confident mistake costs more
+
+
+def test_only_the_last_five_steps_count_and_fewer_steps_use_what_there_is():
+    seven = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    assert weighted_confidence(seven) == pytest.approx((0.3 + 0.8 + 1.5 + 2.4 + 3.5) / 15)  # 0.5667
+    assert weighted_confidence([0.42]) == pytest.approx(0.42)
+    assert weighted_confidence([0.2, 0.8]) == pytest.approx((0.2 + 1.6) / 3)
+    assert weighted_confidence([]) == 0.8  # the reference's value for a completion without steps
+
+
+def test_confidence_reward_with_trl_signature_grades_and_reads_policy_probabilities():
+    calls = []
+
+    def token_logprobs(prompts, completion_ids):  # TEST DOUBLE for the policy's forward pass
+        calls.append(completion_ids)
+        step = ["So", " 48", "\n\n", "The answer is 72."]
+        return [(step, [ln(0.5), ln(0.5), ln(1.0), ln(1.0)]) for _ in completion_ids]
+
+    reward = ConfidenceReward(token_logprobs)
+    rewards = reward(
+        prompts=["q", "q"],
+        completions=[[{"role": "assistant", "content": "So 48\n\nThe answer is 72."}], "So 48\n\nThe answer is 70."],
+        completion_ids=[[1, 2], [3, 4]],
+        answer=["72", "72"],
+        dataset=["gsm8k", "gsm8k"],
+    )
+    c = (1 * 0.5 + 2 * 1.0) / 3  # steps (0.5, 0.5) and (1.0, 1.0)
+    assert rewards == pytest.approx([1 + c**4, 1 - 10 * c**4])
+    assert reward.last_confidences == pytest.approx([c, c]) and calls == [[[1, 2], [3, 4]]]
+    assert reward.__name__ == "gg_confidence_reward"
+
+
+def test_correctness_and_format_rewards():
+    completions = ["x\nThe answer is 72.", "I think \\boxed{71}", "no answer here"]
+    assert correctness_reward(completions, answer=["72", "72", "72"], dataset=["gsm8k"] * 3) == [1.0, 0.0, 0.0]
+    assert stated_answer_reward(completions) == [1.0, 1.0, 0.0]
+
+
+def test_ece_and_reliability_bins_by_hand(tmp_path):
+    confidences = [0.95, 0.95, 0.95, 0.15, 0.15, 0.55]
+    correct = [True, True, False, False, True, True]
+    # bin 9: 3 at 0.95, accuracy 2/3 -> 0.2833 x 3/6; bin 1: 2 at 0.15, accuracy 1/2 -> 0.35 x 2/6;
+    # bin 5: 1 at 0.55, accuracy 1 -> 0.45 x 1/6; total 1/3
+    assert expected_calibration_error(confidences, correct) == pytest.approx(1 / 3)
+    table = reliability_bins(confidences, correct)
+    assert [row["count"] for row in table] == [0, 2, 0, 0, 0, 1, 0, 0, 0, 3]
+    assert table[9]["accuracy"] == pytest.approx(2 / 3) and table[9]["confidence"] == pytest.approx(0.95)
+    assert expected_calibration_error([0.7, 0.7], [True, False]) == pytest.approx(0.2)
+    assert expected_calibration_error([1.0], [True]) == 0.0
+    assert (bin_index(1.0), bin_index(0.1), bin_index(0.0999), bin_index(0.0)) == (9, 1, 0, 0)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        bin_index(1.2)
+    path = reliability_diagram(confidences, correct, tmp_path / "r.png", title="test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
