@@ -40,6 +40,46 @@ def locate_hf_model(target: str) -> tuple[Path, str | None]:
     return folder, None
 
 
+def split_adapter(target: str, adapter: str | None = None) -> tuple[str, str | None]:
+    """``DIR#adapter=PATH`` -> (DIR, PATH): a PEFT LoRA adapter loaded on top of the base model."""
+    base, _, fragment = target.partition("#")
+    if not fragment:
+        return target, adapter
+    key, _, value = fragment.partition("=")
+    if key != "adapter" or not value:
+        raise BackendConfigError(f"hf spec option {fragment!r} is not understood; the form is hf:MODEL#adapter=PATH")
+    return base, value
+
+
+def check_adapter(adapter: str) -> Path:
+    """The adapter's folder, or a clear error before any model loads."""
+    folder = Path(adapter).expanduser()
+    if not folder.is_dir():
+        raise BackendConfigError(f"hf backend: no adapter folder at {str(folder)!r}")
+    if not (folder / "adapter_config.json").is_file():
+        raise BackendConfigError(f"hf backend: {str(folder)!r} is not a PEFT adapter (no adapter_config.json)")
+    return folder
+
+
+def export_hf_folder(target: str, out: str | Path) -> Path:
+    """Dequantise a GGUF (a preset such as ``smollm2``, or a path) into a transformers model folder that TRL,
+    PEFT and the ``hf`` backend load like any other."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf_file = locate_hf_model(target)
+    if gguf_file is None:
+        raise BackendConfigError(f"{target!r} is already a transformers folder; nothing to export")
+    out = Path(out)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)  # the weights are dequantised already
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 class HFBackend(Backend):
     def __init__(
         self,
@@ -47,12 +87,15 @@ class HFBackend(Backend):
         *,
         device: str | None = None,
         max_batch: int = 16,
+        adapter: str | None = None,
         **options: Any,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        target, adapter = split_adapter(target, adapter)
         folder, gguf_file = locate_hf_model(target)
+        adapter_folder = check_adapter(adapter) if adapter else None
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = AutoTokenizer.from_pretrained(folder, **extra)
@@ -60,8 +103,15 @@ class HFBackend(Backend):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **extra)
+        model_id = f"hf:{folder / (gguf_file or '')}"
+        if adapter_folder is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter_folder))
+            model_id += f"#adapter={adapter_folder.resolve()}"
         self.model.to(self.device).eval()
-        super().__init__(f"hf:{target}", model_id=f"hf:{folder / (gguf_file or '')}", **options)
+        spec = f"hf:{target}" + (f"#adapter={adapter}" if adapter else "")
+        super().__init__(spec, model_id=model_id, **options)
         self.capabilities = Capabilities(
             chat=self.tokenizer.chat_template is not None,
             raw_prompt=True,

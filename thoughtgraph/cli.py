@@ -291,3 +291,23 @@ def diagnose_mine(
         + (f", {kb.summaries_failed} summaries unparsed" if backend else "")
         + f": {path}"
     )
+
+
+models_app = typer.Typer(help="Model files: `thoughtgraph models export smollm2 DIR`.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("export")
+def models_export(
+    model: Annotated[str, typer.Argument(help="A GGUF preset (smollm2) or a .gguf path.")],
+    out: Annotated[Path, typer.Argument(help="Folder for the transformers model.")],
+) -> None:
+    """Dequantise a GGUF into a transformers folder (what the trainers and the hf backend load)."""
+    from backends.hf import export_hf_folder
+
+    try:
+        folder = export_hf_folder(model, out)
+    except BackendError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"exported {model} to {folder} (hf:{folder})")

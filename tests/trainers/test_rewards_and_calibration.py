@@ -1,5 +1,6 @@
 """GG's confidence reward, the step split and ECE, against values worked out by hand."""
 
+import json
 import math
 
 import pytest
@@ -89,3 +90,28 @@ def test_ece_and_reliability_bins_by_hand(tmp_path):
         bin_index(1.2)
     path = reliability_diagram(confidences, correct, tmp_path / "r.png", title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_sft_takes_only_finished_correct_traces_with_reasoning(tmp_path):
+    from trainers.common import SetupError
+    from trainers.sft import solved_traces
+
+    run = tmp_path / "bot-gsm8k"
+    run.mkdir()
+    samples = [
+        {"id": "a", "question": "1+1?", "status": "ok", "correct": True, "reasoning": "1+1=2\nThe answer is 2."},
+        {"id": "b", "question": "2+2?", "status": "ok", "correct": False, "reasoning": "The answer is 5."},
+        {"id": "c", "question": "3+3?", "status": "failed", "correct": False},
+        {"id": "d", "question": "4+4?", "status": "ok", "correct": True, "reasoning": "  "},
+    ]
+    (run / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples) + '{"id": "cut')
+    (run / "results.json").write_text(json.dumps({"method": "bot"}))
+    rows, skipped = solved_traces([str(run)])
+    assert [r["source"] for r in rows] == ["bot-gsm8k:a"]
+    assert rows[0]["completion"] == [{"role": "assistant", "content": "1+1=2\nThe answer is 2."}]
+    assert rows[0]["prompt"][-1] == {"role": "user", "content": "1+1?"}
+    assert skipped == {"failed": 1, "wrong": 1, "no_reasoning": 1, "other_method": 0, "unreadable": 1}
+    with pytest.raises(SetupError, match="no solved traces"):
+        solved_traces([str(run)], methods=["tr"])
+    with pytest.raises(SetupError, match="not an evals run folder"):
+        solved_traces([str(tmp_path)])

@@ -1,0 +1,172 @@
+"""What every trainer shares: argument parsing (TRL's ``TrlParser``: a YAML config plus command-line overrides,
+unknown keys refused), checks that fail before any model loads, training data from ``evals``' datasets, LoRA,
+and the run folder (resolved config, metrics JSONL, a loss/reward plot, checkpoints that ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backends.errors import BackendConfigError
+from backends.hf import check_adapter, locate_hf_model
+
+CONFIGS = Path(__file__).parent / "configs"
+METRICS = "metrics.jsonl"
+PLOT = "training.png"
+RESOLVED = "config.yaml"
+
+
+class SetupError(ValueError):
+    """A trainer's configuration, data or model cannot be used; the message says which and why."""
+
+
+@dataclass
+class ModelArguments:
+    model: str = field(default="", metadata={"help": "An HF model folder (see `thoughtgraph models export`)."})
+    lora_r: int = field(default=128, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=128, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: str = field(default="all-linear", metadata={"help": "Modules LoRA adapts."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in output_dir."})
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="gsm8k", metadata={"help": "gsm8k, math or math500 (evals datasets)."})
+    split: str = field(default="train", metadata={"help": "Dataset split."})
+    limit: int | None = field(default=None, metadata={"help": "Use the first N problems."})
+    data_dir: str | None = field(default=None, metadata={"help": "Data folder (default: $THOUGHTGRAPH_DATA)."})
+
+
+def parse(*argument_types: type, argv: list[str] | None = None) -> tuple[Any, ...]:
+    """(our dataclasses..., TRL config) from ``--config FILE.yaml`` and overrides; unknown keys are an error."""
+    from trl import TrlParser
+
+    try:
+        return tuple(TrlParser(argument_types).parse_args_and_config(args=argv))
+    except ValueError as error:
+        raise SetupError(str(error)) from None
+
+
+def check_model(model: str) -> Path:
+    """The model folder, checked before anything loads."""
+    if not model:
+        raise SetupError("no model: set `model:` in the config or pass --model DIR (see `thoughtgraph models export`)")
+    try:
+        folder, gguf = locate_hf_model(model)
+    except BackendConfigError as error:
+        raise SetupError(str(error)) from None
+    if gguf is not None:
+        raise SetupError(f"{model!r} is a GGUF; export it first: thoughtgraph models export {model} DIR")
+    return folder
+
+
+def check_adapter_path(path: str) -> Path:
+    try:
+        return check_adapter(path)
+    except BackendConfigError as error:
+        raise SetupError(str(error)) from None
+
+
+def training_problems(data: DataArguments) -> Any:
+    """An HF ``Dataset`` of conversational prompts (the CoT prompt) with ``answer`` and ``dataset`` columns."""
+    from datasets import Dataset
+
+    from evals.datasets import DATA_ENV, DataError, load_dataset
+    from prompts import load_prompt
+
+    folder = data.data_dir or os.environ.get(DATA_ENV)
+    try:
+        problems = load_dataset(data.dataset, data.split, data_dir=folder).problems
+    except DataError as error:
+        raise SetupError(str(error)) from None
+    problems = problems[: data.limit] if data.limit else problems
+    if not problems:
+        raise SetupError(f"no {data.dataset} {data.split} problems to train on")
+    prompt = load_prompt("cot/solve")
+    rows = [
+        {
+            "prompt": [{"role": role, "content": text} for role, text in prompt.render(question=p.prompt)],
+            "answer": p.gold,
+            "dataset": data.dataset,
+        }
+        for p in problems
+    ]
+    return Dataset.from_list(rows)
+
+
+def lora(model: ModelArguments) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=model.lora_r, lora_alpha=model.lora_alpha, lora_dropout=model.lora_dropout,
+        target_modules=model.lora_target_modules, task_type="CAUSAL_LM",
+    )  # fmt: skip
+
+
+def resume_point(output_dir: str, resume: bool) -> bool:
+    if not resume:
+        return False
+    checkpoints = sorted(Path(output_dir).glob("checkpoint-*"))
+    if not checkpoints:
+        raise SetupError(f"--resume: no checkpoint-* folder in {output_dir} to continue from")
+    return True
+
+
+def write_resolved_config(output_dir: str, *configs: Any) -> Path:
+    merged: dict[str, Any] = {}
+    for config in configs:
+        values = config.to_dict() if hasattr(config, "to_dict") else asdict(config)
+        merged.update({k: v for k, v in values.items() if isinstance(v, str | int | float | bool | list | type(None))})
+    path = Path(output_dir) / RESOLVED
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(merged, sort_keys=True))
+    return path
+
+
+def metrics_callback(output_dir: str) -> Any:
+    """A TrainerCallback appending every log (loss, rewards, ...) with its step to ``metrics.jsonl``."""
+    from transformers import TrainerCallback
+
+    class MetricsToJsonl(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+            if logs and state.is_world_process_zero:
+                with (Path(output_dir) / METRICS).open("a") as out:
+                    out.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+    return MetricsToJsonl()
+
+
+def plot_metrics(output_dir: str, keys: tuple[str, ...] = ("loss", "reward")) -> Path | None:
+    """Every logged metric whose name contains one of ``keys``, against the step, in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(output_dir) / METRICS
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    series: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        for name, value in row.items():
+            if name != "step" and isinstance(value, int | float) and any(k in name for k in keys):
+                series.setdefault(name, []).append((row["step"], float(value)))
+    if not series:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, points in sorted(series.items()):
+        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    axis.set(xlabel="step", title=Path(output_dir).name)
+    axis.legend(fontsize=7)
+    out = Path(output_dir) / PLOT
+    figure.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return out

@@ -1,0 +1,100 @@
+"""GG confidence calibration: GRPO with LoRA, rewarded by ``trainers.rewards.ConfidenceReward`` (1 + c^4 when
+right, 1 - 10 c^4 when wrong), so that the model's token confidence tracks its correctness.
+
+    python -m trainers.gg_calibrate --config trainers/configs/gg_calibrate_tiny.yaml --max_steps 2 --output_dir runs/gg
+    python -m trainers.gg_calibrate --config trainers/configs/gg_calibrate_tiny.yaml --output_dir runs/gg --resume
+
+The paper's set-up is the default config (``gg_calibrate.yaml``): 8 generations per prompt, LoRA r = 128,
+alpha = 128, learning rate 2e-6. The run folder holds the adapter (load it with ``hf:MODEL#adapter=DIR``), the
+resolved config, ``metrics.jsonl``, ``training.png`` and ``checkpoint-*`` folders. Token probabilities for the
+reward come from a forward pass of the current policy (TRL does not hand them to reward functions).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainers.common import (
+    DataArguments,
+    ModelArguments,
+    SetupError,
+    check_model,
+    lora,
+    metrics_callback,
+    parse,
+    plot_metrics,
+    resume_point,
+    training_problems,
+    write_resolved_config,
+)
+from trainers.rewards import DEFAULT_BOUNDARY, ConfidenceReward, stated_answer_reward
+
+
+@dataclass
+class CalibrationArguments:
+    boundary: str = field(default=DEFAULT_BOUNDARY, metadata={"help": "Text that starts a new reasoning step."})
+    format_reward_weight: float = field(default=0.0, metadata={"help": "Weight of the stated-answer reward."})
+
+
+class PolicyLogprobs:
+    """The policy's log-probabilities of its sampled completion tokens (temperature 1, no gradient)."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def __call__(self, prompts: list[Any], completion_ids: list[list[int]]) -> list[tuple[list[str], list[float]]]:
+        import torch
+
+        tokenizer = self.trainer.processing_class
+        model = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        results = []
+        with torch.no_grad():
+            for prompt, ids in zip(prompts, completion_ids, strict=True):
+                ids = list(ids)
+                if not ids:
+                    results.append(([], []))
+                    continue
+                prefix = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+                prefix = prefix["input_ids"] if isinstance(prefix, dict) else list(prefix)
+                inputs = torch.tensor([prefix + ids], device=model.device)
+                logits = model(input_ids=inputs).logits[0, len(prefix) - 1 : -1].float()
+                logprobs = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids, device=model.device)[:, None])
+                results.append(([tokenizer.decode([t]) for t in ids], logprobs[:, 0].tolist()))
+        return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    from trl import GRPOConfig, GRPOTrainer
+
+    try:
+        model_args, data_args, calibration, config = parse(
+            ModelArguments, DataArguments, CalibrationArguments, GRPOConfig, argv=argv
+        )
+        folder = check_model(model_args.model)
+        resume = resume_point(config.output_dir, model_args.resume)
+        dataset = training_problems(data_args)
+    except SetupError as error:
+        sys.exit(f"error: {error}")
+    reward = ConfidenceReward(lambda prompts, ids: [], calibration.boundary)
+    rewards: list[Any] = [reward]
+    weights = [1.0]
+    if calibration.format_reward_weight:
+        rewards.append(stated_answer_reward)
+        weights.append(calibration.format_reward_weight)
+    config.reward_weights = weights
+    write_resolved_config(config.output_dir, model_args, data_args, calibration, config)
+    trainer = GRPOTrainer(
+        model=str(folder), reward_funcs=rewards, args=config, train_dataset=dataset, peft_config=lora(model_args),
+        callbacks=[metrics_callback(config.output_dir)],
+    )  # fmt: skip
+    reward.token_logprobs = PolicyLogprobs(trainer)
+    trainer.train(resume_from_checkpoint=resume or None)
+    trainer.save_model(config.output_dir)  # the LoRA adapter: hf:MODEL#adapter=OUTPUT_DIR
+    plot_metrics(config.output_dir)
+    print(f"adapter saved in {config.output_dir}; load it with hf:{folder}#adapter={config.output_dir}")
+
+
+if __name__ == "__main__":
+    main()
