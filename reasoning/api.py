@@ -22,6 +22,7 @@ from reasoning.gg import GGConfig, guided_by_gut
 from reasoning.graph import ThoughtNode
 from reasoning.options import check_options
 from reasoning.outcome import Outcome, outcome_from_graph
+from reasoning.rsim import RSIMConfig, rsim
 from reasoning.sc import SelfConsistencyConfig, self_consistency
 from reasoning.solution import Solution
 from reasoning.tot import ToTConfig, tree_of_thoughts
@@ -39,6 +40,7 @@ METHODS: dict[str, tuple[type, MethodRunner]] = {
     "bot": (BoTConfig, boosting_of_thoughts),
     "tr": (ThoughtRollbackConfig, thought_rollback),
     "gg": (GGConfig, guided_by_gut),
+    "rsim": (RSIMConfig, rsim),
 }
 
 

@@ -25,6 +25,7 @@ SMALL = {  # configs small enough that an unlimited run stays short
     "bot": {"iterations": 2, "trees": 2, "max_depth": 3},
     "tr": {"max_depth": 4, "max_solutions": 2},
     "gg": {"paths": 2, "candidates": 2, "max_steps": 3},
+    "rsim": {"max_steps": 3},
 }
 
 
@@ -32,6 +33,7 @@ def backend(latency: float = 0.0) -> ScriptedBackend:
     """Answers every role of every method: judges, analysts, value words, steps and whole chains."""
     return ScriptedBackend(
         [
+            ScriptRule("You plan how to solve", ["compute", "continue"], cycle=True),
             ScriptRule("You grade reasoning", ["0.7"]),
             ScriptRule("You check reasoning", [STEP_ONE, NO_ERROR], cycle=True),
             ScriptRule("Evaluate whether", ["likely"]),

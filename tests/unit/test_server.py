@@ -56,7 +56,7 @@ def test_models_completion_usage_and_trace_through_the_openai_client():
     backend = scripted()
     with serving(backend) as url:
         client = openai.OpenAI(base_url=url, api_key="unused")
-        assert {m.id for m in client.models.list()} == {"cot", "sc", "bon", "tot", "bot", "tr", "gg"}
+        assert {m.id for m in client.models.list()} == {"cot", "sc", "bon", "tot", "bot", "tr", "gg", "rsim"}
         reply = client.chat.completions.create(model="sc", messages=[{"role": "user", "content": "What is 6 times 7?"}],
                                                extra_body={"samples": 3})  # fmt: skip
         assert reply.choices[0].message.content == "42"

@@ -1,0 +1,178 @@
+"""rSIM inference: a planner (leader) picks one strategy before each step, a reasoner (follower) writes that
+step under the strategy's instruction (a LangGraph loop of two agents).
+
+The planner is a plug-in: ``planner=None`` prompts the reasoner's own backend, ``planner="hf:DIR#adapter=..."``
+(or any backend spec or object) puts a trained or different model in front of any reasoner, the paper's
+point. The strategy set is a YAML list of {name, prompt} (``reasoning/presets/rsim_strategies.yaml`` by
+default, ``strategies_file`` for your own). The planner answers under a choice constraint where its backend
+supports one; otherwise its reply is read for a strategy name, and a reply naming none is an invalid choice:
+counted (``invalid_strategy``) and replaced by ``fallback_strategy``. The run ends when a step states the
+answer, after ``conclude``, or at ``max_steps``; a chain without a stated answer gets one final-answer request
+(as in ``cot``). Our choices (the paper publishes no prompts): the strategy wording, one strategy per step,
+greedy planner by default.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypedDict
+
+import yaml
+from langgraph.graph import END, START, StateGraph
+
+from agents.runtime import Agent
+from backends import Backend, Constraint, record_event
+from reasoning.answers import ANSWER_STATED_PATTERN, stated_answer
+from reasoning.context import RunContext
+from reasoning.cot import CoTConfig, answer_after
+from reasoning.outcome import Outcome
+
+STRATEGIES = Path(__file__).parent / "presets" / "rsim_strategies.yaml"
+
+
+@lru_cache(maxsize=8)
+def load_strategies(path: str | None = None) -> tuple[tuple[str, str], ...]:
+    """(name, instruction) pairs from a strategies YAML file."""
+    file = Path(path) if path else STRATEGIES
+    if not file.is_file():
+        raise ValueError(f"rsim: no strategies file at {file}")
+    data = yaml.safe_load(file.read_text()) or {}
+    entries = data.get("strategies") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"rsim: {file} must hold a non-empty `strategies` list of {{name, prompt}}")
+    pairs = []
+    for index, entry in enumerate(entries):
+        if (
+            not isinstance(entry, dict)
+            or not str(entry.get("name", "")).strip()
+            or not str(entry.get("prompt", "")).strip()
+        ):
+            raise ValueError(f"rsim: {file} strategy {index + 1} needs a name and a prompt")
+        pairs.append((str(entry["name"]).strip(), str(entry["prompt"]).strip()))
+    names = [n for n, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"rsim: {file} names a strategy twice")
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class RSIMConfig:
+    planner: str | Backend | None = None
+    """The planner's backend (a spec or an object); None: the reasoner's backend, prompted."""
+    strategies_file: str | None = None
+    max_steps: int = 8
+    step_tokens: int = 160
+    temperature: float = 0.0
+    planner_temperature: float = 0.0
+    fallback_strategy: str = "continue"
+    conclude_strategy: str = "conclude"
+    answer_tokens: int = 16
+    answer_pattern: str | None = CoTConfig.answer_pattern
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.step_tokens < 1 or self.answer_tokens < 1:
+            raise ValueError("RSIMConfig: max_steps, step_tokens and answer_tokens must be positive")
+        names = [n for n, _ in load_strategies(self.strategies_file)]
+        for field_name in ("fallback_strategy", "conclude_strategy"):
+            if getattr(self, field_name) not in names:
+                raise ValueError(f"RSIMConfig: {field_name} {getattr(self, field_name)!r} is not a strategy ({names})")
+
+    def worst_case_calls(self) -> int:
+        """A planner call and a reasoner call per step, and the final-answer request."""
+        return 2 * self.max_steps + 1
+
+
+class RSIMState(TypedDict, total=False):
+    steps: list[str]
+    strategies: list[str]
+    strategy: str
+    answer: str | None
+    parent: int
+
+
+def planner_backend(config: RSIMConfig, reasoner: Backend) -> Backend:
+    if config.planner is None:
+        return reasoner
+    if isinstance(config.planner, Backend):
+        return config.planner
+    from reasoning.api import shared_backend  # here: reasoning.api imports this module
+
+    return shared_backend(config.planner)
+
+
+def read_strategy(text: str, names: list[str]) -> str | None:
+    """The first strategy name the planner's reply contains (whole word, any case)."""
+    found = [(m.start(), n) for n in names for m in [re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.I)] if m]
+    return min(found)[1] if found else None
+
+
+async def rsim(context: RunContext, config: RSIMConfig) -> Outcome:
+    strategies = dict(load_strategies(config.strategies_file))
+    names = list(strategies)
+    planner = Agent(
+        "rsim/planner", planner_backend(config, context.backend), context.budget, max_tokens=8,
+        constraint=Constraint.one_of(*names),
+    )  # fmt: skip
+    reasoner = Agent(
+        "rsim/reasoner", context.backend, context.budget, max_tokens=config.step_tokens, stop=("\nStep", "\n\n"),
+        stop_pattern=ANSWER_STATED_PATTERN,
+    )  # fmt: skip
+    context.used(planner, reasoner)
+
+    async def plan(state: RSIMState) -> RSIMState:
+        steps = state.get("steps", [])
+        reply = await planner.run(
+            question=context.question, steps=steps, names=", ".join(names), temperature=config.planner_temperature,
+            seed=context.seed + len(steps),
+        )  # fmt: skip
+        chosen = read_strategy(reply.texts[0], names)
+        if chosen is None:
+            record_event("invalid_strategy")
+            chosen = config.fallback_strategy
+        return {"strategy": chosen}
+
+    async def reason(state: RSIMState) -> RSIMState:
+        steps = state.get("steps", [])
+        strategy = state["strategy"]
+        reply = await reasoner.run(
+            question=context.question, steps=steps, instruction=strategies[strategy], temperature=config.temperature,
+            seed=context.seed + 1000 + len(steps),
+        )  # fmt: skip
+        text = reply.texts[0].strip() or "(empty step)"
+        answer = stated_answer(text)
+        node = context.add_thought(state.get("parent", 0), f"[{strategy}] {text}", answer=answer)
+        return {
+            "steps": [*steps, text], "strategies": [*state.get("strategies", []), strategy], "answer": answer,
+            "parent": node.id,
+        }  # fmt: skip
+
+    def route(state: RSIMState) -> str:
+        done = state.get("answer") or state["strategy"] == config.conclude_strategy
+        return END if done or len(state["steps"]) >= config.max_steps else "plan"
+
+    builder = StateGraph(RSIMState)
+    builder.add_node("plan", plan)
+    builder.add_node("reason", reason)
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "reason")
+    builder.add_conditional_edges("reason", route, ["plan", END])
+    state = await builder.compile().ainvoke({}, {"recursion_limit": 2 * config.max_steps + 5})
+    chain = "\n".join(state["steps"])
+    answer = state.get("answer")
+    if answer is None:
+        record_event("parse_failure")
+        answer = await answer_after(context, _answer_config(config), chain)
+    context.graph.chosen = [state["parent"]]
+    return Outcome(answer, _trace(state), Counter([answer] if answer else []))
+
+
+def _answer_config(config: RSIMConfig) -> CoTConfig:
+    return CoTConfig(answer_pattern=config.answer_pattern, answer_tokens=config.answer_tokens)
+
+
+def _trace(state: dict[str, Any]) -> str:
+    return "\n".join(f"[{s}] {t}" for s, t in zip(state["strategies"], state["steps"], strict=True))
