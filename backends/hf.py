@@ -111,6 +111,21 @@ class HFBackend(Backend):
             model_id += f"#adapter={adapter_folder.resolve()}"
         self.model.to(self.device).eval()
         spec = f"hf:{target}" + (f"#adapter={adapter}" if adapter else "")
+        self._setup(spec, model_id, max_batch, **options)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str, max_batch: int = 16, **options: Any) -> HFBackend:
+        """A backend over a model already in memory - a policy being trained - so generations use its current
+        weights (nothing is copied; the caller keeps the model in the mode it needs)."""
+        backend = cls.__new__(cls)
+        backend.model, backend.tokenizer = model, tokenizer
+        backend.device = str(next(model.parameters()).device)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        backend._setup(f"hf:{name}", f"hf:{name}:in-memory:{id(model)}", max_batch, **options)
+        return backend
+
+    def _setup(self, spec: str, model_id: str, max_batch: int, **options: Any) -> None:
         super().__init__(spec, model_id=model_id, **options)
         self.capabilities = Capabilities(
             chat=self.tokenizer.chat_template is not None,

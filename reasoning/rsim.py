@@ -72,17 +72,23 @@ class RSIMConfig:
     conclude_strategy: str = "conclude"
     answer_tokens: int = 16
     answer_pattern: str | None = CoTConfig.answer_pattern
+    start_steps: tuple[str, ...] = ()
+    """Continue from these steps (a rollout from a mid-solution state; what ``trainers.rsim`` uses)."""
+    start_strategy: str | None = None
+    """The strategy of the first step this run writes, instead of asking the planner."""
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.step_tokens < 1 or self.answer_tokens < 1:
             raise ValueError("RSIMConfig: max_steps, step_tokens and answer_tokens must be positive")
         names = [n for n, _ in load_strategies(self.strategies_file)]
+        if self.start_strategy is not None and self.start_strategy not in names:
+            raise ValueError(f"RSIMConfig: start_strategy {self.start_strategy!r} is not a strategy ({names})")
         for field_name in ("fallback_strategy", "conclude_strategy"):
             if getattr(self, field_name) not in names:
                 raise ValueError(f"RSIMConfig: {field_name} {getattr(self, field_name)!r} is not a strategy ({names})")
 
     def worst_case_calls(self) -> int:
-        """A planner call and a reasoner call per step, and the final-answer request."""
+        """A planner call and a reasoner call per step written, and the final-answer request."""
         return 2 * self.max_steps + 1
 
 
@@ -125,6 +131,8 @@ async def rsim(context: RunContext, config: RSIMConfig) -> Outcome:
 
     async def plan(state: RSIMState) -> RSIMState:
         steps = state.get("steps", [])
+        if config.start_strategy is not None and len(steps) == len(config.start_steps):
+            return {"strategy": config.start_strategy}
         reply = await planner.run(
             question=context.question, steps=steps, names=", ".join(names), temperature=config.planner_temperature,
             seed=context.seed + len(steps),
@@ -152,7 +160,8 @@ async def rsim(context: RunContext, config: RSIMConfig) -> Outcome:
 
     def route(state: RSIMState) -> str:
         done = state.get("answer") or state["strategy"] == config.conclude_strategy
-        return END if done or len(state["steps"]) >= config.max_steps else "plan"
+        written = len(state["steps"]) - len(config.start_steps)
+        return END if done or written >= config.max_steps else "plan"
 
     builder = StateGraph(RSIMState)
     builder.add_node("plan", plan)
@@ -160,7 +169,8 @@ async def rsim(context: RunContext, config: RSIMConfig) -> Outcome:
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "reason")
     builder.add_conditional_edges("reason", route, ["plan", END])
-    state = await builder.compile().ainvoke({}, {"recursion_limit": 2 * config.max_steps + 5})
+    start = {"steps": list(config.start_steps), "strategies": ["given"] * len(config.start_steps)}
+    state = await builder.compile().ainvoke(start, {"recursion_limit": 2 * config.max_steps + 5})
     chain = "\n".join(state["steps"])
     answer = state.get("answer")
     if answer is None:

@@ -133,3 +133,48 @@ def test_sft_distils_solved_traces_and_resumes(exported, tmp_path):
     )  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+
+
+def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(exported, tmp_path, data_dir):
+    out = tmp_path / "rsim"
+    config = REPO / "trainers" / "configs" / "rsim_tiny.yaml"
+    env = {**os.environ, "THOUGHTGRAPH_DATA": str(data_dir), "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "trainers.rsim", "--config", str(config), "--model", str(exported)]
+    result = subprocess.run(
+        [*command, "--output_dir", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    phases = json.loads((out / "phases.json").read_text())
+    assert phases["adapters"] == {"planner": str(out / "phase-1-planner"), "reasoner": str(out / "phase-2-reasoner")}
+    for phase in ("phase-1-planner", "phase-2-reasoner"):
+        assert (out / phase / "adapter_model.safetensors").is_file()
+        logged = {k for line in (out / phase / "metrics.jsonl").read_text().splitlines() for k in json.loads(line)}
+        assert any("rsim_" in k and "reward" in k for k in logged)
+    # a rerun finds both phases done and trains nothing
+    again = subprocess.run(
+        [*command, "--output_dir", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=600
+    )
+    assert again.returncode == 0 and "planner adapter:" in again.stdout
+    # the trained planner plugs into another reasoner: the embedded model in llama.cpp
+    from reasoning.api import solve
+
+    solution = solve(
+        "What is 2 + 3?", method="rsim", backend="llamacpp:smollm2",
+        planner=f"hf:{exported}#adapter={out / 'phase-1-planner'}", max_steps=2, step_tokens=32,
+    )  # fmt: skip
+    assert solution.method == "rsim" and solution.reasoning.startswith("[")
+    with pytest.raises(SystemExit, match="schedule must list phases"):
+        from trainers.rsim import main
+
+        main(
+            [
+                "--config",
+                str(config),
+                "--model",
+                str(exported),
+                "--schedule",
+                "critic",
+                "--output_dir",
+                str(tmp_path / "x"),
+            ]
+        )

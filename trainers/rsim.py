@@ -1,0 +1,199 @@
+"""rSIM leader-follower training: alternating GRPO phases for the planner (leader) and the reasoner
+(follower), each a LoRA adapter, with rewards from rollouts through the same ``rsim`` method used at inference.
+
+    python -m trainers.rsim --config trainers/configs/rsim_tiny.yaml --output_dir runs/rsim
+
+Our schedule (the paper's details are sparse; documented, configurable): ``schedule`` lists the phases in
+order (default planner, reasoner); each runs ``phase_steps`` GRPO steps on its agent while the other is frozen
+at its latest adapter (or prompted, before it has one).
+- planner phase: a prompt is the planner's prompt at the start of a problem; each sampled completion is a
+  strategy choice; its reward comes from a rollout that writes the first step under that strategy and continues
+  with the current policies (the planner being trained, the frozen reasoner);
+- reasoner phase: a prompt is the reasoner's prompt after the frozen planner's first choice; each completion
+  is a step; its reward comes from the rollout continuing after it (the reasoner being trained, the frozen
+  planner).
+Reward, credited to the agent trained in the phase: correctness of the rollout's final answer (``evals``
+graders) + ``format_weight`` when a step states the answer in the asked-for form - ``invalid_penalty`` for a
+planner reply that names no strategy. GRPO's group-relative advantages are per agent because each phase trains
+one agent on its own groups. Phases resume: a phase whose folder holds an adapter is skipped, ``--resume``
+continues a phase from its checkpoint. Outputs: ``phase-N-AGENT/`` adapters, ``phases.json`` (the latest
+planner and reasoner adapters), metrics and plots per phase.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers.common import (
+    DataArguments,
+    ModelArguments,
+    SetupError,
+    check_model,
+    lora,
+    metrics_callback,
+    parse,
+    plot_metrics,
+    training_problems,
+    write_resolved_config,
+)
+from trainers.rewards import completion_text, is_correct
+
+AGENTS = ("planner", "reasoner")
+
+
+@dataclass
+class RSIMTrainingArguments:
+    reasoner_model: str = field(default="", metadata={"help": "The reasoner's base folder (default: model)."})
+    schedule: list[str] = field(default_factory=lambda: ["planner", "reasoner"], metadata={"help": "Phases."})
+    phase_steps: int = field(default=1, metadata={"help": "GRPO steps per phase."})
+    rollout_steps: int = field(default=3, metadata={"help": "Steps a rollout may write."})
+    step_tokens: int = field(default=48, metadata={"help": "Tokens per reasoner step in rollouts."})
+    strategies_file: str | None = field(default=None, metadata={"help": "Strategy list YAML."})
+    invalid_penalty: float = field(default=0.5, metadata={"help": "Reward lost by a planner reply naming no strategy."})
+    format_weight: float = field(default=0.2, metadata={"help": "Reward for stating the answer in the asked-for form."})
+
+
+def check_schedule(schedule: list[str], phase_steps: int) -> None:
+    unknown = [phase for phase in schedule if phase not in AGENTS]
+    if not schedule or unknown:
+        raise SetupError(f"schedule must list phases from {AGENTS}, got {schedule}")
+    if phase_steps < 1:
+        raise SetupError(f"phase_steps must be at least 1, got {phase_steps}")
+
+
+class RolloutReward:
+    """The phase's reward function (TRL signature): each completion is continued by an ``rsim`` rollout."""
+
+    def __init__(self, agent: str, arguments: RSIMTrainingArguments, frozen: Any) -> None:
+        self.agent, self.arguments, self.frozen = agent, arguments, frozen
+        self.policy: Any = None
+        """The trained agent as a backend over the trainer's in-memory model (set once the trainer exists)."""
+        self.__name__ = f"rsim_{agent}_reward"
+
+    def __call__(self, completions: list[Any], question: list[str], answer: list[str], dataset: list[str],
+                 start_strategy: list[str], **_: Any) -> list[float]:  # fmt: skip
+        return asyncio.run(self._score(completions, question, answer, dataset, start_strategy))
+
+    async def _score(self, completions, questions, answers, datasets, strategies) -> list[float]:
+        from reasoning.api import solve_async
+        from reasoning.rsim import load_strategies, read_strategy
+
+        names = [n for n, _ in load_strategies(self.arguments.strategies_file)]
+        rewards = []
+        for completion, question, gold, name, given in zip(
+            completions, questions, answers, datasets, strategies, strict=True
+        ):
+            text, penalty = completion_text(completion).strip(), 0.0
+            if self.agent == "planner":
+                strategy = read_strategy(text, names)
+                if strategy is None:
+                    strategy, penalty = "continue", self.arguments.invalid_penalty
+                options = {"start_strategy": strategy}
+                planner, reasoner = self.policy, self.frozen
+            else:
+                options = {"start_steps": (text or "(empty step)",), "start_strategy": None}
+                planner, reasoner = self.frozen, self.policy
+                strategy = given
+            solution = await solve_async(
+                question, "rsim", reasoner, planner=planner, strategies_file=self.arguments.strategies_file,
+                max_steps=self.arguments.rollout_steps, step_tokens=self.arguments.step_tokens, **options,
+            )  # fmt: skip
+            chain = solution.reasoning or ""
+            stated = "The answer is" in chain
+            right = is_correct(chain if stated else f"The answer is {solution.answer}.", gold, name)
+            rewards.append(float(right) + self.arguments.format_weight * stated - penalty)
+        return rewards
+
+
+def phase_rows(agent: str, problems: Any, arguments: RSIMTrainingArguments, frozen_planner: Any) -> list[dict]:
+    """The phase's prompts: the planner's at the start; the reasoner's after the frozen planner's first choice."""
+    from agents.runtime import Agent, Budget
+    from prompts import load_prompt
+    from reasoning.rsim import load_strategies, read_strategy
+
+    strategies = dict(load_strategies(arguments.strategies_file))
+    names = list(strategies)
+    rows = []
+    for problem in problems:
+        question = problem["prompt"][-1]["content"]
+        strategy = "continue"
+        if agent == "planner":
+            turns = load_prompt("rsim/planner").render(question=question, steps=[], names=", ".join(names))
+        else:
+            ask = Agent("rsim/planner", frozen_planner, Budget(), max_tokens=8)
+            reply = asyncio.run(ask.run(question=question, steps=[], names=", ".join(names)))
+            strategy = read_strategy(reply.texts[0], names) or "continue"
+            turns = load_prompt("rsim/reasoner").render(question=question, steps=[], instruction=strategies[strategy])
+        rows.append(
+            {"prompt": [{"role": r, "content": t} for r, t in turns], "question": question, "answer": problem["answer"],
+             "dataset": problem["dataset"], "start_strategy": strategy}
+        )  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from backends.hf import HFBackend
+
+    try:
+        model_args, data_args, arguments, config = parse(
+            ModelArguments, DataArguments, RSIMTrainingArguments, GRPOConfig, argv=argv
+        )
+        check_schedule(arguments.schedule, arguments.phase_steps)
+        bases = {
+            "planner": check_model(model_args.model),
+            "reasoner": check_model(arguments.reasoner_model or model_args.model),
+        }
+        problems = training_problems(data_args)
+    except SetupError as error:
+        sys.exit(f"error: {error}")
+    output = Path(config.output_dir)
+    write_resolved_config(str(output), model_args, data_args, arguments, config)
+    latest: dict[str, str | None] = {"planner": None, "reasoner": None}
+    for number, agent in enumerate(arguments.schedule, start=1):
+        folder = output / f"phase-{number}-{agent}"
+        if (folder / "adapter_model.safetensors").is_file():
+            latest[agent] = str(folder)  # finished before: resume after it
+            continue
+        other = "reasoner" if agent == "planner" else "planner"
+        frozen_spec = f"hf:{bases[other]}" + (f"#adapter={latest[other]}" if latest[other] else "")
+        frozen = HFBackend(frozen_spec)
+        rows = phase_rows(agent, problems, arguments, frozen)
+        reward = RolloutReward(agent, arguments, frozen)
+        phase_config = dataclasses.replace(config, output_dir=str(folder), max_steps=arguments.phase_steps)
+        model: Any = str(bases[agent])
+        peft = lora(model_args)
+        if latest[agent]:  # go on training this agent's adapter
+            from peft import PeftModel
+            from transformers import AutoModelForCausalLM
+
+            model = PeftModel.from_pretrained(
+                AutoModelForCausalLM.from_pretrained(bases[agent]), latest[agent], is_trainable=True
+            )
+            peft = None
+        trainer = GRPOTrainer(
+            model=model, reward_funcs=[reward], args=phase_config, train_dataset=Dataset.from_list(rows),
+            peft_config=peft, callbacks=[metrics_callback(str(folder))],
+        )  # fmt: skip
+        reward.policy = HFBackend.from_model(trainer.model, trainer.processing_class, name=f"{agent}-in-training")
+        resume = model_args.resume and any(folder.glob("checkpoint-*"))
+        trainer.train(resume_from_checkpoint=resume or None)
+        trainer.save_model(str(folder))
+        plot_metrics(str(folder))
+        latest[agent] = str(folder)
+        frozen.close()
+    (output / "phases.json").write_text(json.dumps({"schedule": arguments.schedule, "adapters": latest}, indent=1))
+    planner = f"hf:{bases['planner']}#adapter={latest['planner']}"
+    print(f"planner adapter: {latest['planner']}; use it with method='rsim', planner='{planner}'")
+
+
+if __name__ == "__main__":
+    main()
