@@ -56,8 +56,12 @@ class PolicyLogprobs:
                 if not ids:
                     results.append(([], []))
                     continue
-                prefix = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-                prefix = prefix["input_ids"] if isinstance(prefix, dict) else list(prefix)
+                text = (
+                    prompt
+                    if isinstance(prompt, str)
+                    else tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+                )
+                prefix = tokenizer(text, add_special_tokens=False)["input_ids"]
                 inputs = torch.tensor([prefix + ids], device=model.device)
                 logits = model(input_ids=inputs).logits[0, len(prefix) - 1 : -1].float()
                 logprobs = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids, device=model.device)[:, None])
