@@ -23,7 +23,7 @@ planner and reasoner adapters), metrics and plots per phase.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import copy
 import json
 import sys
 from dataclasses import dataclass, field
@@ -164,11 +164,11 @@ def main(argv: list[str] | None = None) -> None:
             latest[agent] = str(folder)  # finished before: resume after it
             continue
         other = "reasoner" if agent == "planner" else "planner"
-        frozen_spec = f"hf:{bases[other]}" + (f"#adapter={latest[other]}" if latest[other] else "")
-        frozen = HFBackend(frozen_spec)
+        frozen = HFBackend(str(bases[other]), adapter=latest[other])
         rows = phase_rows(agent, problems, arguments, frozen)
         reward = RolloutReward(agent, arguments, frozen)
-        phase_config = dataclasses.replace(config, output_dir=str(folder), max_steps=arguments.phase_steps)
+        phase_config = copy.deepcopy(config)  # not dataclasses.replace: GRPOConfig derives fields in __post_init__
+        phase_config.output_dir, phase_config.max_steps = str(folder), arguments.phase_steps
         model: Any = str(bases[agent])
         peft = lora(model_args)
         if latest[agent]:  # go on training this agent's adapter
