@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from trainers.rewards import DEFAULT_BOUNDARY, is_correct, split_steps, step_confidences
 
 BINS = 10
@@ -108,7 +110,7 @@ async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_toke
     problems = load_dataset(dataset, "test").problems[:limit]
     prompt = load_prompt("cot/solve")
     samples = []
-    for problem in problems:
+    for problem in tqdm(problems, desc="calibration", unit="problem"):
         request = Request.chat(*prompt.render(question=problem.prompt), max_tokens=max_tokens, logprobs=True)
         choice = (await backend.generate_one(request)).choices[0]
         if not choice.tokens:

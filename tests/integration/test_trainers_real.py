@@ -178,3 +178,19 @@ def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(expo
                 str(tmp_path / "x"),
             ]
         )
+
+
+def test_calibration_command_measures_ece_on_a_real_backend(tmp_path, data_dir):
+    env = {**os.environ, "THOUGHTGRAPH_DATA": str(data_dir)}
+    out = tmp_path / "cal"
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.calibration", "--backend", "llamacpp:smollm2", "--dataset", "gsm8k",
+         "--limit", "3", "--max-tokens", "64", "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "calibration.json").read_text())
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert summary["samples"] == len(samples) == 3 and 0.0 <= summary["ece"] <= 1.0
+    assert all(0.0 < s["confidence"] <= 1.0 for s in samples)
+    assert (out / "reliability.png").read_bytes()[:4] == b"\x89PNG"
