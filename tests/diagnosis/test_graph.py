@@ -261,3 +261,28 @@ async def test_sessions_survive_in_sqlite_and_resume_a_pending_approval(tmp_path
     assert resumed.category == "straggler" and [e["check"] for e in resumed.evidence] == ["change"]
     again = await diagnose_async(session="s1", kb=kb, db=db)  # a finished session answers with its report
     assert again.report == resumed.report
+
+
+async def test_follow_up_questions_are_answered_from_the_report_and_kept_in_the_session():
+    from agents.diagnosis.api import DiagnosisSession, make_runtime
+
+    backend = ScriptedBackend(
+        [ScriptRule("You answer questions about an incident", ["Drain the slow node first."])], default="{}"
+    )
+    saver = InMemorySaver()
+    kb = knowledge({"straggler": [step("a", {"s": {"straggler": "confirms"}})]})
+    events = [
+        e async for e in stream_diagnosis(
+            REPORT, workload={"kind": "training"}, artifacts=ARTIFACTS, kb=kb, backend=backend, session="f1",
+            checkpointer=saver,
+        )
+    ]  # fmt: skip
+    assert events[-1]["kind"] == "report"
+    session = DiagnosisSession("f1", make_runtime({}, backend=backend, kb=kb), saver)
+    assert await session.add_followup("What should I do first?") == "Drain the slow node first."
+    asked = backend.calls[-1].messages[-1].content
+    assert "Root cause: straggler" in asked and "What should I do first?" in asked
+    state = await session.state()
+    assert state.values["followups"] == [
+        {"question": "What should I do first?", "answer": "Drain the slow node first."}
+    ]

@@ -155,6 +155,17 @@ def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(expo
         [*command, "--output_dir", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=600
     )
     assert again.returncode == 0 and "planner adapter:" in again.stdout
+    assert not (out / "phase-2-reasoner" / "checkpoint-2").exists()
+    # a phase killed before it saved its adapter continues from its checkpoint with --resume
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        (out / "phase-2-reasoner" / name).unlink()
+    resumed = subprocess.run(
+        [*command, "--output_dir", str(out), "--phase_steps", "2", "--resume", "true"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    state = json.loads((out / "phase-2-reasoner" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and (out / "phase-2-reasoner" / "adapter_model.safetensors").is_file()
     # the trained planner plugs into another reasoner: the embedded model in llama.cpp
     from reasoning.api import solve
 
@@ -163,6 +174,8 @@ def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(expo
         planner=f"hf:{exported}#adapter={out / 'phase-1-planner'}", max_steps=2, step_tokens=32,
     )  # fmt: skip
     assert solution.method == "rsim" and solution.reasoning.startswith("[")
+    prompted = solve("What is 2 + 3?", method="rsim", backend="llamacpp:smollm2", max_steps=2, step_tokens=32)
+    assert prompted.usage["calls"] >= 2 and prompted.reasoning.startswith("[")  # the planner, prompted, on llama.cpp
     with pytest.raises(SystemExit, match="schedule must list phases"):
         from trainers.rsim import main
 
