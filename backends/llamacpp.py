@@ -33,6 +33,43 @@ from backends.presets import resolve_gguf
 from backends.types import Capabilities, Choice, Constraint, Request, Result, Usage
 
 
+def split_options(target: str) -> tuple[str, dict[str, int]]:
+    """``smollm2#threads=1`` -> ("smollm2", {"threads": 1}): options after ``#`` as for ``hf:DIR#adapter=PATH``."""
+    base, _, fragment = target.partition("#")
+    options: dict[str, int] = {}
+    for item in filter(None, fragment.split("&")):
+        key, _, value = item.partition("=")
+        if key != "threads" or not value.isdigit() or int(value) < 1:
+            raise BackendConfigError(f"llamacpp spec option {item!r} is not understood; the form is MODEL#threads=N")
+        options[key] = int(value)
+    return base, options
+
+
+def free_cores(sample_seconds: float = 0.1) -> int:
+    """Threads for llama.cpp: the cores this process may use that are idle right now (measured from /proc/stat
+    over ``sample_seconds``), at least 1. llama.cpp's threads spin while they wait, so on an oversubscribed
+    machine more threads than free cores are much slower than fewer (seen: 3.1 tokens/s with 2 threads against
+    16.8 with 1 while another process was busy). Without /proc/stat: every core this process may use."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        before = _cpu_times()
+        time.sleep(sample_seconds)
+        after = _cpu_times()
+    except (OSError, ValueError):
+        return available
+    total = sum(after) - sum(before)
+    idle = (after[3] + after[4]) - (before[3] + before[4])  # idle + iowait
+    if total <= 0:
+        return available
+    idle_cores = idle / total * (os.cpu_count() or available)
+    return max(1, min(available, round(idle_cores)))
+
+
+def _cpu_times() -> list[int]:
+    with open("/proc/stat", encoding="ascii") as stat:
+        return [int(x) for x in stat.readline().split()[1:8]]
+
+
 class LlamaCppBackend(Backend):
     def __init__(
         self,
@@ -44,10 +81,12 @@ class LlamaCppBackend(Backend):
         prefix_block_tokens: int = 32,
         **options: Any,
     ) -> None:
+        target, fragment_options = split_options(target)
+        n_threads = n_threads or fragment_options.get("threads")
         path = resolve_gguf(target)
         from llama_cpp import Llama, llama_chat_format
 
-        threads = n_threads or os.cpu_count() or 1
+        threads = n_threads or free_cores()
         try:
             self._llm = Llama(
                 model_path=str(path),

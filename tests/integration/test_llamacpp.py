@@ -186,3 +186,11 @@ async def test_a_prompt_over_the_context_window_is_a_named_error(llama_backend):
         await llama_backend.generate_one(Request.chat(("user", question), max_tokens=4))
     with pytest.raises(InvalidRequestError, match="shorten it or create the backend with a larger n_ctx"):
         await solve_async(question, "cot", llama_backend)
+
+
+def test_a_spec_sets_llama_cpp_threads():
+    from backends import create_backend
+
+    backend = create_backend("llamacpp:smollm2#threads=1")
+    assert backend._llm.n_threads == 1
+    backend.close()

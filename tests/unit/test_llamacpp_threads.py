@@ -1,0 +1,37 @@
+"""llama.cpp threads: the default follows the cores idle right now, and a spec can set them."""
+
+import pytest
+
+from backends import BackendConfigError
+from backends import llamacpp as engine
+
+
+def fake_stat(monkeypatch, samples, cores=2, affinity=2):
+    readings = iter(samples)
+    monkeypatch.setattr(engine, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(engine.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: set(range(affinity)))
+    monkeypatch.setattr(engine.time, "sleep", lambda seconds: None)
+
+
+def test_threads_follow_the_idle_cores(monkeypatch):
+    # /proc/stat fields: user nice system idle iowait irq softirq; 200 ticks passed, 190 idle: both cores free
+    fake_stat(monkeypatch, [[0, 0, 0, 0, 0, 0, 0], [5, 0, 5, 190, 0, 0, 0]])
+    assert engine.free_cores() == 2
+    # 100 of 200 ticks idle: one core busy elsewhere -> 1 thread
+    fake_stat(monkeypatch, [[0, 0, 0, 0, 0, 0, 0], [90, 0, 10, 80, 20, 0, 0]])
+    assert engine.free_cores() == 1
+    # everything busy: still 1
+    fake_stat(monkeypatch, [[0, 0, 0, 0, 0, 0, 0], [200, 0, 0, 0, 0, 0, 0]])
+    assert engine.free_cores() == 1
+    # 8 idle cores, but this process may use only 4
+    fake_stat(monkeypatch, [[0] * 7, [0, 0, 0, 800, 0, 0, 0]], cores=8, affinity=4)
+    assert engine.free_cores() == 4
+
+
+def test_a_spec_sets_threads_and_anything_else_is_refused():
+    assert engine.split_options("smollm2#threads=1") == ("smollm2", {"threads": 1})
+    assert engine.split_options("/m/x.gguf") == ("/m/x.gguf", {})
+    for bad in ("smollm2#threads=0", "smollm2#threads=two", "smollm2#slots=8"):
+        with pytest.raises(BackendConfigError, match="MODEL#threads=N"):
+            engine.split_options(bad)
