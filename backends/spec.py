@@ -3,8 +3,10 @@
 ==============================================  ===============================================
 ``llamacpp:smollm2``                            the embedded default (a GGUF shipped on PyPI)
 ``llamacpp:/path/model.gguf``                   any GGUF file, in-process llama.cpp
+``llamacpp:smollm2#threads=1``                  ... with llama.cpp's thread count set (default: idle cores)
 ``openai:http://127.0.0.1:8080/v1#model``       any OpenAI-compatible server
 ``hf:/path/to/hf-folder``                       transformers; ``hf:smollm2`` or ``hf:/x.gguf`` dequantise a GGUF
+``hf:/path/to/hf-folder#adapter=/path/lora``    ... with a PEFT LoRA adapter on top
 ``vllm:Qwen/Qwen2.5-Math-1.5B-Instruct``        vLLM offline engine (optional install)
 ``scripted:tests/scripts/x.yaml``               the ScriptedBackend test double
 ==============================================  ===============================================
