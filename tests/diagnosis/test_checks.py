@@ -126,3 +126,103 @@ def test_json_cut_off_by_the_token_limit_keeps_what_was_complete():
     table = _parser(HypothesesReply)('{"hypotheses": [{"category": "gpu_oom"}, {"category": "disk_')
     assert [h.category for h in table.hypotheses] == ["gpu_oom"]
     assert _parser(IntakeReply)("no json here") is None
+
+
+def test_log_search_signal_context_and_scope():
+    log = "a\nb\nNCCL timeout here\nc\nd\ne"
+    found, _ = run_check("log_search", {"pattern": "nccl TIMEOUT", "context": 1}, {"l.log": log, "m.log": "x"})
+    assert found.signals == {"found": True}
+    assert found.details["matches"] == [{"artifact": "l.log", "line": 3, "context": ["b", "NCCL timeout here", "c"]}]
+    assert found.summary == "1 line(s) match 'nccl TIMEOUT', first: 'NCCL timeout here'"
+    wide, _ = run_check("log_search", {"pattern": "timeout", "context": 10}, {"l.log": log})
+    assert wide.details["matches"][0]["context"] == log.splitlines()  # context is capped at 5 lines each side
+    missing, _ = run_check("log_search", {"pattern": "timeout", "artifact": "m.log"}, {"l.log": log, "m.log": "x"})
+    assert missing.signals == {"found": False} and missing.details["matches"] == []
+    many, _ = run_check("log_search", {"pattern": "e"}, {"l.log": "e\n" * 50})
+    assert len(many.details["matches"]) == 20
+
+
+def test_fl_review_label_skew_staleness_and_pisces_weights_by_hand():
+    clients = [
+        {"id": "a", "update": [1.0, 1.0], "samples": 10, "staleness": 0, "label_counts": [10, 0]},
+        {"id": "b", "update": [1.0, 1.0], "samples": 10, "staleness": 0, "label_counts": [0, 10]},
+        {"id": "c", "update": [1.0, 1.0], "samples": 10, "staleness": 3, "label_counts": [10, 0]},
+        {"id": "d", "update": [1.0, 1.0], "samples": 10, "staleness": 8, "label_counts": [0, 10]},
+    ]
+    review, _ = run_check("fl_update_review", {"artifact": "u"}, {"u": json.dumps({"clients": clients})})
+    # every client's label share is 0.5 (total variation) away from the overall (0.5, 0.5)
+    assert review.details["label_skew"] == pytest.approx(0.5)
+    # Pisces: share / (staleness + 1)^0.5, renormalised: 1, 1, 1/2, 1/3 over 2.8333
+    assert list(review.details["pisces_weights"].values()) == pytest.approx([0.3529, 0.3529, 0.1765, 0.1176], abs=1e-4)
+    assert review.tools == ["pisces_aggregation_weights"]
+    assert review.details["flagged"] == [] and review.details["agreement"] == pytest.approx(1.0)
+    assert review.signals == {
+        "outlier_clients": False,
+        "broad_divergence": False,
+        "label_skew": True,
+        "stale_clients": True,
+    }
+    assert review.summary == "0 of 4 update(s) are outliers []; unflagged agreement 1.00; label skew 0.50"
+    mild = [dict(c, label_counts=[5, 5], staleness=1) for c in clients[:2]] + [
+        dict(clients[0], id="e", label_counts=[10, 0])
+    ]
+    calm, _ = run_check("fl_update_review", {"artifact": "u"}, {"u": json.dumps({"clients": mild})})
+    # shares (.5,.5), (.5,.5), (1,0); overall (2/3, 1/3); distances 1/6, 1/6, 1/3 -> mean 2/9
+    assert calm.details["label_skew"] == pytest.approx(2 / 9)
+    assert calm.signals["label_skew"] is False and calm.signals["stale_clients"] is False
+
+
+def test_fl_review_needs_three_clients_with_equal_updates():
+    two = json.dumps({"clients": [{"id": "a", "update": [1]}, {"id": "b", "update": [2]}]})
+    short, _ = run_check("fl_update_review", {"artifact": "u"}, {"u": two})
+    assert "at least 3 clients" in short.summary
+    ragged = json.dumps({"clients": [{"update": [1]}, {"update": [2]}, {"update": [1, 2]}]})
+    assert "different lengths" in run_check("fl_update_review", {"artifact": "u"}, {"u": ragged})[0].summary
+    honest = [{"id": f"c{i}", "update": [1.0, 1.0]} for i in range(3)]
+    quarantine, _ = run_check(
+        "quarantine_clients", {"artifact": "u", "clients": ["c0", "c1", "c2"]}, {"u": json.dumps({"clients": honest})}
+    )
+    assert "would exclude every client" in quarantine.summary
+    calm, _ = run_check(
+        "quarantine_clients", {"artifact": "u", "clients": ["c0"]}, {"u": json.dumps({"clients": honest})}
+    )
+    assert calm.signals == {"recovers": False}  # nothing was off: no recovery to see
+
+
+def test_thresholds_of_disk_network_and_hot_channels():
+    def df(percent):
+        return f"Filesystem Size Used Avail Use% Mounted on\n/dev/a 1T 1T 0 {percent}% /ckpt"
+
+    assert run_check("disk_usage", {"artifact": "d"}, {"d": df(96)})[0].signals == {"disk_full": False}
+    assert run_check("disk_usage", {"artifact": "d"}, {"d": df(97)})[0].signals == {"disk_full": True}
+    for loss, lossy in ((4.9, False), (5.0, True)):
+        probe = f"src,dst,loss_pct\nn0,n1,{loss}"
+        assert run_check("network_probe", {"artifact": "p"}, {"p": probe})[0].signals == {"packet_loss": lossy}
+    steady = [[1.0] * 8 for _ in range(10)]
+    hot = [[50.0 if c == 3 else 1.0 for c in range(8)] for _ in range(10)]
+    quiet, _ = run_check("hot_channels", {"artifact": "a"}, {"a": json.dumps({"channel_max_abs": steady})})
+    loud, _ = run_check("hot_channels", {"artifact": "a"}, {"a": json.dumps({"channel_max_abs": hot})})
+    assert quiet.signals == {"hot_channels": False} and loud.signals == {"hot_channels": True}
+    assert loud.details["persistent"] == [3] and loud.tools == ["nvfp4_hot_channels"]
+
+
+def test_package_names_compare_as_pip_does():
+    pins = {"i": "Flash_Attn==2.6.3  # built here\ntorch==2.4.1", "r": "flash-attn==2.6.3\ntorch==2.4.1"}
+    same, _ = run_check("package_versions", {"artifact": "i", "required": "r"}, pins)
+    assert same.signals == {"version_drift": False} and same.summary == "0 of 2 pinned package(s) differ"
+
+
+def test_collective_sequence_reads_both_rank_spellings():
+    log = "[rank3]: ... WorkNCCL(SeqNum=9, OpType=ALLREDUCE)\n[Rank 5] ... WorkNCCL(SeqNum=9, OpType=ALLREDUCE)"
+    result, _ = run_check("collective_sequence", {"artifact": "l"}, {"l": log})
+    assert result.details["seq_by_rank"] == {"3": 9, "5": 9} and result.signals == {"desync": False}
+    assert run_check("collective_sequence", {"artifact": "l"}, {"l": "no watchdog"})[0].signals == {}
+
+
+def test_json_artifacts_without_known_keys_are_treated_as_logs():
+    assert kind_of("x", json.dumps({"something": 1})) == "log"
+    assert kind_of("x", json.dumps([1, 2])) == "log"
+    assert kind_of("x", json.dumps({"channel_max_abs": []})) == "activation_stats"
+    assert kind_of("x", json.dumps({"expert_seconds": []})) == "expert_stats"
+    assert kind_of("x", json.dumps({"files": []})) == "checkpoint_manifest"
+    assert kind_of("x", json.dumps({"clients": {}})) == "log"  # clients must be a list
