@@ -427,7 +427,7 @@ def _approved(decision: Any, step_id: str) -> bool:
     if isinstance(decision, list | tuple | set):
         return step_id in decision
     if isinstance(decision, dict):
-        return bool(decision.get(step_id, False)) is True
+        return decision.get(step_id) is True
     return False
 
 

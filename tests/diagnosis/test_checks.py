@@ -226,3 +226,58 @@ def test_json_artifacts_without_known_keys_are_treated_as_logs():
     assert kind_of("x", json.dumps({"expert_seconds": []})) == "expert_stats"
     assert kind_of("x", json.dumps({"files": []})) == "checkpoint_manifest"
     assert kind_of("x", json.dumps({"clients": {}})) == "log"  # clients must be a list
+
+
+def test_worker_spread_sees_data_waits_and_its_thresholds():
+    # every worker takes 1.0 s a step and waits 0.6 s of it for data: no straggler, a data stall
+    rows = ["worker,step,step_time,data_time"] + [f"{w},{s},1.0,0.6" for s in range(2) for w in range(3)]
+    stall, _ = run_check("worker_step_spread", {"artifact": "t"}, {"t": "\n".join(rows)})
+    assert stall.signals == {"slow_worker": False, "data_wait": True}
+    assert stall.details["data_wait_share"] == pytest.approx(0.6)
+    # slowest / median exactly 1.3 counts as slow; 1.29 does not
+    for slow, expected in ((1.3, True), (1.29, False)):
+        rows = ["worker,step,step_time"] + [f"{w},0,{t}" for w, t in ((0, 1.0), (1, 1.0), (2, slow))]
+        result, _ = run_check("worker_step_spread", {"artifact": "t"}, {"t": "\n".join(rows)})
+        assert result.signals["slow_worker"] is expected and result.signals["data_wait"] is False
+
+
+def test_metric_spike_needs_both_rules():
+    def spikes(peak):
+        rows = "step,loss\n" + "\n".join(f"{s},{v}" for s, v in enumerate([1.0, 1.0, 1.01, 0.99, 1.0, peak]))
+        return run_check("metric_anomalies", {"artifact": "m", "column": "loss"}, {"m": rows})[0].signals["loss_spike"]
+
+    assert spikes(3.5) is True  # far above the median in MADs and above 3x the median
+    assert spikes(2.5) is False  # far in MADs but under 3x the median
+
+
+def test_approval_answers_are_read_strictly():
+    from agents.diagnosis.graph import _approved
+
+    for yes in (True, "y", "YES", " approve ", "Approved", "ok", ["s1"], {"s1": True}):
+        assert _approved(yes, "s1") is True, yes
+    for no in (False, "n", "", "sure", ["s2"], {"s1": "yes"}, {"s2": True}, None, 1):
+        assert _approved(no, "s1") is False, no
+
+
+def test_the_report_reads_as_text():
+    from agents.diagnosis.api import describe_report
+
+    report = {
+        "category": "disk_full", "component": "storage", "confidence": 0.934, "status": "confirmed",
+        "summary": "The volume filled.", "mitigation": "Free space.", "tool_calls": 2, "iterations": 1,
+        "verification_seconds": 0.0125,
+        "evidence": [
+            {"step": "disk_usage#1", "tools": [], "seconds": 0.002, "summary": "fullest filesystem /ckpt at 100%"},
+            {"step": "lb#2", "tools": ["lbbsp_batch_sizes"], "seconds": 0.0101, "summary": "split"},
+        ],
+    }  # fmt: skip
+    assert describe_report(report).splitlines() == [
+        "Root cause: disk_full (component: storage), confidence 93% [confirmed]",
+        "Summary: The volume filled.",
+        "Evidence:",
+        "  - [disk_usage#1, 2 ms] fullest filesystem /ckpt at 100%",
+        "  - [lb#2 via lbbsp_batch_sizes, 10 ms] split",
+        "Mitigation: Free space.",
+        "Steps run: 2 in 1 round(s), verification 12 ms",
+    ]
+    assert "(no verification step ran)" in describe_report({**report, "evidence": []})

@@ -200,3 +200,13 @@ def test_mining_with_a_model_titles_entries_and_counts_replies_that_do_not_parse
     assert titles["OSError"] == ("Disk full on save", "The volume filled up.")
     assert titles["torch.OutOfMemoryError"][1] == "" and kb.summaries_failed == 1
     assert len(backend.calls) == 2 and all(c.constraint.kind == "json_schema" for c in backend.calls)
+
+
+def test_a_saved_base_keeps_its_vectors_and_counts(tmp_path):
+    kb = mine([incident("m", "gpu_oom", "x", report="memory oom crash"), incident("s", "straggler", "x")])
+    kb.attach(SynonymEmbedder())
+    kb.summaries_failed = 2
+    loaded = KnowledgeBase.load(kb.save(tmp_path))
+    assert loaded.entry_vectors == kb.entry_vectors and loaded.summaries_failed == 2
+    assert loaded.components == kb.components and loaded.mitigations == kb.mitigations
+    assert [s.sources for s in loaded.steps.get("gpu_oom", [])] == [s.sources for s in kb.steps.get("gpu_oom", [])]
