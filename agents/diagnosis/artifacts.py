@@ -26,6 +26,21 @@ KINDS = (
 )
 
 
+COLUMN_ALIASES = {
+    "rank": "worker", "node": "worker", "host": "worker",
+    "iter_time": "step_time", "iteration_time": "step_time", "step_seconds": "step_time", "time_per_step": "step_time",
+    "data_seconds": "data_time", "dataloader_time": "data_time", "data_wait": "data_time",
+    "iteration": "step", "iter": "step", "global_step": "step",
+    "packet_loss": "loss_pct", "loss_percent": "loss_pct", "source": "src", "destination": "dst",
+}  # fmt: skip
+"""Column names other tools print for the same quantity (torch profilers, DeepSpeed, ping scripts)."""
+
+
+def column_name(raw: str) -> str:
+    name = raw.strip().lower()
+    return COLUMN_ALIASES.get(name, name)
+
+
 class ArtifactError(ValueError):
     """An artifact is not what an inspector needs; the message names it and says why."""
 
@@ -45,7 +60,7 @@ def kind_of(name: str, text: str) -> str:
     if lines and sum("==" in line for line in lines) >= 0.8 * len(lines):
         return "packages"
     if not is_log(name, text):
-        header = {column.strip().lower() for column in first.split(",")}
+        header = {column_name(column) for column in first.split(",")}
         if {"worker", "step_time"} <= header:
             return "step_times"
         if {"src", "dst", "loss_pct"} <= header:
@@ -87,11 +102,12 @@ def read_json(name: str, text: str) -> dict[str, Any]:
 
 
 def read_table(name: str, text: str, *, required: tuple[str, ...] = ()) -> list[dict[str, str]]:
-    """CSV rows as dicts with lower-case column names; every ``required`` column must be there."""
+    """CSV rows as dicts with lower-case column names (aliases mapped, ``COLUMN_ALIASES``); every ``required``
+    column must be there."""
     reader = csv.DictReader(io.StringIO(text.strip()))
     if reader.fieldnames is None:
         raise ArtifactError(f"artifact {name!r} is empty")
-    reader.fieldnames = [field.strip().lower() for field in reader.fieldnames]
+    reader.fieldnames = [column_name(field) for field in reader.fieldnames]
     missing = [column for column in required if column not in reader.fieldnames]
     if missing:
         raise ArtifactError(f"artifact {name!r} has no column {', '.join(missing)} (columns: {reader.fieldnames})")

@@ -281,3 +281,11 @@ def test_the_report_reads_as_text():
         "Steps run: 2 in 1 round(s), verification 12 ms",
     ]
     assert "(no verification step ran)" in describe_report({**report, "evidence": []})
+
+
+def test_csv_columns_other_tools_print_are_understood():
+    profiler = "rank,iteration,iter_time,dataloader_time\n0,1,1.0,0.01\n1,1,2.0,0.01\n2,1,1.0,0.01"
+    assert kind_of("p.csv", profiler) == "step_times"
+    result, _ = run_check("worker_step_spread", {"artifact": "p"}, {"p": profiler})
+    assert result.details["slowest"] == "1" and result.signals["slow_worker"] is True
+    assert kind_of("ping.csv", "source,destination,packet_loss\nn0,n1,0") == "network"
