@@ -210,3 +210,33 @@ def test_a_saved_base_keeps_its_vectors_and_counts(tmp_path):
     assert loaded.entry_vectors == kb.entry_vectors and loaded.summaries_failed == 2
     assert loaded.components == kb.components and loaded.mitigations == kb.mitigations
     assert [s.sources for s in loaded.steps.get("gpu_oom", [])] == [s.sources for s in kb.steps.get("gpu_oom", [])]
+
+
+def test_priors_weigh_matches_by_score_relative_to_the_best(monkeypatch):
+    from agents.diagnosis.knowledge import GuideEntry, PastIncident
+
+    kb = KnowledgeBase([], [], {}, {}, {})
+    e1 = GuideEntry("e1", "s", {"gpu_oom": 3, "disk_full": 1}, {}, [], {}, [], "")
+    e2 = GuideEntry("e2", "s", {"disk_full": 2}, {}, [], {}, [], "")
+    i1, i2 = PastIncident("i1", "gpu_oom", "c", ""), PastIncident("i2", "straggler", "c", "")
+    monkeypatch.setattr(kb, "retrieve", lambda query: [(e1, 2.0), (e2, 1.0)])
+    monkeypatch.setattr(kb, "similar", lambda query: [(i1, 4.0), (i2, 2.0)])
+    # entries (best 2.0): gpu_oom .5*1*.75/2 = .1875; disk_full .5*1*.25/2 + .5*.5*1/2 = .1875
+    # incidents (best 4.0): gpu_oom .5*1/2 = .25; straggler .5*.5/2 = .125; total .75
+    assert kb.priors("q") == pytest.approx(
+        {"gpu_oom": 0.4375 / 0.75, "disk_full": 0.1875 / 0.75, "straggler": 0.125 / 0.75}
+    )
+
+
+def test_the_base_keeps_the_most_common_mitigation_and_component_per_cause():
+    search = {"step": 1, "tool": "log_search", "arguments": {"pattern": "oom"}, "observation": "x"}
+    history = [
+        incident("a", "gpu_oom", "RuntimeError: boom 1", component="kv cache", mitigation="m1", actions=[search]),
+        incident("b", "gpu_oom", "RuntimeError: boom 2", component="activations", mitigation="m1"),
+        incident("c", "gpu_oom", "ValueError: c", component="activations", mitigation="m2"),
+    ]
+    kb = mine(history)
+    assert kb.mitigations == {"gpu_oom": "m1"} and kb.components == {"gpu_oom": "activations"}
+    [step] = kb.steps["gpu_oom"]
+    assert step.meaning == {"found": {"gpu_oom": "supports"}} and step.sources == ["a"]
+    assert sorted(e.document.split("\n")[0] for e in kb.entries) == ["RuntimeError: boom <n>", "ValueError: c"]
