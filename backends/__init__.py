@@ -12,7 +12,7 @@ from backends.errors import (
 )
 from backends.ledger import UsageLedger, record_event
 from backends.retry import RetryPolicy
-from backends.spec import DEFAULT_BACKEND, create_backend
+from backends.spec import DEFAULT_BACKEND, create_backend, shared_backend
 from backends.types import Capabilities, Choice, Constraint, Message, Request, Result, Usage
 
 __all__ = [
@@ -36,4 +36,5 @@ __all__ = [
     "UsageLedger",
     "create_backend",
     "record_event",
+    "shared_backend",
 ]

@@ -17,6 +17,7 @@ Engines are imported only when their scheme is used, so ``import backends`` stay
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,14 @@ FACTORIES: dict[str, Callable[..., Backend]] = {
 }
 
 DEFAULT_BACKEND = "llamacpp:smollm2"
+
+
+@lru_cache(maxsize=4)
+def shared_backend(spec: str) -> Backend:
+    """One backend per spec string in the process, so repeated ``solve(..., backend="llamacpp:smollm2")``
+    calls, a chat session or an evaluation load the model once (a scripted spec therefore keeps its place in
+    its response lists)."""
+    return create_backend(spec)
 
 
 def create_backend(

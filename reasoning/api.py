@@ -6,14 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from agents.runtime import Budget, BudgetExceeded
-from backends import DEFAULT_BACKEND, Backend, create_backend
+from backends import DEFAULT_BACKEND, Backend, shared_backend
 from reasoning.bon import BestOfNConfig, best_of_n
 from reasoning.bot import BoTConfig, boosting_of_thoughts
 from reasoning.context import RunContext, ThoughtListener
@@ -48,13 +47,6 @@ PRESETS = Path(__file__).parent / "presets"
 ENGINE_SETTLE_SECONDS = 5.0
 """After a deadline, how long to wait for in-process engine work that was cancelled to stop and report
 its usage (llama.cpp stops at its next token; an engine that cannot stop is waited for this long)."""
-
-
-@lru_cache(maxsize=4)
-def shared_backend(spec: str) -> Backend:
-    """One backend per spec string in the process, so repeated ``solve(..., backend="llamacpp:smollm2")``
-    calls load the model once (a scripted spec therefore keeps its place in its response lists)."""
-    return create_backend(spec)
 
 
 def load_preset(method: str, preset: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import yaml
 from langgraph.graph import END, START, StateGraph
 
 from agents.runtime import Agent
-from backends import Backend, Constraint, record_event
+from backends import Backend, Constraint, record_event, shared_backend
 from reasoning.answers import ANSWER_STATED_PATTERN, stated_answer
 from reasoning.context import RunContext
 from reasoning.cot import CoTConfig, answer_after
@@ -105,8 +105,6 @@ def planner_backend(config: RSIMConfig, reasoner: Backend) -> Backend:
         return reasoner
     if isinstance(config.planner, Backend):
         return config.planner
-    from reasoning.api import shared_backend  # here: reasoning.api imports this module
-
     return shared_backend(config.planner)
 
 

@@ -24,7 +24,7 @@ from agents.diagnosis.knowledge import KnowledgeBase, mine
 from agents.diagnosis.llm import DiagnosisAgents
 from agents.diagnosis.sessions import open_checkpointer
 from agents.runtime import Budget
-from backends import Backend, create_backend
+from backends import Backend, shared_backend
 
 Approver = bool | Callable[[list[dict[str, Any]]], Any]
 Answerer = str | Callable[[str], str] | None
@@ -98,7 +98,7 @@ def _knowledge_base(kb: KnowledgeBase | str | Path | None) -> KnowledgeBase:
 def _backend(backend: Backend | str | None) -> Backend | None:
     if backend is None or isinstance(backend, Backend):
         return backend
-    return _shared_backend(backend)
+    return shared_backend(backend)
 
 
 _EMBEDDED: dict[tuple[int, str], KnowledgeBase] = {}
@@ -118,12 +118,6 @@ def _with_embeddings(knowledge: KnowledgeBase, spec: str) -> KnowledgeBase:
 @lru_cache(maxsize=2)
 def _embedder(spec: str) -> LlamaCppEmbedder:
     return LlamaCppEmbedder(spec)
-
-
-@lru_cache(maxsize=4)
-def _shared_backend(spec: str) -> Backend:
-    """One backend per spec in the process: a chat session or an evaluation loads its model once."""
-    return create_backend(spec)
 
 
 def settings_for(
