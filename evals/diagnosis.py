@@ -5,7 +5,7 @@ tool calls, clarifying questions, and verification wall time (per wave, first st
 sum of the steps' own times. The knowledge base is mined from the history files only; an evaluated incident
 whose id is in the history is refused (the shipped split is fixed: ``agents/diagnosis/corpus``). Results go
 to ``OUT/results.jsonl`` one line per incident as it finishes; a rerun skips the incidents already there.
-Side-effecting steps are approved (they act on the incident's artifacts and the run's action log only).
+Side-effecting steps are approved (they act on the incident's artifacts and are recorded in the run only).
 """
 
 from __future__ import annotations

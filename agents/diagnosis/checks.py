@@ -321,8 +321,9 @@ def fl_update_review(arguments: dict[str, Any], artifacts: dict[str, str]) -> Ch
 
 
 def quarantine_clients(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
-    """CHANGES STATE: excludes the flagged clients from the next aggregation (the exclusion list goes to the
-    session's action log, which the FL server operator applies) and re-aggregates this round without them:
+    """CHANGES STATE: excludes the flagged clients from the next aggregation (the exclusion is recorded in the
+    session as an applied action, ``Diagnosis.actions``, for the FL server operator to apply) and re-aggregates
+    this round without them:
     if the aggregate then moves back to the coordinate-wise median (within half its former distance, from at
     least 0.3 of the median's norm), the flagged updates were the cause."""
     name, text = _artifact(arguments, artifacts)

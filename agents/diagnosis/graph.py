@@ -79,8 +79,6 @@ class DiagnosisRuntime:
     agents: DiagnosisAgents | None
     variant: Variant = "full"
     limits: Limits = field(default_factory=Limits)
-    action_log: list[dict[str, Any]] = field(default_factory=list)
-    """Side-effecting steps that ran (after approval): what an operator applies."""
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -214,12 +212,13 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
         if kb is None or variant == "no-tools":
             return {"retrieved": [], "similar": [], "priors": {}}
         query = query_text(Incident.model_validate(state["incident"])) + " " + " ".join(state.get("answers", []))
+        entries, incidents = kb.retrieve(query), kb.similar(query)  # retrieved once; the priors come from them
         retrieved = [
             {"id": e.id, "signature": e.signature, "hypotheses": e.hypotheses, "score": round(s, 3), "title": e.title}
-            for e, s in kb.retrieve(query)
+            for e, s in entries
         ]
-        similar = [{"id": i.id, "category": i.category, "score": round(s, 3)} for i, s in kb.similar(query)]
-        return {"retrieved": retrieved, "similar": similar, "priors": kb.priors(query)}
+        similar = [{"id": i.id, "category": i.category, "score": round(s, 3)} for i, s in incidents]
+        return {"retrieved": retrieved, "similar": similar, "priors": kb.priors_of(entries, incidents)}
 
     async def hypothesise(state: DiagnosisState) -> dict[str, Any]:
         priors = dict(state.get("priors", {}))
@@ -275,7 +274,7 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
             for template in templates:
                 for step in bind(template, artifacts, artifact_kinds):
                     if step["id"] not in known and len(planned) < limits.max_steps:
-                        planned.append({**step, "wave": None})
+                        planned.append(step)
                         known.add(step["id"])
         done = {o["step"] for o in state.get("observations", [])}
         declined = {i for i, ok in state.get("approvals", {}).items() if not ok}
@@ -324,12 +323,10 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
         ]
 
     async def verify(payload: dict[str, Any]) -> dict[str, Any]:
-        return {"observations": [await _observe(payload["step"], payload["incident"], payload["wave"], runtime)]}
+        return {"observations": [await _observe(payload["step"], payload["incident"], payload["wave"])]}
 
     async def verify_each(payload: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "observations": [await _observe(s, payload["incident"], payload["wave"], runtime) for s in payload["steps"]]
-        }
+        return {"observations": [await _observe(s, payload["incident"], payload["wave"]) for s in payload["steps"]]}
 
     def judge_node(state: DiagnosisState) -> dict[str, Any]:
         posteriors = dict(state["posteriors"])
@@ -437,16 +434,12 @@ def _runnable(state: DiagnosisState) -> list[dict[str, Any]]:
     return [steps[i] for i in state.get("ready", []) if steps[i]["read_only"] or approvals.get(i) is True]
 
 
-async def _observe(
-    step: dict[str, Any], incident: dict[str, Any], wave: int, runtime: DiagnosisRuntime
-) -> dict[str, Any]:
+async def _observe(step: dict[str, Any], incident: dict[str, Any], wave: int) -> dict[str, Any]:
     arguments = dict(step["arguments"])
     artifacts = incident.get("artifacts", {})
     started = time.time()
     result, seconds = await asyncio.to_thread(run_check, step["check"], arguments, artifacts)
     ended = time.time()
-    if not step["read_only"] and result.error is None:
-        runtime.action_log.append({"step": step["id"], "check": step["check"], "arguments": arguments, "at": ended})
     return {
         "step": step["id"], "check": step["check"], "arguments": arguments, "summary": result.summary,
         "signals": result.signals, "details": _jsonable(result.details), "tools": result.tools, "error": result.error,

@@ -141,10 +141,16 @@ class KnowledgeBase:
         return [(items[i], fused[i]) for i in top]
 
     def priors(self, query: str) -> dict[str, float]:
-        """Root-cause priors for a query: half from the matching entries' counts, half from the similar
-        incidents, each weighted by its BM25 score relative to the best."""
+        """Root-cause priors for a query (see ``priors_of``)."""
+        return self.priors_of(self.retrieve(query), self.similar(query))
+
+    def priors_of(
+        self, entries: list[tuple[GuideEntry, float]], incidents: list[tuple[PastIncident, float]]
+    ) -> dict[str, float]:
+        """Root-cause priors from retrieved matches: half from the matching entries' counts, half from the
+        similar incidents, each weighted by its retrieval score relative to the best."""
         mass: Counter[str] = Counter()
-        for matches, share in ((self.retrieve(query), self._entry_share), (self.similar(query), self._incident_share)):
+        for matches, share in ((entries, self._entry_share), (incidents, self._incident_share)):
             best = max((score for _, score in matches), default=0.0)
             if best <= 0:
                 continue
