@@ -181,13 +181,6 @@ class DiagnosisSession:
             for event in events_of(chunk):
                 yield event
 
-    async def pending(self) -> dict[str, Any] | None:
-        """The question or approval the session waits on, if any."""
-        snapshot = await self.state()
-        for interrupt in snapshot.interrupts:
-            return dict(interrupt.value)
-        return None
-
     async def add_followup(self, question: str) -> str:
         snapshot = await self.state()
         report = snapshot.values.get("report")
@@ -200,6 +193,12 @@ class DiagnosisSession:
         followups = [*snapshot.values.get("followups", []), {"question": question, "answer": answer}]
         await self.graph.aupdate_state(self.config, {"followups": followups}, as_node="report")
         return answer
+
+
+async def session_state(checkpointer: Any, session_id: str) -> Any:
+    """A session's checkpointed state (values, pending interrupts, next nodes), read without loading a model
+    or a knowledge base."""
+    return await DiagnosisSession(session_id, DiagnosisRuntime(kb=None, agents=None), checkpointer).state()
 
 
 def incident_input(
@@ -248,15 +247,13 @@ async def stream_diagnosis(
             checkpointer = await stack.enter_async_context(open_checkpointer(db)) if db is not None else InMemorySaver()
         session_id = session or uuid.uuid4().hex[:12]
         limits = limits or Limits()
-        settings = settings_for(backend, kb, variant, limits, embeddings)
-        runtime = make_runtime(settings, backend=_backend(backend), kb=kb)
-        current = DiagnosisSession(session_id, runtime, checkpointer)
-        snapshot = await current.state()
+        snapshot = await session_state(checkpointer, session_id)
+        # a resumed session runs with the settings it was started with
+        settings = snapshot.values.get("settings") or settings_for(backend, kb, variant, limits, embeddings)
+        current = DiagnosisSession(session_id, make_runtime(settings, backend=_backend(backend), kb=kb), checkpointer)
         if snapshot.values:
-            runtime = make_runtime(snapshot.values.get("settings", {}), backend=_backend(backend), kb=kb)
-            current = DiagnosisSession(session_id, runtime, checkpointer)
             inputs: Any = None
-            pending = await current.pending()
+            pending = dict(snapshot.interrupts[0].value) if snapshot.interrupts else None
             if pending is not None:
                 yield pending
                 inputs = Command(resume=_resume_value(pending, approve, answer))

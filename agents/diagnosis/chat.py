@@ -6,11 +6,19 @@ are functions, so the same code runs in a terminal and in tests."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.diagnosis.api import DiagnosisSession, UnknownSession, describe_report, make_runtime, stream_diagnosis
+from agents.diagnosis.api import (
+    DiagnosisSession,
+    UnknownSession,
+    describe_report,
+    make_runtime,
+    session_state,
+    stream_diagnosis,
+)
 from agents.diagnosis.graph import Limits
 from agents.diagnosis.sessions import open_checkpointer, thread_ids
 
@@ -50,10 +58,6 @@ def show_event(event: dict[str, Any], write: Write) -> None:
     elif kind == "report":
         write("")
         write(describe_report(event["report"]))
-
-
-def _ask_until_answered(read: Read, prompt: str) -> str:
-    return read(prompt).strip()
 
 
 def _approver(read: Read, write: Write) -> Callable[[list[dict[str, Any]]], dict[str, bool]]:
@@ -108,15 +112,13 @@ async def chat(
         if session is not None:
             if session not in await thread_ids(saver):
                 raise UnknownSession(f"no diagnosis session {session!r} in {db or 'the default store'}")
-            state = await DiagnosisSession(session, make_runtime({}, kb=kb), saver).state()
+            state = await session_state(saver, session)
             write(f"Resuming session {session}.")
             for observation in state.values.get("observations", []):
                 write(f"  (earlier) {observation['check']}: {observation['summary']}")
             report, session_id = "", session
         else:
             report = read_report(read)
-            import uuid
-
             session_id = new_session_id or uuid.uuid4().hex[:12]
             write(f"Session {session_id} (resume with --session {session_id}).")
         async for event in stream_diagnosis(
@@ -125,7 +127,8 @@ async def chat(
             approve=_approver(read, write), answer=_answerer(read, write), session=session_id, checkpointer=saver,
         ):  # fmt: skip
             show_event(event, write)
-        current = DiagnosisSession(session_id, make_runtime(await _settings(session_id, saver, kb)), saver)
+        settings = (await session_state(saver, session_id)).values.get("settings", {})
+        current = DiagnosisSession(session_id, make_runtime(settings), saver)
         for earlier in (await current.state()).values.get("followups", []):
             write(f"(earlier) Q: {earlier['question']}\n(earlier) A: {earlier['answer']}")
         while True:
@@ -139,19 +142,13 @@ async def chat(
     return session_id
 
 
-async def _settings(session_id: str, saver: Any, kb: str | None) -> dict[str, Any]:
-    state = await DiagnosisSession(session_id, make_runtime({}, kb=kb), saver).state()
-    return state.values.get("settings", {})
-
-
 async def list_sessions(db: str | None, write: Write) -> int:
     async with open_checkpointer(db) as saver:
         ids = await thread_ids(saver)
         if not ids:
             write("no diagnosis sessions")
         for thread in ids:
-            session = DiagnosisSession(thread, make_runtime({}), saver)
-            state = await session.state()
+            state = await session_state(saver, thread)
             write(f"{thread}  {session_status(state)}  {state.values.get('incident', {}).get('report', '')[:60]!r}")
         return len(ids)
 
