@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 import yaml
 from langgraph.graph import END, START, StateGraph
 
-from agents.runtime import Agent
+from agents.runtime import Agent, Budget
 from backends import Backend, Constraint, record_event, shared_backend
 from reasoning.answers import ANSWER_STATED_PATTERN, stated_answer
 from reasoning.context import RunContext
@@ -110,17 +110,33 @@ def planner_backend(config: RSIMConfig, reasoner: Backend) -> Backend:
 
 def read_strategy(text: str, names: list[str]) -> str | None:
     """The first strategy name the planner's reply contains (whole word, any case)."""
-    found = [(m.start(), n) for n in names for m in [re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.I)] if m]
-    return min(found)[1] if found else None
+    positions = {}
+    for name in names:
+        match = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text, re.IGNORECASE)
+        if match:
+            positions[name] = match.start()
+    return min(positions, key=positions.__getitem__) if positions else None
+
+
+def planner_agent(backend: Backend, budget: Budget, names: list[str]) -> Agent:
+    """The leader: one strategy name, under a choice constraint where the backend supports one."""
+    return Agent("rsim/planner", backend, budget, max_tokens=8, constraint=Constraint.one_of(*names))
+
+
+async def choose_strategy(
+    planner: Agent, question: str, steps: list[str], names: list[str], fallback: str, **sampling: Any
+) -> tuple[str, bool]:
+    """(the strategy the planner picks for the next step, whether its reply named one); a reply naming none
+    gets ``fallback``. Shared by the method and its trainer's rollouts."""
+    reply = await planner.run(question=question, steps=steps, names=", ".join(names), **sampling)
+    chosen = read_strategy(reply.texts[0], names)
+    return (chosen, True) if chosen is not None else (fallback, False)
 
 
 async def rsim(context: RunContext, config: RSIMConfig) -> Outcome:
     strategies = dict(load_strategies(config.strategies_file))
     names = list(strategies)
-    planner = Agent(
-        "rsim/planner", planner_backend(config, context.backend), context.budget, max_tokens=8,
-        constraint=Constraint.one_of(*names),
-    )  # fmt: skip
+    planner = planner_agent(planner_backend(config, context.backend), context.budget, names)
     reasoner = Agent(
         "rsim/reasoner", context.backend, context.budget, max_tokens=config.step_tokens, stop=("\nStep", "\n\n"),
         stop_pattern=ANSWER_STATED_PATTERN,
@@ -131,14 +147,12 @@ async def rsim(context: RunContext, config: RSIMConfig) -> Outcome:
         steps = state.get("steps", [])
         if config.start_strategy is not None and len(steps) == len(config.start_steps):
             return {"strategy": config.start_strategy}
-        reply = await planner.run(
-            question=context.question, steps=steps, names=", ".join(names), temperature=config.planner_temperature,
-            seed=context.seed + len(steps),
+        chosen, named = await choose_strategy(
+            planner, context.question, steps, names, config.fallback_strategy,
+            temperature=config.planner_temperature, seed=context.seed + len(steps),
         )  # fmt: skip
-        chosen = read_strategy(reply.texts[0], names)
-        if chosen is None:
+        if not named:
             record_event("invalid_strategy")
-            chosen = config.fallback_strategy
         return {"strategy": chosen}
 
     async def reason(state: RSIMState) -> RSIMState:

@@ -143,6 +143,15 @@ def metrics_callback(output_dir: str) -> Any:
     return MetricsToJsonl()
 
 
+def train_and_save(trainer: Any, output_dir: str, resume: bool) -> Path:
+    """Train (from the last checkpoint when ``resume``), save the LoRA adapter into ``output_dir`` (what
+    ``hf:MODEL#adapter=OUTPUT_DIR`` loads) and plot the logged metrics."""
+    trainer.train(resume_from_checkpoint=resume or None)
+    trainer.save_model(output_dir)
+    plot_metrics(output_dir)
+    return Path(output_dir)
+
+
 def plot_metrics(output_dir: str, keys: tuple[str, ...] = ("loss", "reward")) -> Path | None:
     """Every logged metric whose name contains one of ``keys``, against the step, in one PNG."""
     import matplotlib

@@ -24,8 +24,8 @@ from trainers.common import (
     lora,
     metrics_callback,
     parse,
-    plot_metrics,
     resume_point,
+    train_and_save,
     training_problems,
     write_resolved_config,
 )
@@ -94,9 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         callbacks=[metrics_callback(config.output_dir)],
     )  # fmt: skip
     reward.token_logprobs = PolicyLogprobs(trainer)
-    trainer.train(resume_from_checkpoint=resume or None)
-    trainer.save_model(config.output_dir)  # the LoRA adapter: hf:MODEL#adapter=OUTPUT_DIR
-    plot_metrics(config.output_dir)
+    train_and_save(trainer, config.output_dir, resume)
     print(f"adapter saved in {config.output_dir}; load it with hf:{folder}#adapter={config.output_dir}")
 
 

@@ -38,7 +38,7 @@ from trainers.common import (
     lora,
     metrics_callback,
     parse,
-    plot_metrics,
+    train_and_save,
     training_problems,
     write_resolved_config,
 )
@@ -76,30 +76,28 @@ class RolloutReward:
         """The trained agent as a backend over the trainer's in-memory model (set once the trainer exists)."""
         self.__name__ = f"rsim_{agent}_reward"
 
-    def __call__(self, completions: list[Any], question: list[str], answer: list[str], dataset: list[str],
-                 start_strategy: list[str], **_: Any) -> list[float]:  # fmt: skip
-        return asyncio.run(self._score(completions, question, answer, dataset, start_strategy))
+    def __call__(
+        self, completions: list[Any], question: list[str], answer: list[str], dataset: list[str], **_: Any
+    ) -> list[float]:
+        return asyncio.run(self._score(completions, question, answer, dataset))
 
-    async def _score(self, completions, questions, answers, datasets, strategies) -> list[float]:
+    async def _score(self, completions, questions, answers, datasets) -> list[float]:
         from reasoning.api import solve_async
-        from reasoning.rsim import load_strategies, read_strategy
+        from reasoning.rsim import RSIMConfig, load_strategies, read_strategy
 
         names = [n for n, _ in load_strategies(self.arguments.strategies_file)]
         rewards = []
-        for completion, question, gold, name, given in zip(
-            completions, questions, answers, datasets, strategies, strict=True
-        ):
+        for completion, question, gold, name in zip(completions, questions, answers, datasets, strict=True):
             text, penalty = completion_text(completion).strip(), 0.0
-            if self.agent == "planner":
+            if self.agent == "planner":  # the completion is the strategy of the first step
                 strategy = read_strategy(text, names)
                 if strategy is None:
-                    strategy, penalty = "continue", self.arguments.invalid_penalty
-                options = {"start_strategy": strategy}
+                    strategy, penalty = RSIMConfig.fallback_strategy, self.arguments.invalid_penalty
+                options: dict[str, Any] = {"start_strategy": strategy}
                 planner, reasoner = self.policy, self.frozen
-            else:
-                options = {"start_steps": (text or "(empty step)",), "start_strategy": None}
+            else:  # the completion is the first step
+                options = {"start_steps": (text or "(empty step)",)}
                 planner, reasoner = self.frozen, self.policy
-                strategy = given
             solution = await solve_async(
                 question, "rsim", reasoner, planner=planner, strategies_file=self.arguments.strategies_file,
                 max_steps=self.arguments.rollout_steps, step_tokens=self.arguments.step_tokens, **options,
@@ -113,26 +111,24 @@ class RolloutReward:
 
 def phase_rows(agent: str, problems: Any, arguments: RSIMTrainingArguments, frozen_planner: Any) -> list[dict]:
     """The phase's prompts: the planner's at the start; the reasoner's after the frozen planner's first choice."""
-    from agents.runtime import Agent, Budget
+    from agents.runtime import Budget
     from prompts import load_prompt
-    from reasoning.rsim import load_strategies, read_strategy
+    from reasoning.rsim import RSIMConfig, choose_strategy, load_strategies, planner_agent
 
     strategies = dict(load_strategies(arguments.strategies_file))
     names = list(strategies)
     rows = []
     for problem in problems:
         question = problem["prompt"][-1]["content"]
-        strategy = "continue"
         if agent == "planner":
             turns = load_prompt("rsim/planner").render(question=question, steps=[], names=", ".join(names))
         else:
-            ask = Agent("rsim/planner", frozen_planner, Budget(), max_tokens=8)
-            reply = asyncio.run(ask.run(question=question, steps=[], names=", ".join(names)))
-            strategy = read_strategy(reply.texts[0], names) or "continue"
+            planner = planner_agent(frozen_planner, Budget(), names)
+            strategy, _ = asyncio.run(choose_strategy(planner, question, [], names, RSIMConfig.fallback_strategy))
             turns = load_prompt("rsim/reasoner").render(question=question, steps=[], instruction=strategies[strategy])
         rows.append(
             {"prompt": [{"role": r, "content": t} for r, t in turns], "question": question, "answer": problem["answer"],
-             "dataset": problem["dataset"], "start_strategy": strategy}
+             "dataset": problem["dataset"]}
         )  # fmt: skip
     return rows
 
@@ -185,9 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         reward.policy = HFBackend.from_model(trainer.model, trainer.processing_class, name=f"{agent}-in-training")
         resume = model_args.resume and any(folder.glob("checkpoint-*"))
-        trainer.train(resume_from_checkpoint=resume or None)
-        trainer.save_model(str(folder))
-        plot_metrics(str(folder))
+        train_and_save(trainer, str(folder), resume)
         latest[agent] = str(folder)
         frozen.close()
     (output / "phases.json").write_text(json.dumps({"schedule": arguments.schedule, "adapters": latest}, indent=1))

@@ -23,8 +23,8 @@ from trainers.common import (
     lora,
     metrics_callback,
     parse,
-    plot_metrics,
     resume_point,
+    train_and_save,
     write_resolved_config,
 )
 
@@ -94,9 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         model=str(folder), args=config, train_dataset=Dataset.from_list(rows), peft_config=lora(model_args),
         callbacks=[metrics_callback(config.output_dir)],
     )  # fmt: skip
-    trainer.train(resume_from_checkpoint=resume or None)
-    trainer.save_model(config.output_dir)
-    plot_metrics(config.output_dir)
+    train_and_save(trainer, config.output_dir, resume)
     print(f"adapter saved in {config.output_dir}; load it with hf:{folder}#adapter={config.output_dir}")
 
 
