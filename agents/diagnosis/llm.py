@@ -48,16 +48,11 @@ class SummaryReply(BaseModel):
     summary: str = Field(min_length=1, max_length=200)
 
 
-MAX_TOKENS = {"intake": 120, "hypothesise": 240, "report": 120, "summarise": 100}
+MAX_TOKENS = {"intake": 120, "hypothesise": 240, "report": 120, "summarise": 100, "followup": 256}
 """Token limits per agent. The schemas bound every string and list, so a small model that repeats itself is
-stopped by the grammar; but a token can be one character (digits are), so a reply can still hit the limit
-mid-JSON, and ``close_truncated_json`` then keeps what was complete."""
-
-
-def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The reply model's JSON schema; its bounds become grammar rules (llama.cpp repeats a rule per allowed
-    character, so bounds stay in the hundreds: at 1200 its grammar compiler refuses)."""
-    return model.model_json_schema()
+stopped by the grammar (llama.cpp repeats a grammar rule per allowed character, so the bounds stay in the
+hundreds: at 1,200 its grammar compiler refuses); but a token can be one character (digits are), so a reply
+can still hit the limit mid-JSON, and ``close_truncated_json`` then keeps what was complete."""
 
 
 def close_truncated_json(text: str) -> list[str]:
@@ -107,16 +102,15 @@ def _parser(model: type[M]):
 class DiagnosisAgents:
     backend: Backend
     budget: Budget
-    max_tokens: int = 200
 
-    def _agent(self, role: str, model: type[BaseModel] | None, max_tokens: int | None = None) -> Agent:
+    def _agent(self, role: str, model: type[BaseModel] | None) -> Agent:
         return Agent(
             role=f"diagnosis/{role}",
             backend=self.backend,
             budget=self.budget,
             parse=_parser(model) if model else (lambda text: text),
-            constraint=Constraint.schema(_schema(model)) if model else None,
-            max_tokens=max_tokens or MAX_TOKENS.get(role, self.max_tokens),
+            constraint=Constraint.schema(model.model_json_schema()) if model else None,
+            max_tokens=MAX_TOKENS[role],
         )
 
     async def ask(self, role: str, model: type[M], **values: Any) -> M | None:
@@ -139,7 +133,7 @@ class DiagnosisAgents:
     async def answer(self, **values: Any) -> str:
         """A free-text follow-up answer ('' when the budget or the backend refuses)."""
         try:
-            reply = await self._run(self._agent("followup", None, max_tokens=256), values)
+            reply = await self._run(self._agent("followup", None), values)
         except (BudgetExceeded, BackendError) as error:
             return f"(no answer: {error})"
         return reply.texts[0] if reply.texts else ""

@@ -216,12 +216,10 @@ async def test_malformed_agent_output_is_counted_and_the_run_goes_on(reply):
 
 async def test_a_spent_model_budget_falls_back_without_the_model(monkeypatch):
     backend = scripted("{}")
-    agents_made = []
     original = DiagnosisAgents.__init__
 
-    def tiny_budget(self, backend, budget, max_tokens=200):
-        original(self, backend, Budget(max_calls=1), max_tokens)
-        agents_made.append(self)
+    def tiny_budget(self, backend, budget):
+        original(self, backend, Budget(max_calls=1))
 
     monkeypatch.setattr(DiagnosisAgents, "__init__", tiny_budget)
     diagnosis = await run(knowledge({}), backend=backend)
