@@ -50,6 +50,15 @@ class Check:
     cost_seconds: float = 0.1
     depends_on: tuple[str, ...] = ()
     description: str = ""
+    bind: Callable[[dict[str, str]], list[dict[str, str]]] | None = None
+    """Artifact arguments for an incident's artifacts (name -> kind); default: ``artifact`` set to each artifact
+    of the ``needs`` kind."""
+
+    def bindings(self, artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
+        """One set of artifact arguments per step this check can run on these artifacts (none: not applicable)."""
+        if self.bind is not None:
+            return self.bind(artifact_kinds)
+        return [{"artifact": name} for name, kind in artifact_kinds.items() if kind == self.needs]
 
 
 def _artifact(arguments: dict[str, Any], artifacts: dict[str, str]) -> tuple[str, str]:
@@ -93,6 +102,11 @@ def log_search(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckRes
         f", first: {matches[0]['context'][min(context, matches[0]['line'] - 1)][:160]!r}" if found else ""
     )
     return CheckResult(summary, {"found": found}, {"matches": matches})
+
+
+def _every_log(artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
+    """A log search reads every log at once: one step, no artifact argument, if there is a log at all."""
+    return [{}] if "log" in artifact_kinds.values() else []
 
 
 def error_signatures(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
@@ -160,6 +174,14 @@ def package_versions(arguments: dict[str, Any], artifacts: dict[str, str]) -> Ch
     }
     summary = f"{len(drift)} of {len(required)} pinned package(s) differ" + (f": {drift}" if drift else "")
     return CheckResult(summary, {"version_drift": bool(drift)}, {"differences": drift})
+
+
+def _installed_and_required(artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
+    """``pip freeze`` output against a requirements/constraints/lock file, told apart by name."""
+    found = [name for name, kind in artifact_kinds.items() if kind == "packages"]
+    required = [name for name in found if re.search(r"require|constraint|lock", name, re.IGNORECASE)]
+    installed = [name for name in found if name not in required]
+    return [{"artifact": installed[0], "required": required[0]}] if installed and required else []
 
 
 # --- metrics ------------------------------------------------------------------------------------------
@@ -443,7 +465,14 @@ def checkpoint_manifest(arguments: dict[str, Any], artifacts: dict[str, str]) ->
 CHECKS: dict[str, Check] = {
     check.name: check
     for check in (
-        Check("log_search", log_search, "log", {}, description="search the logs for a phrase, with context"),
+        Check(
+            "log_search",
+            log_search,
+            "log",
+            {},
+            description="search the logs for a phrase, with context",
+            bind=_every_log,
+        ),
         Check("error_signatures", error_signatures, "log", {}, description="normalised error signatures of a log"),
         Check(
             "collective_sequence",
@@ -465,6 +494,7 @@ CHECKS: dict[str, Check] = {
             "packages",
             {"version_drift": {"version_mismatch": "confirms"}},
             description="installed packages against pinned requirements",
+            bind=_installed_and_required,
         ),
         Check(
             "metric_anomalies",

@@ -29,7 +29,6 @@ import asyncio
 import hashlib
 import json
 import operator
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypedDict
@@ -125,26 +124,12 @@ def _step_id(check: str, arguments: dict[str, Any]) -> str:
     return f"{check}#{digest}"
 
 
-def bind(template: StepTemplate, artifacts: dict[str, str], artifact_kinds: dict[str, str]) -> list[dict[str, Any]]:
-    """The template's steps for this incident: one per artifact of the kind its check reads (none if the user
-    gave no such artifact); a log search reads every log."""
-    check = CHECKS[template.check]
-    if template.check == "log_search":
-        targets = [None] if any(k == "log" for k in artifact_kinds.values()) else []
-    elif template.check == "package_versions":
-        found = [n for n, k in artifact_kinds.items() if k == "packages"]
-        required = [n for n in found if re.search(r"require|constraint|lock", n, re.IGNORECASE)]
-        installed = [n for n in found if n not in required]
-        targets = [(installed[0], required[0])] if installed and required else []
-    else:
-        targets = [n for n, k in artifact_kinds.items() if k == check.needs]
+def bind(template: StepTemplate, artifact_kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """The template's steps for this incident: one per set of artifact arguments its check binds to (none when
+    the user gave no artifact the check reads). A dependency is the named check on the same artifact."""
     steps = []
-    for target in targets:
-        arguments = dict(template.arguments)
-        if isinstance(target, tuple):
-            arguments["artifact"], arguments["required"] = target
-        elif target is not None:
-            arguments["artifact"] = target
+    for bound in CHECKS[template.check].bindings(artifact_kinds):
+        arguments = {**template.arguments, **bound}
         steps.append(
             {
                 "id": _step_id(template.check, arguments),
@@ -154,7 +139,6 @@ def bind(template: StepTemplate, artifacts: dict[str, str], artifact_kinds: dict
                 "read_only": template.read_only,
                 "cost_seconds": template.cost_seconds,
                 "depends_on": [_step_id(d, {"artifact": arguments.get("artifact")}) for d in template.depends_on],
-                "for": sorted(template.categories()),
             }
         )
     return steps
@@ -266,13 +250,12 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
             return {"ready": [], "status": "not verified"}
         planned = list(state.get("plan", []))
         known = {step["id"] for step in planned}
-        artifacts = state["incident"].get("artifacts", {})
         artifact_kinds = state["facts"]["artifact_kinds"]
         leading = [c for c, p in judge.ranked(state["posteriors"]) if p >= 0.05][:LEADING]
         for category in leading:
             templates = (kb.steps.get(category, []) if kb else []) or default_steps(category)
             for template in templates:
-                for step in bind(template, artifacts, artifact_kinds):
+                for step in bind(template, artifact_kinds):
                     if step["id"] not in known and len(planned) < limits.max_steps:
                         planned.append(step)
                         known.add(step["id"])
