@@ -298,7 +298,9 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def fl_update_review(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """One FL round's client updates. FedReview's reviewer rule (flag what lies more than 3 MADs above the
     median) applied to each update's distance from the coordinate-wise median, since we have the updates,
-    not reviewer data; broad divergence (low agreement among unflagged clients), label skew and staleness
+    not reviewer data; ours on top: a flagged update must also be 1.5x the median distance away (among
+    near-identical updates the MAD is near zero and the rule alone flags noise); broad divergence (low
+    agreement among unflagged clients), label skew and staleness
     point to client drift; Pisces' aggregation weights show how much stale clients count."""
     name, text = _artifact(arguments, artifacts)
     ids, updates, data = _fl_updates(name, text)

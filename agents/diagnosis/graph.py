@@ -6,8 +6,9 @@ intake -> [clarify] -> retrieve -> hypothesise -> plan -> approve -> verify (one
 - intake normalises the report (deterministic facts, plus the intake agent where a model is given) and asks
   one clarifying question (``interrupt``) only when a required fact - the workload kind - is missing;
 - retrieve matches troubleshooting-guide entries and past incidents (BM25);
-- hypothesise builds the table of 2-5 hypotheses: retrieval priors, raised for the causes the hypothesise
-  agent proposes (its evidence for/against goes into the table);
+- hypothesise builds the table of hypotheses (at most 5; at least 2 whenever retrieval or the model names
+  two causes - with neither, the table is empty and the report names no cause): retrieval priors, raised for
+  the causes the hypothesise agent proposes (its evidence for/against goes into the table);
 - plan takes the verification steps of the leading hypotheses (the knowledge base's, bound to this incident's
   artifacts by kind) as a dependency graph and releases the steps whose dependencies have run;
 - approve asks the user (``interrupt``) before any step that changes state; it does nothing before asking,

@@ -5,9 +5,10 @@ Mining is deterministic: incidents are grouped by their primary error signature 
 group becomes an entry with its hypotheses and their priors (how many incidents each root cause explained),
 the verification steps the on-call engineers ran (check, argument template, what each signal means for each
 hypothesis, cost, read-only or not, dependencies), the mitigations, and the source incident ids. Where a
-backend is given, an LLM also writes each entry's title and summary (constrained JSON; a reply that does not
-parse is counted and the entry keeps its signature as title). Retrieval is BM25 (``rank-bm25``) over the
-entries (signature and source reports) and over the single incidents. Embedding retrieval is not built.
+backend is given, ``mining.py`` has an LLM write each entry's title and summary (constrained JSON; a reply
+that does not parse is counted and the entry keeps its signature as title). Retrieval is BM25 (``rank-bm25``,
+Lucene's idf) over the entries (signature and source reports) and over the single incidents, fused by
+reciprocal rank with embedding neighbours when an embedder is attached (``embeddings.py``).
 """
 
 from __future__ import annotations

@@ -289,3 +289,18 @@ def test_csv_columns_other_tools_print_are_understood():
     result, _ = run_check("worker_step_spread", {"artifact": "p"}, {"p": profiler})
     assert result.details["slowest"] == "1" and result.signals["slow_worker"] is True
     assert kind_of("ping.csv", "source,destination,packet_loss\nn0,n1,0") == "network"
+
+
+def test_each_check_binds_its_own_artifact_arguments():
+    from agents.diagnosis.checks import CHECKS
+
+    kinds = {"requirements.txt": "packages", "pip_freeze.txt": "packages", "a.log": "log", "b.log": "log",
+             "m.csv": "metrics", "n.csv": "metrics"}  # fmt: skip
+    assert CHECKS["package_versions"].bindings(kinds) == [
+        {"artifact": "pip_freeze.txt", "required": "requirements.txt"}
+    ]
+    assert CHECKS["package_versions"].bindings({"pip_freeze.txt": "packages"}) == []  # nothing to compare with
+    assert CHECKS["log_search"].bindings(kinds) == [{}]  # one search over every log
+    assert CHECKS["log_search"].bindings({"m.csv": "metrics"}) == []
+    assert CHECKS["metric_anomalies"].bindings(kinds) == [{"artifact": "m.csv"}, {"artifact": "n.csv"}]
+    assert CHECKS["disk_usage"].bindings(kinds) == []

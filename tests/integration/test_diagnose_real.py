@@ -127,6 +127,16 @@ def test_llamacpp_embeddings_join_retrieval_and_are_stored_by_mining(tmp_path):
     assert mined[1] == 0, mined[0]
     kb = KnowledgeBase.load(tmp_path / "kb")
     assert kb.embedder_id == embedder.id and len(kb.incident_vectors) == 6
-    kb.attach(embedder)  # same embedder: the stored vectors are used as they are
-    assert kb.incident_vectors == KnowledgeBase.load(tmp_path / "kb").incident_vectors
+    embedded = []
+
+    class Counting:  # the same embedder, counting what it is asked to embed
+        id = embedder.id
+
+        def embed(self, texts):
+            embedded.extend(texts)
+            return embedder.embed(texts)
+
+    kb.attach(Counting())  # same embedder id: the stored vectors are used as they are, nothing re-embedded
+    assert embedded == [] and kb.incident_vectors == KnowledgeBase.load(tmp_path / "kb").incident_vectors
     assert kb.similar(heldout[0].report, k=2)[0][0].id == heldout[0].id
+    assert embedded == [heldout[0].report]  # only the query was embedded
