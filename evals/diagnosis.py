@@ -4,7 +4,8 @@ Scores: top-1 and top-3 root-cause category accuracy (Wilson 95% intervals), com
 tool calls, clarifying questions, and verification wall time (per wave, first start to last end) next to the
 sum of the steps' own times. The knowledge base is mined from the history files only; an evaluated incident
 whose id is in the history is refused (the shipped split is fixed: ``agents/diagnosis/corpus``). Results go
-to ``OUT/results.jsonl`` one line per incident as it finishes; a rerun skips the incidents already there.
+to ``OUT/results.jsonl`` one line per incident as it finishes; a rerun skips the incidents already finished
+(the eval runner's resume: a line cut by a kill and an incident that errored run again).
 Side-effecting steps are approved (they act on the incident's artifacts and are recorded in the run only).
 """
 
@@ -20,21 +21,10 @@ from agents.diagnosis.graph import VARIANTS
 from agents.diagnosis.incidents import HISTORY
 from agents.diagnosis.knowledge import KnowledgeBase
 from evals.report import wilson_interval
+from evals.runner import read_samples, resume
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
-
-
-def _done(path: Path) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a killed process: that incident runs again
-            rows[row["id"]] = row
-    return rows
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,11 +86,10 @@ async def evaluate(
     evaluated = evaluated[:limit] if limit else evaluated
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    done = _done(folder / RESULTS)
     path = folder / RESULTS
-    if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-        with path.open("a") as results:
-            results.write("\n")  # end a line cut by a killed process, so the next result starts on its own line
+    # the eval runner's resume: the log mended, a line cut by a kill and an incident that errored run again
+    resume(path, finished_when=lambda row: row.get("error") is None)
+    done = {row["id"]: row for row in read_samples(path)}
     with path.open("a") as results:
         for incident in evaluated:
             if incident.id in done:

@@ -18,7 +18,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,14 +107,18 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     return _parse(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else []
 
 
-def resume(samples_path: Path) -> set[str]:
-    """Ids already solved, with the log mended in one rewrite: a line cut short by a kill and the
-    problems that failed before (a backend down, say) are dropped, so the rerun does them again
-    and the log keeps one line per problem."""
+def _solved(sample: dict[str, Any]) -> bool:
+    return sample.get("status") == "ok"
+
+
+def resume(samples_path: Path, finished_when: Callable[[dict[str, Any]], bool] = _solved) -> set[str]:
+    """Ids already finished (``finished_when``; default: solved), with the log mended in one rewrite: a line cut
+    short by a kill and the problems that failed before (a backend down, say) are dropped, so the rerun does
+    them again and the log keeps one line per problem."""
     if not samples_path.is_file():
         return set()
     lines = samples_path.read_text(encoding="utf-8").splitlines()
-    finished = [s for s in _parse(lines) if s.get("status") == "ok"]
+    finished = [s for s in _parse(lines) if finished_when(s)]
     if len(finished) < len(lines):
         mended = samples_path.with_suffix(".jsonl.tmp")
         mended.write_text("".join(json.dumps(s) + "\n" for s in finished), encoding="utf-8")
