@@ -109,11 +109,12 @@ async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_toke
         raise ValueError(f"backend {backend.spec} cannot return token logprobs, which calibration needs")
     problems = load_dataset(dataset, "test").problems[:limit]
     prompt = load_prompt("cot/solve")
-    samples = []
+    samples, empty = [], []
     for problem in tqdm(problems, desc="calibration", unit="problem"):
         request = Request.chat(*prompt.render(question=problem.prompt), max_tokens=max_tokens, logprobs=True)
         choice = (await backend.generate_one(request)).choices[0]
         if not choice.tokens:
+            empty.append(problem.id)  # nothing to measure: counted in the summary, not silently dropped
             continue
         confidence = final_step_confidence(choice.tokens, choice.logprobs or [])
         samples.append(
@@ -125,7 +126,7 @@ async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_toke
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
     summary = {
-        "backend": backend.spec, "dataset": dataset, "samples": len(samples),
+        "backend": backend.spec, "dataset": dataset, "samples": len(samples), "empty_replies": len(empty),
         "ece": expected_calibration_error(confidences, correct), "accuracy": sum(correct) / len(correct),
         "mean_confidence": sum(confidences) / len(confidences), "bins": reliability_bins(confidences, correct),
     }  # fmt: skip
