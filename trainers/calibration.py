@@ -109,10 +109,19 @@ async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_toke
         raise ValueError(f"backend {backend.spec} cannot return token logprobs, which calibration needs")
     problems = load_dataset(dataset, "test").problems[:limit]
     prompt = load_prompt("cot/solve")
-    samples, empty = [], []
-    for problem in tqdm(problems, desc="calibration", unit="problem"):
+    progress = tqdm(total=len(problems), desc="calibration", unit="problem")
+
+    async def solve(problem: Any) -> Any:
         request = Request.chat(*prompt.render(question=problem.prompt), max_tokens=max_tokens, logprobs=True)
         choice = (await backend.generate_one(request)).choices[0]
+        progress.update()
+        return choice
+
+    # all at once: a batching backend (hf) decodes them together, a serial one (llama.cpp) queues them
+    choices = await asyncio.gather(*(solve(problem) for problem in problems))
+    progress.close()
+    samples, empty = [], []
+    for problem, choice in zip(problems, choices, strict=True):
         if not choice.tokens:
             empty.append(problem.id)  # nothing to measure: counted in the summary, not silently dropped
             continue
