@@ -14,11 +14,9 @@ the same convention vLLM and OpenAI servers use.
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import random
-import re
 import threading
 import time
 from typing import Any
@@ -27,6 +25,7 @@ import numpy as np
 
 from backends.base import Backend
 from backends.coalesce import RequestCoalescer
+from backends.decoding import CompletionText
 from backends.errors import BackendConfigError, InvalidRequestError
 from backends.grammar import constraint_to_gbnf
 from backends.presets import resolve_gguf
@@ -218,14 +217,7 @@ class LlamaCppBackend(Backend):
         llm = self._llm
         reused = self._load_prompt(prompt)
         vocab = llm._model.vocab
-        pieces: list[bytes] = []
-        logprobs: list[float] = []
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")  # holds split multibyte characters
-        text, finish = "", "length"
-        longest_stop = max((len(s) for s in request.stop), default=0)
-        stop_pattern = re.compile(request.stop_pattern) if request.stop_pattern else None
-        budget = min(request.max_tokens, self.n_ctx - len(prompt))
-        too_short = self._end_mask(pieces, request.min_tokens)
+        completion = CompletionText(request, budget=min(request.max_tokens, self.n_ctx - len(prompt)))
         for token in llm.generate(
             prompt,
             top_k=0,
@@ -234,42 +226,18 @@ class LlamaCppBackend(Backend):
             temp=request.temperature,
             repeat_penalty=1.0,
             grammar=grammar,
-            logits_processor=too_short,
+            logits_processor=self._end_mask(completion.pieces, request.min_tokens),
         ):
             if llama_cpp.llama_vocab_is_eog(vocab, token):
-                finish = "stop"
+                completion.end("stop")
                 break
-            if request.logprobs:
-                logprobs.append(self._last_logprob(token))
-            pieces.append(llm.detokenize([token]))
-            previous_length = len(text)
-            text += decoder.decode(pieces[-1])
-            if request.stop and len(pieces) > request.min_tokens:
-                window = text[max(0, previous_length - longest_stop) :]
-                hits = [i for i in (window.find(s) for s in request.stop) if i >= 0]
-                if hits:
-                    text = text[: max(0, previous_length - longest_stop) + min(hits)]
-                    finish = "stop"
-                    break
-            if stop_pattern is not None and (found := stop_pattern.search(text, max(0, previous_length - 400))):
-                text, finish = text[: found.end()].rstrip(), "stop"
-                break
-            if len(pieces) >= budget:
+            logprob = self._last_logprob(token) if request.logprobs else None
+            if not completion.add(llm.detokenize([token]), logprob):
                 break
             if stop.is_set():
-                finish = "cancelled"
+                completion.end("cancelled")
                 break
-        kept = _tokens_within(pieces, len(text.encode()))
-        return (
-            Choice(
-                text=text,
-                finish_reason=finish,
-                completion_tokens=len(pieces),
-                tokens=[p.decode("utf-8", errors="replace") for p in pieces[:kept]] if request.logprobs else None,
-                logprobs=logprobs[:kept] if request.logprobs else None,
-            ),
-            reused,
-        )
+        return completion.choice(), reused
 
     def _end_mask(self, pieces: list[bytes], min_tokens: int) -> Any:
         """A logits processor that forbids end-of-generation tokens until ``min_tokens`` are generated."""
@@ -317,13 +285,3 @@ def _common_prefix(left: list[int], right: list[int]) -> int:
             break
         count += 1
     return count
-
-
-def _tokens_within(pieces: list[bytes], byte_length: int) -> int:
-    """How many leading pieces start before ``byte_length`` bytes of text: the tokens a cut text keeps."""
-    offset = 0
-    for count, piece in enumerate(pieces):
-        if offset >= byte_length:
-            return count
-        offset += len(piece)
-    return len(pieces)
