@@ -31,7 +31,9 @@ RunBatch = Callable[..., list[Result]]
 
 
 @dataclass
-class _Entry:
+class PendingRequest:
+    """A request handed to an engine thread, with its caller's future and the ledgers it owes usage to."""
+
     request: Request
     answer: asyncio.Future[Result]
     settled: asyncio.Future[None]
@@ -52,7 +54,7 @@ class RequestCoalescer:
         self.cancellable = cancellable
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[_Entry] = []
+        self._pending: list[PendingRequest] = []
         self._worker: asyncio.Task[None] | None = None
         self.batch_sizes: list[int] = []
         """Size of every batch handed to the engine, for benchmarks and tests."""
@@ -61,11 +63,7 @@ class RequestCoalescer:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (e.g. a second asyncio.run): start afresh
             self._loop, self._pending, self._worker = loop, [], None
-        context = contextvars.copy_context()
-        entries = [_Entry(r, loop.create_future(), loop.create_future(), context) for r in requests]
-        for entry in entries:
-            owe(entry.settled)
-            entry.answer.add_done_callback(lambda answer, e=entry: e.stop.set() if answer.cancelled() else None)
+        entries = pending_requests(loop, requests)
         self._pending.extend(entries)
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain())
@@ -91,21 +89,40 @@ class RequestCoalescer:
                 results = await loop.run_in_executor(self._executor, self._run_batch, *arguments)
             except Exception as error:  # the engine failed: every caller of this batch hears why
                 for entry in live:
-                    if not entry.answer.done():
-                        entry.answer.set_exception(error)
-                    _settle(entry)
+                    fail(entry, error)
                 continue
             for entry, result in zip(live, results, strict=True):
-                if not entry.answer.done():
-                    entry.answer.set_result(result)  # the caller records the usage
-                else:
-                    entry.context.run(record_usage, result.usage)  # the caller is gone: record it for them
-                _settle(entry)
+                deliver(entry, result)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
 
-def _settle(entry: _Entry) -> None:
+def pending_requests(loop: asyncio.AbstractEventLoop, requests: list[Request]) -> list[PendingRequest]:
+    """Futures for ``requests``, owed to the ledgers open here; a caller that cancels sets the request's stop."""
+    context = contextvars.copy_context()
+    entries = [PendingRequest(r, loop.create_future(), loop.create_future(), context) for r in requests]
+    for entry in entries:
+        owe(entry.settled)
+        entry.answer.add_done_callback(lambda answer, e=entry: e.stop.set() if answer.cancelled() else None)
+    return entries
+
+
+def deliver(entry: PendingRequest, result: Result) -> None:
+    """Hand ``result`` to its caller (who records the usage), or record it for a caller that is gone."""
+    if not entry.answer.done():
+        entry.answer.set_result(result)
+    else:
+        entry.context.run(record_usage, result.usage)
+    _settle(entry)
+
+
+def fail(entry: PendingRequest, error: BaseException) -> None:
+    if not entry.answer.done():
+        entry.answer.set_exception(error)
+    _settle(entry)
+
+
+def _settle(entry: PendingRequest) -> None:
     if not entry.settled.done():
         entry.settled.set_result(None)

@@ -14,6 +14,7 @@ the same convention vLLM and OpenAI servers use.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -24,23 +25,36 @@ from typing import Any
 import numpy as np
 
 from backends.base import Backend
-from backends.coalesce import RequestCoalescer
+from backends.coalesce import PendingRequest, RequestCoalescer, deliver, fail, pending_requests
 from backends.decoding import CompletionText
 from backends.errors import BackendConfigError, InvalidRequestError
 from backends.grammar import constraint_to_gbnf
+from backends.llamacpp_engine import BatchedEngine, Job
 from backends.presets import resolve_gguf
 from backends.types import Capabilities, Choice, Constraint, Request, Result, Usage
 
+DEFAULT_SLOTS = 8
+"""Sequences decoded together by default; ``slots=1`` (or ``deterministic=1``) is the one-sequence engine."""
+
+OPTIONS = {"threads": 1, "slots": 1, "deterministic": 0}
+"""Spec options after ``#`` (``llamacpp:smollm2#slots=8&threads=2``) and the least value each takes."""
+
 
 def split_options(target: str) -> tuple[str, dict[str, int]]:
-    """``smollm2#threads=1`` -> ("smollm2", {"threads": 1}): options after ``#`` as for ``hf:DIR#adapter=PATH``."""
+    """``smollm2#threads=1&slots=4`` -> ("smollm2", {"threads": 1, "slots": 4}): options after ``#`` as for
+    ``hf:DIR#adapter=PATH``, joined by ``&``."""
     base, _, fragment = target.partition("#")
     options: dict[str, int] = {}
     for item in filter(None, fragment.split("&")):
         key, _, value = item.partition("=")
-        if key != "threads" or not value.isdigit() or int(value) < 1:
-            raise BackendConfigError(f"llamacpp spec option {item!r} is not understood; the form is MODEL#threads=N")
+        if key not in OPTIONS or not value.isdigit() or int(value) < OPTIONS[key]:
+            raise BackendConfigError(
+                f"llamacpp spec option {item!r} is not understood; the options are threads=N (N >= 1), "
+                "slots=N (N >= 1) and deterministic=0|1, as in MODEL#slots=8&threads=2"
+            )
         options[key] = int(value)
+    if options.get("deterministic", 0) > 1:
+        raise BackendConfigError("llamacpp spec option deterministic takes 0 or 1")
     return base, options
 
 
@@ -76,20 +90,27 @@ class LlamaCppBackend(Backend):
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        slots: int | None = None,
+        deterministic: bool | None = None,
+        chunk_tokens: int = 64,
         max_batch: int = 32,
         prefix_block_tokens: int = 32,
         **options: Any,
     ) -> None:
         target, fragment_options = split_options(target)
         n_threads = n_threads or fragment_options.get("threads")
+        slots = slots or fragment_options.get("slots", DEFAULT_SLOTS)
+        deterministic = bool(fragment_options.get("deterministic", 0)) if deterministic is None else deterministic
+        self.deterministic = deterministic or slots == 1
+        self.slots = 1 if self.deterministic else slots
         path = resolve_gguf(target)
         from llama_cpp import Llama, llama_chat_format
 
         threads = n_threads or free_cores()
         try:
-            self._llm = Llama(
+            self._llm = Llama(  # the one-sequence engine; with the batched one, only its tokenizer is used
                 model_path=str(path),
-                n_ctx=n_ctx,
+                n_ctx=n_ctx if self.deterministic else 64,
                 n_threads=threads,
                 logits_all=False,
                 verbose=False,
@@ -117,17 +138,35 @@ class LlamaCppBackend(Backend):
             raw_prompt=True,
             logprobs=True,
             constraints=frozenset({"json_schema", "regex", "choice"}),
-            batching=False,
+            batching=not self.deterministic,
             continue_message=self._chat_formatter is not None,
         )
         self._grammars: dict[str, Any] = {}
         self._end_tokens: list[int] | None = None
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch, cancellable=True)
+        self.engine: BatchedEngine | None = None
+        if not self.deterministic:
+            self.engine = BatchedEngine(
+                self._llm, slots=slots, n_ctx=n_ctx, threads=threads, model_id=self.model_id, chunk_tokens=chunk_tokens
+            )  # fmt: skip
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
-        return await self._coalescer.submit(requests)
+        if self.engine is None:
+            return await self._coalescer.submit(requests)
+        prompts = [self._checked_prompt(r) for r in requests]  # refuse before anything is owed
+        loop = asyncio.get_running_loop()
+        entries = pending_requests(loop, requests)
+        for entry, prompt in zip(entries, prompts, strict=True):
+            job = Job(
+                entry.request, prompt, self._grammar(entry.request.constraint), stop=entry.stop,
+                on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(_resolve, e, outcome),
+            )  # fmt: skip
+            self.engine.submit(job)
+        return list(await asyncio.gather(*(e.answer for e in entries)))
 
     def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
         self._coalescer.close()
         self._llm.close()
 
@@ -166,13 +205,18 @@ class LlamaCppBackend(Backend):
             results[best] = self._run(requests[best], prompts[best], stops[best])
         return [results[i] for i in range(len(requests))]
 
-    def _run(self, request: Request, prompt: list[int], stop: threading.Event) -> Result:
-        started = time.perf_counter()
+    def _checked_prompt(self, request: Request) -> list[int]:
+        prompt = self.prompt_tokens(request)
         if len(prompt) >= self.n_ctx:
             raise InvalidRequestError(
                 f"the prompt has {len(prompt)} tokens, more than the context window of {self.n_ctx}; "
                 "shorten it or create the backend with a larger n_ctx"
             )
+        return prompt
+
+    def _run(self, request: Request, prompt: list[int], stop: threading.Event) -> Result:
+        started = time.perf_counter()
+        self._checked_prompt(request)
         grammar = self._grammar(request.constraint)
         choices, reused = [], 0
         for index in range(request.n):
@@ -285,3 +329,10 @@ def _common_prefix(left: list[int], right: list[int]) -> int:
             break
         count += 1
     return count
+
+
+def _resolve(entry: PendingRequest, outcome: Result | BaseException) -> None:
+    if isinstance(outcome, BaseException):
+        fail(entry, outcome)
+    else:
+        deliver(entry, outcome)
