@@ -20,6 +20,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from typing import Any
 
 import numpy as np
@@ -148,7 +149,9 @@ class LlamaCppBackend(Backend):
         if not self.deterministic:
             self.engine = BatchedEngine(
                 self._llm, slots=slots, n_ctx=n_ctx, threads=threads, model_id=self.model_id, chunk_tokens=chunk_tokens
-            )  # fmt: skip
+            )
+            # the engine thread keeps the engine alive: a backend dropped without close() still frees it
+            weakref.finalize(self, self.engine.close)
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
         if self.engine is None:

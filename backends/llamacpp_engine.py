@@ -143,10 +143,14 @@ class BatchedEngine:
             self._wake.notify()
 
     def close(self) -> None:
+        """Stop the engine thread (requests still in it fail with a clear error) and free the context."""
         with self._wake:
+            if self._closed:
+                return
             self._closed = True
             self._wake.notify()
-        self._thread.join()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
         self._batch.close()
         self._context.close()
 

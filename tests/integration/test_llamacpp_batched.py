@@ -114,3 +114,17 @@ async def test_closing_the_engine_mid_run_fails_its_requests_with_a_clear_error(
     await asyncio.to_thread(backend.close)
     with pytest.raises(BackendError, match="closed while the request ran"):
         await task
+
+
+def test_a_backend_dropped_without_close_stops_its_engine_thread():
+    import gc
+
+    from backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend("smollm2", slots=2)
+    thread = backend.engine._thread
+    assert thread.is_alive()
+    del backend
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()

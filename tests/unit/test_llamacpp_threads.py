@@ -1,4 +1,5 @@
-"""llama.cpp threads: the default follows the cores idle right now, and a spec can set them."""
+"""llama.cpp options: threads default to the cores idle right now; a spec sets threads, slots and the
+deterministic engine, and refuses anything else by name."""
 
 import pytest
 
@@ -29,9 +30,13 @@ def test_threads_follow_the_idle_cores(monkeypatch):
     assert engine.free_cores() == 4
 
 
-def test_a_spec_sets_threads_and_anything_else_is_refused():
+def test_a_spec_sets_threads_slots_and_determinism_and_anything_else_is_refused():
     assert engine.split_options("smollm2#threads=1") == ("smollm2", {"threads": 1})
+    assert engine.split_options("smollm2#slots=4&threads=2") == ("smollm2", {"slots": 4, "threads": 2})
+    assert engine.split_options("smollm2#deterministic=1") == ("smollm2", {"deterministic": 1})
     assert engine.split_options("/m/x.gguf") == ("/m/x.gguf", {})
-    for bad in ("smollm2#threads=0", "smollm2#threads=two", "smollm2#slots=8"):
-        with pytest.raises(BackendConfigError, match="MODEL#threads=N"):
+    for bad in ("smollm2#threads=0", "smollm2#threads=two", "smollm2#slots=0", "smollm2#batch=8", "smollm2#slots"):
+        with pytest.raises(BackendConfigError, match=r"threads=N .*slots=N .*deterministic=0\|1"):
             engine.split_options(bad)
+    with pytest.raises(BackendConfigError, match="deterministic takes 0 or 1"):
+        engine.split_options("smollm2#deterministic=2")

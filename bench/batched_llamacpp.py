@@ -1,0 +1,131 @@
+"""The batched llama.cpp engine against the one-sequence engine, on the embedded model, in one run.
+
+Usage: python bench/batched_llamacpp.py [--problems 50] [--sc-problems 5] [--data-dir ../shared/data] [--out F]
+
+Figures (each a ratio of two measurements taken here, one after the other):
+- aggregate decode tokens/s, 8 concurrent sequences vs 1, on the batched engine (and 8 on the one-sequence one);
+- ``sc`` with 8 samples per problem, seconds per problem, one-sequence / batched;
+- ``evals`` with concurrency 8 on GSM8K, seconds per problem, one-sequence / batched;
+- share of prompt tokens served from the KV cache on small BoT and TR runs, both engines;
+- share of wall time outside backend calls (evals at concurrency 1 on the batched engine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
+    sys.path.pop(0)
+
+from backends import Request, UsageLedger
+from backends.llamacpp import LlamaCppBackend
+from evals.datasets import load_dataset
+from evals.runner import EvalConfig, run_eval
+from reasoning import solve_async
+
+ENGINES = {"batched": {}, "one_sequence": {"deterministic": True}}
+
+
+async def decode_throughput(backends: dict) -> dict:
+    def story(i: int) -> Request:
+        return Request.chat(("user", f"Tell a story about the number {i}."), max_tokens=128, min_tokens=128,
+                            temperature=0.7, seed=i)  # fmt: skip
+
+    async def rate(backend: LlamaCppBackend, count: int) -> float:
+        started = time.perf_counter()
+        results = await backend.generate([story(i) for i in range(count)])
+        return sum(r.usage.completion_tokens for r in results) / (time.perf_counter() - started)
+
+    one, eight = await rate(backends["batched"], 1), await rate(backends["batched"], 8)
+    serial_eight = await rate(backends["one_sequence"], 8)
+    rates = {"batched_1": one, "batched_8": eight, "one_sequence_8": serial_eight}
+    return {
+        "tokens_per_second": {k: round(v, 1) for k, v in rates.items()},
+        "batched_8_vs_1": round(eight / one, 2),
+        "batched_8_vs_one_sequence_8": round(eight / serial_eight, 2),
+    }
+
+
+async def self_consistency(backends: dict, questions: list[str]) -> dict:
+    seconds = {}
+    for name, backend in backends.items():
+        started = time.perf_counter()
+        for question in questions:
+            await solve_async(question, "sc", backend, samples=8, chain_tokens=256)
+        seconds[name] = (time.perf_counter() - started) / len(questions)
+    return {
+        "seconds_per_problem": {k: round(v, 2) for k, v in seconds.items()},
+        "speedup": round(seconds["one_sequence"] / seconds["batched"], 2),
+    }
+
+
+async def evals_run(backends: dict, problems: int, data_dir: str) -> dict:
+    seconds, figures = {}, {}
+    with tempfile.TemporaryDirectory() as out:
+        for name, backend in backends.items():
+            config = EvalConfig(dataset="gsm8k", limit=problems, data_dir=data_dir, out=out, run_name=name,
+                                concurrency=8, method_options={"max_tokens": 256})  # fmt: skip
+            results = await run_eval(config, backend=backend, progress=False)
+            seconds[name] = results["run_seconds_this_session"] / problems
+            figures[f"{name}_accuracy"] = results.get("accuracy")
+        config = EvalConfig(dataset="gsm8k", limit=min(problems, 10), data_dir=data_dir, out=out, run_name="share",
+                            concurrency=1, method_options={"max_tokens": 256})  # fmt: skip
+        results = await run_eval(config, backend=backends["batched"], progress=False)
+        inside = results["usage"]["total"]["backend_seconds"]  # calls do not overlap at concurrency 1
+        figures["share_of_time_outside_backend_calls"] = round(1 - inside / results["run_seconds_this_session"], 4)
+    return {
+        "seconds_per_problem": {k: round(v, 2) for k, v in seconds.items()},
+        "speedup": round(seconds["one_sequence"] / seconds["batched"], 2),
+        **figures,
+    }
+
+
+async def cache_share(backends: dict, question: str) -> dict:
+    small = {
+        "bot": {"iterations": 2, "trees": 3, "max_expansions": 2, "step_tokens": 48},
+        "tr": {"max_steps": 6, "max_solutions": 2, "step_tokens": 48},
+    }
+    shares = {}
+    for name, backend in backends.items():
+        for method, config in small.items():
+            with UsageLedger() as ledger:
+                await solve_async(question, method, backend, **config)
+            shares[f"{method}_{name}"] = round(ledger.cached_prompt_tokens / ledger.prompt_tokens, 3)
+    return shares
+
+
+async def main(args: argparse.Namespace) -> dict:
+    backends = {name: LlamaCppBackend("smollm2", **options) for name, options in ENGINES.items()}
+    questions = [p.prompt for p in load_dataset("gsm8k", "test", data_dir=args.data_dir).problems[: args.sc_problems]]
+    try:
+        for backend in backends.values():  # load and warm both
+            await backend.generate_one(Request(prompt="warm up", max_tokens=2))
+        figures = {"threads": backends["batched"]._llm.n_threads, "slots": backends["batched"].slots}
+        figures["decode"] = await decode_throughput(backends)
+        figures["sc_8_samples"] = await self_consistency(backends, questions)
+        figures["prompt_tokens_from_cache"] = await cache_share(backends, questions[0])
+        figures["evals_concurrency_8"] = await evals_run(backends, args.problems, args.data_dir)
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problems", type=int, default=50)
+    parser.add_argument("--sc-problems", type=int, default=5)
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    figures = asyncio.run(main(args))
+    text = json.dumps(figures, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
