@@ -70,12 +70,12 @@ async def evals_run(backends: dict, problems: int, data_dir: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         for name, backend in backends.items():
             config = EvalConfig(dataset="gsm8k", limit=problems, data_dir=data_dir, out=out, run_name=name,
-                                concurrency=8, method_options={"max_tokens": 256})  # fmt: skip
+                                concurrency=8, method_options={"chain_tokens": 256})  # fmt: skip
             results = await run_eval(config, backend=backend, progress=False)
             seconds[name] = results["run_seconds_this_session"] / problems
             figures[f"{name}_accuracy"] = results.get("accuracy")
         config = EvalConfig(dataset="gsm8k", limit=min(problems, 10), data_dir=data_dir, out=out, run_name="share",
-                            concurrency=1, method_options={"max_tokens": 256})  # fmt: skip
+                            concurrency=1, method_options={"chain_tokens": 256})  # fmt: skip
         results = await run_eval(config, backend=backends["batched"], progress=False)
         inside = results["usage"]["total"]["backend_seconds"]  # calls do not overlap at concurrency 1
         figures["share_of_time_outside_backend_calls"] = round(1 - inside / results["run_seconds_this_session"], 4)
@@ -107,10 +107,15 @@ async def main(args: argparse.Namespace) -> dict:
         for backend in backends.values():  # load and warm both
             await backend.generate_one(Request(prompt="warm up", max_tokens=2))
         figures = {"threads": backends["batched"]._llm.n_threads, "slots": backends["batched"].slots}
-        figures["decode"] = await decode_throughput(backends)
-        figures["sc_8_samples"] = await self_consistency(backends, questions)
-        figures["prompt_tokens_from_cache"] = await cache_share(backends, questions[0])
-        figures["evals_concurrency_8"] = await evals_run(backends, args.problems, args.data_dir)
+        sections = {
+            "decode": lambda: decode_throughput(backends),
+            "sc_8_samples": lambda: self_consistency(backends, questions),
+            "prompt_tokens_from_cache": lambda: cache_share(backends, questions[0]),
+            "evals_concurrency_8": lambda: evals_run(backends, args.problems, args.data_dir),
+        }
+        for name, section in sections.items():
+            figures[name] = await section()
+            print(name, json.dumps(figures[name]), flush=True)  # each as it lands
     finally:
         for backend in backends.values():
             backend.close()
