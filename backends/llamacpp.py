@@ -1,12 +1,15 @@
 """llama.cpp in process: the embedded CPU default (``llamacpp:smollm2`` or ``llamacpp:/path/model.gguf``).
 
-Why our own decoding loop instead of ``create_completion``: llama-cpp-python only returns
-logprobs with ``logits_all=True``, which computes logits for every prompt position and is about
-10x slower. We drive ``Llama.generate`` ourselves and read the last logits row after each
-sampled token, which gives the sampled token's log-probability at full decoding speed.
-The KV cache keeps the last sequence, so a request that shares a prompt prefix with it (one
-problem, many continuations) reuses the whole cached blocks of that prefix (see ``_load_prompt``);
-the reused part is reported as ``usage.cached_prompt_tokens``.
+Two engines. The default, :class:`~backends.llamacpp_engine.BatchedEngine`, decodes up to ``slots``
+sequences together with continuous batching and prefix sharing. ``deterministic=True`` (or ``slots=1``) is
+the one-sequence engine below, whose results do not depend on what else runs.
+
+Why our own decoding loops instead of ``create_completion``: llama-cpp-python only returns logprobs with
+``logits_all=True``, which computes logits for every prompt position and is about 10x slower. Both engines
+read the logits row a token was sampled from, which gives its log-probability at full decoding speed. The
+one-sequence engine drives ``Llama.generate``; its KV cache keeps the last sequence, so a request that shares
+a prompt prefix with it reuses the whole cached blocks of that prefix (see ``_load_prompt``). Either way the
+reused part is reported as ``usage.cached_prompt_tokens``.
 
 Logprobs are those of the model's own distribution (before temperature, top_p or a grammar),
 the same convention vLLM and OpenAI servers use.
