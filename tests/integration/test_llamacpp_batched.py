@@ -57,10 +57,18 @@ async def test_a_request_arriving_while_others_decode_joins_without_waiting(llam
     while engine.decode_calls < start + 10:  # the long request is decoding
         await asyncio.sleep(0.01)
     calls_before = len(engine.batch_rows)
-    short = await llama_backend.generate_one(Request.chat(("user", "Say hi."), max_tokens=5, temperature=0.0))
-    assert not long.done()  # the short one finished first: it did not queue behind 300 tokens
-    assert short.usage.completion_tokens <= 5
-    assert max(engine.batch_rows[calls_before:]) == 2  # it decoded in the same calls as the long one
+    # a newcomer with a long prompt: evaluated in chunks, the long request decoding beside every chunk
+    notes = " ".join(f"Note {i}: the shop opens at {i} and closes at {i + 8}." for i in range(30))
+    short = Request.chat(("user", f"{notes} Say hi."), max_tokens=5, temperature=0.0)
+    prompt_tokens = len(llama_backend.prompt_tokens(short))
+    assert prompt_tokens > 3 * engine.chunk_tokens
+    result = await llama_backend.generate_one(short)
+    assert not long.done()  # the newcomer finished first: it did not queue behind 300 tokens
+    shared_calls = engine.batch_rows[calls_before:]
+    assert result.usage.completion_tokens <= 5 and max(shared_calls) == 2
+    # every call had the long request's token in it: as many calls as prompt chunks plus decoded tokens
+    chunks = -(-(prompt_tokens - result.usage.cached_prompt_tokens) // engine.chunk_tokens)
+    assert shared_calls.count(2) >= chunks + result.usage.completion_tokens - 1
     assert (await long).usage.completion_tokens == 300
 
 
