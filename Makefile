@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/evals.py
 	$(BIN)/python bench/methods.py
+	$(BIN)/python bench/batched_llamacpp.py
 
 # Mutation testing of reasoning/ and agents/runtime/ against the unit tests named in pyproject.toml
 # ([tool.mutmut]); about 20 minutes on 2 cores. The score goes into the README.
