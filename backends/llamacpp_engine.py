@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import logging
 import random
 import threading
 import time
@@ -43,6 +44,8 @@ import numpy as np
 from backends.decoding import CompletionText
 from backends.errors import BackendError
 from backends.types import Request, Result, Usage
+
+logger = logging.getLogger(__name__)
 
 SHARE_AT_LEAST = 16
 """Fewer shared tokens than this are not worth a wait or a stream copy: they are evaluated again."""
@@ -164,7 +167,7 @@ class BatchedEngine:
                 if self._closed:
                     jobs = self._inbox + [s.job for s in self._waiting + self._running]
                     for job in {id(j): j for j in jobs}.values():
-                        job.on_done(BackendError("the llama.cpp engine was closed while the request ran"))
+                        _report(job, BackendError("the llama.cpp engine was closed while the request ran"))
                     return
                 arrived, self._inbox = self._inbox, []
             for job in arrived:
@@ -304,7 +307,7 @@ class BatchedEngine:
             latency_seconds=time.perf_counter() - job.started,
             cached_prompt_tokens=job.cached_prompt_tokens,
         )
-        job.on_done(Result(choices=choices, usage=usage, model=self.model_id))
+        _report(job, Result(choices=choices, usage=usage, model=self.model_id))
 
     def _fail_all(self, error: BaseException) -> None:
         import llama_cpp
@@ -317,7 +320,7 @@ class BatchedEngine:
             stream.tokens, stream.owner = [], None
         self._waiting, self._running = [], []
         for job in jobs.values():
-            job.on_done(error)
+            _report(job, error)
 
     # -- sampling ---------------------------------------------------------------------------------
 
@@ -362,6 +365,14 @@ class BatchedEngine:
             view["logit"][np.isin(view["id"], end_tokens)] = -np.inf
 
         return forbid_end
+
+
+def _report(job: Job, outcome: Result | BaseException) -> None:
+    """Tell the caller; a caller whose side fails (its event loop already closed) must not stop the engine."""
+    try:
+        job.on_done(outcome)
+    except Exception:  # nothing to hand the result to; the other requests go on
+        logger.debug("a finished request's caller could not be told", exc_info=True)
 
 
 def _put(batch: Any, token: int, position: int, seq_id: int, *, logits: bool) -> None:

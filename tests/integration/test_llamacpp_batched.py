@@ -136,3 +136,25 @@ def test_a_backend_dropped_without_close_stops_its_engine_thread():
     gc.collect()
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_a_request_left_behind_by_a_closed_event_loop_does_not_hurt_the_next_run():
+    from backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend("smollm2", slots=2)
+    story = Request.chat(("user", "Tell a long story."), max_tokens=200, min_tokens=200)
+
+    async def walk_away() -> asyncio.Task:
+        task = asyncio.ensure_future(backend.generate_one(story))  # asyncio.run cancels it and closes the loop
+        while backend.engine.decode_calls < 3:
+            await asyncio.sleep(0.01)
+        return task
+
+    try:
+        asyncio.run(walk_away())
+        # the abandoned request's caller is gone with its loop; the engine goes on serving the next one
+        result = asyncio.run(backend.generate_one(Request.chat(("user", "Say hi."), max_tokens=4)))
+        assert 0 < result.usage.completion_tokens <= 4
+        assert backend.engine._thread.is_alive()
+    finally:
+        backend.close()
