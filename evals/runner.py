@@ -55,7 +55,7 @@ class EvalConfig:
     ids: list[str] | None = None
     sample: int | None = None
     seed: int = 0
-    concurrency: int = 4
+    concurrency: int = 8
     out: str = "runs"
     run_name: str | None = None
     data_dir: str | None = None
