@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-import logging
 import random
 import threading
 import time
@@ -42,10 +41,9 @@ from typing import Any
 import numpy as np
 
 from backends.decoding import CompletionText
+from backends.engine_thread import EngineThread, report
 from backends.errors import BackendError
 from backends.types import Request, Result, Usage
-
-logger = logging.getLogger(__name__)
 
 SHARE_AT_LEAST = 16
 """Fewer shared tokens than this are not worth a wait or a stream copy: they are evaluated again."""
@@ -91,7 +89,9 @@ class Stream:
     last_used: int = 0
 
 
-class BatchedEngine:
+class BatchedEngine(EngineThread):
+    thread_name = "llama.cpp"
+
     def __init__(
         self,
         llm: Any,
@@ -126,57 +126,23 @@ class BatchedEngine:
         self._clock = itertools.count(1)
         self._waiting: list[Sequence] = []
         self._running: list[Sequence] = []
-        self._inbox: list[Job] = []
-        self._wake = threading.Condition()
-        self._closed = False
         self.decode_calls = 0
         self.batch_rows: list[int] = []
         """Sequences in each decode call (generating or evaluating prompt), for benchmarks and tests."""
         self.stream_copies = 0
-        self._thread = threading.Thread(target=self._loop, name="llamacpp-batched", daemon=True)
-        self._thread.start()
-
-    # -- called from other threads ----------------------------------------------------------------
-
-    def submit(self, job: Job) -> None:
-        with self._wake:
-            if self._closed:
-                raise BackendError("the llama.cpp engine is closed")
-            self._inbox.append(job)
-            self._wake.notify()
-
-    def close(self) -> None:
-        """Stop the engine thread (requests still in it fail with a clear error) and free the context."""
-        with self._wake:
-            if self._closed:
-                return
-            self._closed = True
-            self._wake.notify()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-        self._batch.close()
-        self._context.close()
+        self._start_thread()
 
     # -- engine thread ----------------------------------------------------------------------------
 
-    def _loop(self) -> None:
-        while True:
-            with self._wake:
-                while not self._inbox and not self._waiting and not self._running and not self._closed:
-                    self._wake.wait()
-                if self._closed:
-                    jobs = self._inbox + [s.job for s in self._waiting + self._running]
-                    for job in {id(j): j for j in jobs}.values():
-                        _report(job, BackendError("the llama.cpp engine was closed while the request ran"))
-                    return
-                arrived, self._inbox = self._inbox, []
-            for job in arrived:
-                self._open(job)
-            try:
-                self._admit()
-                self._step()
-            except Exception as error:  # the engine failed: every request in it hears why
-                self._fail_all(error)
+    def _busy(self) -> bool:
+        return bool(self._waiting or self._running)
+
+    def _jobs_in_hand(self) -> list[Job]:
+        return [s.job for s in self._waiting + self._running]
+
+    def _release(self) -> None:
+        self._batch.close()
+        self._context.close()
 
     def _open(self, job: Job) -> None:
         budget = min(job.request.max_tokens, self.n_ctx - len(job.prompt))
@@ -307,20 +273,17 @@ class BatchedEngine:
             latency_seconds=time.perf_counter() - job.started,
             cached_prompt_tokens=job.cached_prompt_tokens,
         )
-        _report(job, Result(choices=choices, usage=usage, model=self.model_id))
+        report(job, Result(choices=choices, usage=usage, model=self.model_id))
 
-    def _fail_all(self, error: BaseException) -> None:
+    def _drop_all(self) -> None:
         import llama_cpp
 
-        jobs = {id(s.job): s.job for s in self._waiting + self._running}
         for sequence in self._running:
             sequence.sampler.close()
         for stream in self._streams:  # what the failed call left in the cache is not trusted
             llama_cpp.llama_memory_seq_rm(self._memory, stream.seq_id, -1, -1)
             stream.tokens, stream.owner = [], None
         self._waiting, self._running = [], []
-        for job in jobs.values():
-            _report(job, error)
 
     # -- sampling ---------------------------------------------------------------------------------
 
@@ -365,14 +328,6 @@ class BatchedEngine:
             view["logit"][np.isin(view["id"], end_tokens)] = -np.inf
 
         return forbid_end
-
-
-def _report(job: Job, outcome: Result | BaseException) -> None:
-    """Tell the caller; a caller whose side fails (its event loop already closed) must not stop the engine."""
-    try:
-        job.on_done(outcome)
-    except Exception:  # nothing to hand the result to; the other requests go on
-        logger.debug("a finished request's caller could not be told", exc_info=True)
 
 
 def _put(batch: Any, token: int, position: int, seq_id: int, *, logits: bool) -> None:
