@@ -117,6 +117,14 @@ def deliver(entry: PendingRequest, result: Result) -> None:
     _settle(entry)
 
 
+def resolve(entry: PendingRequest, outcome: Result | BaseException) -> None:
+    """``deliver`` a result or ``fail`` with an error: what an engine thread hands back for one request."""
+    if isinstance(outcome, BaseException):
+        fail(entry, outcome)
+    else:
+        deliver(entry, outcome)
+
+
 def fail(entry: PendingRequest, error: BaseException) -> None:
     if not entry.answer.done():
         entry.answer.set_exception(error)

@@ -13,15 +13,18 @@ raw logits of each step (``output_logits``), so they do not depend on temperatur
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 from backends.base import Backend
-from backends.coalesce import RequestCoalescer
+from backends.coalesce import RequestCoalescer, pending_requests, resolve
 from backends.errors import BackendConfigError
+from backends.hf_engine import HFJob, RefillEngine, sample_token
 from backends.presets import GGUF_PRESETS, resolve_gguf
 from backends.types import Capabilities, Choice, Request, Result, Usage
 
@@ -88,6 +91,7 @@ class HFBackend(Backend):
         device: str | None = None,
         max_batch: int = 16,
         adapter: str | None = None,
+        refill: bool = False,
         **options: Any,
     ) -> None:
         import torch
@@ -111,10 +115,12 @@ class HFBackend(Backend):
             model_id += f"#adapter={adapter_folder.resolve()}"
         self.model.to(self.device).eval()
         spec = f"hf:{target}" + (f"#adapter={adapter}" if adapter else "")
-        self._setup(spec, model_id, max_batch, **options)
+        self._setup(spec, model_id, max_batch, refill=refill, **options)
 
     @classmethod
-    def from_model(cls, model: Any, tokenizer: Any, *, name: str, max_batch: int = 16, **options: Any) -> HFBackend:
+    def from_model(
+        cls, model: Any, tokenizer: Any, *, name: str, max_batch: int = 16, refill: bool = False, **options: Any
+    ) -> HFBackend:
         """A backend over a model already in memory - a policy being trained - so generations use its current
         weights (nothing is copied; the caller keeps the model in the mode it needs)."""
         backend = cls.__new__(cls)
@@ -122,10 +128,10 @@ class HFBackend(Backend):
         backend.device = str(next(model.parameters()).device)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        backend._setup(f"hf:{name}", f"hf:{name}:in-memory:{id(model)}", max_batch, **options)
+        backend._setup(f"hf:{name}", f"hf:{name}:in-memory:{id(model)}", max_batch, refill=refill, **options)
         return backend
 
-    def _setup(self, spec: str, model_id: str, max_batch: int, **options: Any) -> None:
+    def _setup(self, spec: str, model_id: str, max_batch: int, *, refill: bool, **options: Any) -> None:
         super().__init__(spec, model_id=model_id, **options)
         self.capabilities = Capabilities(
             chat=self.tokenizer.chat_template is not None,
@@ -139,15 +145,40 @@ class HFBackend(Backend):
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
         self.generate_calls: list[int] = []
         """Requests per ``model.generate`` call, in order (what tests and benchmarks read)."""
+        self.engine: RefillEngine | None = None
+        if refill:  # our own decode loop: rows join and leave a running batch (backends/hf_engine.py)
+            self.engine = RefillEngine(
+                self.model, device=self.device, pad_token_id=self.tokenizer.pad_token_id, end_tokens=self._end_tokens,
+                max_rows=max_batch, model_id=self.model_id, make_choice=self._choice, stop_hit=self._stop_hit,
+            )  # fmt: skip
+            weakref.finalize(self, self.engine.close)
 
     @property
     def batch_sizes(self) -> list[int]:
         return self._coalescer.batch_sizes
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
-        return await self._coalescer.submit(requests)
+        if self.engine is None:
+            return await self._coalescer.submit(requests)
+        prompts = [self.prompt_ids(r) for r in requests]
+        loop = asyncio.get_running_loop()
+        entries = pending_requests(loop, requests)
+        for entry, prompt in zip(entries, prompts, strict=True):
+            request = entry.request
+            job = HFJob(
+                request, prompt, [_row_seed(request, i) for i in range(request.n)], stop=entry.stop,
+                on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(resolve, e, outcome),
+            )  # fmt: skip
+            self.engine.submit(job)
+        return list(await asyncio.gather(*(e.answer for e in entries)))
+
+    def _stop_hit(self, ids: list[int], request: Request) -> bool:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return any(stop in text for stop in request.stop)
 
     def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
         self._coalescer.close()
 
     def prompt_ids(self, request: Request) -> list[int]:
@@ -287,20 +318,10 @@ class PerRowSampler:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        chosen = torch.empty(scores.shape[0], dtype=torch.long, device=scores.device)
-        for row, (temperature, top_p, generator) in enumerate(
-            zip(self.temperatures, self.top_ps, self.generators, strict=True)
-        ):
-            logits = scores[row].float()
-            if temperature <= 0:
-                chosen[row] = int(torch.argmax(logits))
-                continue
-            probabilities = torch.softmax(logits / temperature, dim=-1)
-            if top_p < 1.0:
-                ordered, order = torch.sort(probabilities, descending=True)
-                keep = torch.cumsum(ordered, dim=-1) - ordered < top_p  # the smallest set reaching top_p
-                probabilities = torch.zeros_like(probabilities).scatter(0, order[keep], ordered[keep])
-            chosen[row] = int(torch.multinomial(probabilities, 1, generator=generator))
+        settings = zip(self.temperatures, self.top_ps, self.generators, strict=True)
+        picks = [sample_token(scores[row], temperature, top_p, generator) for row, (temperature, top_p, generator)
+                 in enumerate(settings)]  # fmt: skip
+        chosen = torch.tensor(picks, dtype=torch.long, device=scores.device)
         one_hot = torch.full_like(scores, -float("inf"))
         one_hot[torch.arange(scores.shape[0]), chosen] = 0.0
         return one_hot

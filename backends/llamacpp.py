@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from backends.base import Backend
-from backends.coalesce import PendingRequest, RequestCoalescer, deliver, fail, pending_requests
+from backends.coalesce import RequestCoalescer, pending_requests, resolve
 from backends.decoding import CompletionText
 from backends.errors import BackendConfigError, InvalidRequestError
 from backends.grammar import constraint_to_gbnf
@@ -165,7 +165,7 @@ class LlamaCppBackend(Backend):
         for entry, prompt in zip(entries, prompts, strict=True):
             job = Job(
                 entry.request, prompt, self._grammar(entry.request.constraint), stop=entry.stop,
-                on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(_resolve, e, outcome),
+                on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(resolve, e, outcome),
             )  # fmt: skip
             self.engine.submit(job)
         return list(await asyncio.gather(*(e.answer for e in entries)))
@@ -335,10 +335,3 @@ def _common_prefix(left: list[int], right: list[int]) -> int:
             break
         count += 1
     return count
-
-
-def _resolve(entry: PendingRequest, outcome: Result | BaseException) -> None:
-    if isinstance(outcome, BaseException):
-        fail(entry, outcome)
-    else:
-        deliver(entry, outcome)
