@@ -1,6 +1,9 @@
 """transformers on CPU or GPU (``hf:/path/to/folder``, ``hf:/path/model.gguf`` or ``hf:smollm2``).
 
-Concurrent requests are coalesced and run as padded batches. Requests that differ only in their
+By default requests run in a continuous decode loop (``backends/hf_engine.py``): rows join a running
+batch and leave it when done, each with its own sampling settings, budget and stops. ``refill=False`` (and
+``from_model``, the policy being trained, where the tested ``generate`` path is kept) coalesces concurrent
+requests into padded ``model.generate`` batches instead, as follows. Requests that differ only in their
 sampling settings - temperature, top_p, seed - share one ``model.generate`` call: a per-row logits
 processor applies each row's temperature and top_p and draws its token from the row's own seeded
 generator (``PerRowSampler``), so BoT's trees with their own temperatures batch together, and a seeded
@@ -91,7 +94,7 @@ class HFBackend(Backend):
         device: str | None = None,
         max_batch: int = 16,
         adapter: str | None = None,
-        refill: bool = False,
+        refill: bool = True,
         **options: Any,
     ) -> None:
         import torch

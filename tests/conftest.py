@@ -81,7 +81,7 @@ def llama_server():
 def hf_backend():
     from backends.hf import HFBackend
 
-    backend = HFBackend("smollm2")
+    backend = HFBackend("smollm2", refill=False)  # the coalesced generate path; refill: test_hf_refill.py
     yield backend
     backend.close()
 
