@@ -1,25 +1,42 @@
 """The thread a continuous-batching engine runs in: jobs arrive in an inbox, and each turn of the loop admits
 what fits and runs one decode step over everything admitted.
 
-Subclasses implement ``_open(job)`` (take an arrived job), ``_admit()``, ``_step()``, ``_busy()`` (work in
-hand), ``_jobs_in_hand()`` and ``_drop_all()`` (forget everything after a failure), and ``_release()`` (free
-the engine's memory once the thread has stopped). A failed step fails every job in hand with its error;
-closing fails them with a clear message. A caller that cannot be told (its event loop already closed) does
-not stop the engine.
+Subclasses implement the abstract methods below and extend :class:`EngineJob` with their own fields. A
+failed step fails every job in hand with its error; closing fails them with a clear message. A caller that
+cannot be told (its event loop already closed) does not stop the engine.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from backends.errors import BackendError
+from backends.types import Request, Result
 
 logger = logging.getLogger(__name__)
 
 
-class EngineThread:
+@dataclass
+class EngineJob:
+    """One request in an engine thread: its prompt tokens, whom to tell when it ends, and its stop signal (set
+    when the caller gives up). Engines subclass it with their own fields."""
+
+    request: Request
+    prompt: list[int]
+    on_done: Callable[[Result | BaseException], None]
+    stop: threading.Event
+    started: float = field(default_factory=time.perf_counter)
+    finished: int = 0
+    """Sequences (rows) of this job that have ended."""
+
+
+class EngineThread(ABC):
     thread_name = "engine"
 
     def _start_thread(self) -> None:
@@ -73,29 +90,36 @@ class EngineThread:
                 for job in jobs.values():
                     report(job, error)
 
-    def _open(self, job: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _open(self, job: EngineJob) -> None:
+        """Take a job that has just arrived (queue it; nothing runs yet)."""
 
+    @abstractmethod
     def _admit(self) -> None:
-        raise NotImplementedError
+        """Give queued work a place in the running batch, as far as it fits."""
 
+    @abstractmethod
     def _step(self) -> None:
-        raise NotImplementedError
+        """One decode call over everything admitted."""
 
+    @abstractmethod
     def _busy(self) -> bool:
-        raise NotImplementedError
+        """Whether any job is queued or running."""
 
-    def _jobs_in_hand(self) -> list[Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def _jobs_in_hand(self) -> list[EngineJob]:
+        """Every job queued or running (a job may appear more than once)."""
 
+    @abstractmethod
     def _drop_all(self) -> None:
-        raise NotImplementedError
+        """Forget everything in hand after a failed step; what the failed call left behind is not trusted."""
 
+    @abstractmethod
     def _release(self) -> None:
-        raise NotImplementedError
+        """Free the engine's memory once its thread has stopped."""
 
 
-def report(job: Any, outcome: Any) -> None:
+def report(job: EngineJob, outcome: Result | BaseException) -> None:
     """Tell the caller; a caller whose side fails (its event loop already closed) must not stop the engine."""
     try:
         job.on_done(outcome)

@@ -168,8 +168,9 @@ class HFBackend(Backend):
         entries = pending_requests(loop, requests)
         for entry, prompt in zip(entries, prompts, strict=True):
             request = entry.request
+            seeds = [_row_seed(request, i) for i in range(request.n)]
             job = HFJob(
-                request, prompt, [_row_seed(request, i) for i in range(request.n)], stop=entry.stop,
+                request=request, prompt=prompt, stop=entry.stop, seeds=seeds,
                 on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(resolve, e, outcome),
             )  # fmt: skip
             self.engine.submit(job)

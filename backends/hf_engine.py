@@ -15,26 +15,21 @@ still differ from an unpadded run by float rounding in the padded attention.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.engine_thread import EngineThread, report
+from backends.engine_thread import EngineJob, EngineThread, report
 from backends.types import Choice, Request, Result, Usage
 
 
-@dataclass
-class HFJob:
-    request: Request
-    prompt: list[int]
+@dataclass(kw_only=True)
+class HFJob(EngineJob):
+    """One request: a seed per sample row, and its rows once prefilled."""
+
     seeds: list[int]
-    on_done: Callable[[Result | BaseException], None]
-    stop: threading.Event
-    started: float = field(default_factory=time.perf_counter)
     rows: list[Row] = field(default_factory=list)
-    finished: int = 0
 
 
 @dataclass(eq=False)
@@ -94,6 +89,8 @@ class RefillEngine(EngineThread):
         self.steps = 0
         self.batch_rows: list[int] = []
         """Rows in each decode step, for benchmarks and tests."""
+        self.columns_cut = 0
+        """Padding columns dropped from the cache once no live row needed them, for tests."""
         self._start_thread()
 
     # -- EngineThread -----------------------------------------------------------------------------
@@ -223,6 +220,7 @@ class RefillEngine(EngineThread):
         self._mask = self._mask[keep]
         first = int(self._mask.any(dim=0).nonzero()[0])  # columns before this are padding in every row
         if first:
+            self.columns_cut += first
             for layer in self._cache.layers:
                 layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
             self._mask = self._mask[:, first:]

@@ -33,7 +33,7 @@ from backends.coalesce import RequestCoalescer, pending_requests, resolve
 from backends.decoding import CompletionText
 from backends.errors import BackendConfigError, InvalidRequestError
 from backends.grammar import constraint_to_gbnf
-from backends.llamacpp_engine import BatchedEngine, Job
+from backends.llamacpp_engine import BatchedEngine, Job, common_prefix, end_of_generation_tokens, token_logprob
 from backends.presets import resolve_gguf
 from backends.types import Capabilities, Choice, Constraint, Request, Result, Usage
 
@@ -146,7 +146,7 @@ class LlamaCppBackend(Backend):
             continue_message=self._chat_formatter is not None,
         )
         self._grammars: dict[str, Any] = {}
-        self._end_tokens: list[int] | None = None
+        self._end_tokens: np.ndarray | None = None
         self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch, cancellable=True)
         self.engine: BatchedEngine | None = None
         if not self.deterministic:
@@ -164,7 +164,7 @@ class LlamaCppBackend(Backend):
         entries = pending_requests(loop, requests)
         for entry, prompt in zip(entries, prompts, strict=True):
             job = Job(
-                entry.request, prompt, self._grammar(entry.request.constraint), stop=entry.stop,
+                request=entry.request, prompt=prompt, grammar=self._grammar(entry.request.constraint), stop=entry.stop,
                 on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(resolve, e, outcome),
             )  # fmt: skip
             self.engine.submit(job)
@@ -207,7 +207,7 @@ class LlamaCppBackend(Backend):
         while len(results) < len(requests):
             cached = self._llm._input_ids[: self._llm.n_tokens].tolist()
             pending = [i for i in range(len(requests)) if i not in results]
-            best = max(pending, key=lambda i: (_common_prefix(cached, prompts[i]), -i))
+            best = max(pending, key=lambda i: (common_prefix(cached, prompts[i]), -i))
             results[best] = self._run(requests[best], prompts[best], stops[best])
         return [results[i] for i in range(len(requests))]
 
@@ -253,7 +253,7 @@ class LlamaCppBackend(Backend):
         finds the prompt fully cached and samples at once.
         """
         llm, block = self._llm, self.prefix_block_tokens
-        common = _common_prefix(llm._input_ids[: llm.n_tokens].tolist(), prompt[:-1])
+        common = common_prefix(llm._input_ids[: llm.n_tokens].tolist(), prompt[:-1])
         reused = common - common % block
         llm.n_tokens = reused
         for start in range(reused, len(prompt) - 1, block):
@@ -296,8 +296,7 @@ class LlamaCppBackend(Backend):
         import llama_cpp
 
         if self._end_tokens is None:
-            vocab = self._llm._model.vocab
-            self._end_tokens = [t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+            self._end_tokens = end_of_generation_tokens(self._llm._model.vocab, self._n_vocab)
         end_tokens = self._end_tokens
 
         def forbid_end(_input_ids: Any, scores: Any) -> Any:
@@ -309,9 +308,7 @@ class LlamaCppBackend(Backend):
 
     def _last_logprob(self, token: int) -> float:
         """log p(token) from the logits row the token was just sampled from."""
-        logits = np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._n_vocab,))
-        top = float(logits.max())
-        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+        return token_logprob(self._llm._ctx.get_logits_ith(-1), self._n_vocab, token)
 
     def _grammar(self, constraint: Constraint | None) -> Any:
         if constraint is None:
@@ -326,12 +323,3 @@ class LlamaCppBackend(Backend):
                 grammar = LlamaGrammar.from_string(constraint_to_gbnf(constraint), verbose=False)
             self._grammars[key] = grammar
         return self._grammars[key]
-
-
-def _common_prefix(left: list[int], right: list[int]) -> int:
-    count = 0
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            break
-        count += 1
-    return count

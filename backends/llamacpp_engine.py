@@ -32,7 +32,6 @@ from __future__ import annotations
 import ctypes
 import itertools
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,27 +40,22 @@ from typing import Any
 import numpy as np
 
 from backends.decoding import CompletionText
-from backends.engine_thread import EngineThread, report
+from backends.engine_thread import EngineJob, EngineThread, report
 from backends.errors import BackendError
-from backends.types import Request, Result, Usage
+from backends.types import Result, Usage
 
 SHARE_AT_LEAST = 16
 """Fewer shared tokens than this are not worth a wait or a stream copy: they are evaluated again."""
 
 
-@dataclass
-class Job:
-    """One request: its prompt tokens, what the caller is told when it ends, and its stop signal."""
+@dataclass(kw_only=True)
+class Job(EngineJob):
+    """One request: its grammar (or None), its sequences (one per sample) and the prompt tokens shared from
+    the cache."""
 
-    request: Request
-    prompt: list[int]
-    grammar: Any
-    on_done: Callable[[Result | BaseException], None]
-    stop: threading.Event
-    started: float = field(default_factory=time.perf_counter)
+    grammar: Any = None
     sequences: list[Sequence] = field(default_factory=list)
     cached_prompt_tokens: int = 0
-    finished: int = 0
 
 
 @dataclass(eq=False)
@@ -163,9 +157,9 @@ class BatchedEngine(EngineThread):
                 return
             prompt = sequence.job.prompt
             limit = len(prompt) - 1  # the last prompt token is always evaluated: its logits are needed
-            shared, source = max(((min(_common_prefix(s.tokens, prompt), limit), s) for s in self._streams),
+            shared, source = max(((min(common_prefix(s.tokens, prompt), limit), s) for s in self._streams),
                                  key=lambda pair: (pair[0], pair[1].owner is None))  # fmt: skip
-            pending = max((_common_prefix(s.job.prompt, prompt) for s in self._running if s.todo), default=0)
+            pending = max((common_prefix(s.job.prompt, prompt) for s in self._running if s.todo), default=0)
             if min(pending, limit) >= shared + SHARE_AT_LEAST:
                 continue  # another sequence is evaluating more of this prompt: wait and copy it
             self._start(sequence, shared if shared >= SHARE_AT_LEAST else 0, source)
@@ -249,9 +243,7 @@ class BatchedEngine(EngineThread):
         self._retire(sequence)
 
     def _logprob(self, row: int, token: int) -> float:
-        logits = np.ctypeslib.as_array(self._context.get_logits_ith(row), shape=(self._n_vocab,))
-        top = float(logits.max())
-        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+        return token_logprob(self._context.get_logits_ith(row), self._n_vocab, token)
 
     def _retire(self, sequence: Sequence) -> None:
         """A finished sequence leaves the batch; its stream keeps the KV for later prompts."""
@@ -315,8 +307,7 @@ class BatchedEngine(EngineThread):
         import llama_cpp
 
         if self._end_tokens is None:
-            eog = [t for t in range(self._n_vocab) if llama_cpp.llama_vocab_is_eog(self._vocab, t)]
-            self._end_tokens = np.array(eog, dtype=np.intc)
+            self._end_tokens = end_of_generation_tokens(self._vocab, self._n_vocab)
         end_tokens = self._end_tokens
 
         def forbid_end(candidates: Any) -> None:
@@ -330,6 +321,20 @@ class BatchedEngine(EngineThread):
         return forbid_end
 
 
+def end_of_generation_tokens(vocab: Any, n_vocab: int) -> np.ndarray:
+    """The ids llama.cpp treats as end of generation (EOS, EOT and the like)."""
+    import llama_cpp
+
+    return np.array([t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)], dtype=np.intc)
+
+
+def token_logprob(logits_row: Any, n_vocab: int, token: int) -> float:
+    """log p(token) from a llama.cpp logits row (a float pointer): the model's own distribution."""
+    logits = np.ctypeslib.as_array(logits_row, shape=(n_vocab,))
+    top = float(logits.max())
+    return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+
 def _put(batch: Any, token: int, position: int, seq_id: int, *, logits: bool) -> None:
     i = batch.n_tokens
     batch.token[i] = token
@@ -340,7 +345,7 @@ def _put(batch: Any, token: int, position: int, seq_id: int, *, logits: bool) ->
     batch.n_tokens = i + 1
 
 
-def _common_prefix(left: list[int], right: list[int]) -> int:
+def common_prefix(left: list[int], right: list[int]) -> int:
     count = 0
     for a, b in zip(left, right, strict=False):
         if a != b:

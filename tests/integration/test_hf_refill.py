@@ -65,3 +65,19 @@ async def test_a_seeded_row_samples_the_same_text_alone_and_beside_others(refill
     alone = await refill_backend.generate_one(seeded)
     together = await asyncio.gather(*(refill_backend.generate_one(r) for r in [others[0], seeded, others[1]]))
     assert together[1].text == alone.text
+
+
+async def test_padding_no_live_row_needs_is_cut_and_the_remaining_row_decodes_as_alone(refill_backend):
+    engine = refill_backend.engine
+    short_prompt = Request.chat(("user", "Hi"), max_tokens=12)
+    alone = await refill_backend.generate_one(short_prompt)
+    long_prompt = Request.chat(
+        ("user", "Describe, in detail, the history of the bicycle in Europe. " * 4), max_tokens=2
+    )
+    cut_before = engine.columns_cut
+    together = await asyncio.gather(refill_backend.generate_one(short_prompt), refill_backend.generate_one(long_prompt))
+    # the long prompt's row left after 2 tokens and the padding only it needed was dropped (how much depends
+    # on whether the short row had decoded a step before the long one joined); the short row, still
+    # decoding, gives what it gives alone
+    assert engine.columns_cut > cut_before
+    assert together[0].text == alone.text

@@ -158,3 +158,29 @@ def test_a_request_left_behind_by_a_closed_event_loop_does_not_hurt_the_next_run
         assert backend.engine._thread.is_alive()
     finally:
         backend.close()
+
+
+async def test_a_failed_decode_call_fails_the_requests_in_it_and_the_engine_serves_the_next():
+    from backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend("smollm2", slots=2)
+    engine = backend.engine
+    healthy = engine._decode
+    calls = []
+
+    def broken_once(batch):
+        calls.append(batch.n_tokens)
+        if len(calls) == 3:
+            raise BackendError("simulated llama_decode failure")
+        healthy(batch)
+
+    engine._decode = broken_once
+    try:
+        requests = [Request.chat(("user", f"Count to {i}."), max_tokens=20, min_tokens=20) for i in (5, 6)]
+        outcomes = await asyncio.gather(*(backend.generate_one(r) for r in requests), return_exceptions=True)
+        assert all(isinstance(o, BackendError) and "simulated" in str(o) for o in outcomes)
+        assert all(s.owner is None and not s.tokens for s in engine._streams)  # nothing untrusted kept
+        after = await backend.generate_one(Request.chat(("user", "Say hi."), max_tokens=4))
+        assert 0 < after.usage.completion_tokens <= 4 and after.usage.cached_prompt_tokens == 0
+    finally:
+        backend.close()
