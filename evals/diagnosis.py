@@ -20,6 +20,7 @@ from agents.diagnosis import diagnose_async, load_incidents, mine
 from agents.diagnosis.graph import VARIANTS
 from agents.diagnosis.incidents import HISTORY
 from agents.diagnosis.knowledge import KnowledgeBase
+from evals.files import checked_run_folder, open_log, write_file
 from evals.report import wilson_interval
 from evals.runner import read_samples, resume
 
@@ -84,13 +85,12 @@ async def evaluate(
     if leaked:
         raise ValueError(f"held-out incident {leaked[0]} is in the knowledge base's sources ({len(leaked)} in all)")
     evaluated = evaluated[:limit] if limit else evaluated
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = checked_run_folder(Path(out))
     path = folder / RESULTS
     # the eval runner's resume: the log mended, a line cut by a kill and an incident that errored run again
     resume(path, finished_when=lambda row: row.get("error") is None)
     done = {row["id"]: row for row in read_samples(path)}
-    with path.open("a") as results:
+    with open_log(path) as results:
         for incident in evaluated:
             if incident.id in done:
                 continue
@@ -103,7 +103,7 @@ async def evaluate(
         "variant": variant, "backend": getattr(backend, "spec", backend), "embeddings": embeddings, **summarise(rows)
     }  # fmt: skip
     summary["load_problems"] = [str(p) for p in problems]
-    (folder / SUMMARY).write_text(json.dumps(summary, indent=1))
+    write_file(folder / SUMMARY, json.dumps(summary, indent=1))
     return summary
 
 

@@ -16,6 +16,7 @@ cannot decide).
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ MAX_DIGITS = 60
 MAX_EXPONENT = 10_000
 """Largest literal exponent built; no power tower is built at all."""
 MAX_FACTORIAL = 5_000
+MAX_VALUE_DIGITS = 20_000
+"""Largest number (in decimal digits) any node of a tree may build; bounded over the whole tree before
+anything is built (``value_digits``), so nested powers and long products of powers are refused too."""
 
 
 class Ungradable(ValueError):
@@ -414,8 +418,52 @@ def _number(text: str) -> sympy.Rational:
     return sympy.Rational(int(whole or "0") * 10 ** len(fraction) + int(fraction or "0"), 10 ** len(fraction))
 
 
+def value_digits(node: Node) -> float:
+    """An upper bound on the decimal digits of any number building ``node`` makes (numerators and denominators
+    alike; a symbol counts as one digit, since sympy multiplies out numeric coefficients of symbols); raises
+    Ungradable as soon as one node's bound passes ``MAX_VALUE_DIGITS``. Exact for nothing, safe for all: a sum
+    adds a digit, a product or quotient adds digits, a power multiplies them by the exponent."""
+    if node.kind == "number":
+        digits = float(len(node.value.replace(".", "")) or 1)
+    elif node.kind in ("symbol", "constant"):
+        digits = 1.0
+    else:
+        parts = [value_digits(child) for child in node.children]
+        if node.kind == "power":
+            exponent = _literal_value(node.children[1])
+            if exponent is None:  # a symbolic exponent: sympy keeps the power unevaluated unless it is small
+                exponent = 10.0 ** min(parts[1], 300)
+            digits = parts[0] * max(abs(exponent), 1.0)
+        elif node.kind == "factorial":
+            argument = 10.0 ** min(parts[0], 300)
+            digits = argument * max(math.log10(argument), 1.0)
+        elif node.kind in ("multiply", "divide"):
+            digits = sum(parts)
+        elif node.kind in ("add", "subtract", "tuple"):
+            digits = max(parts, default=1.0) + 1
+        else:  # negate, sqrt, root, function: no larger than their arguments
+            digits = max(parts, default=1.0)
+    if digits > MAX_VALUE_DIGITS:
+        raise Ungradable(f"a value of more than {MAX_VALUE_DIGITS:,} digits")
+    return digits
+
+
+def _literal_value(node: Node) -> float | None:
+    """The value of a plain (possibly negated) number node, else None."""
+    if node.kind == "negate":
+        inner = _literal_value(node.children[0])
+        return None if inner is None else -inner
+    return float(node.value) if node.kind == "number" else None
+
+
 def to_sympy(node: Node) -> sympy.Basic:
-    """A sympy object built node by node from the tree (never from a string)."""
+    """A sympy object built node by node from the tree (never from a string), once the whole tree's sizes are
+    bounded (``value_digits``)."""
+    value_digits(node)
+    return _build(node)
+
+
+def _build(node: Node) -> sympy.Basic:
     if node.kind == "number":
         return _number(node.value)
     if node.kind == "symbol":
@@ -423,8 +471,8 @@ def to_sympy(node: Node) -> sympy.Basic:
     if node.kind == "constant":
         return sympy.pi if node.value == "pi" else sympy.oo
     if node.kind == "tuple":
-        return sympy.Tuple(*(to_sympy(child) for child in node.children))
-    values = [to_sympy(child) for child in node.children]
+        return sympy.Tuple(*(_build(child) for child in node.children))
+    values = [_build(child) for child in node.children]
     if node.kind == "negate":
         return -values[0]
     if node.kind == "add":

@@ -36,6 +36,7 @@ from backends import (
     create_backend,
 )
 from evals.datasets import DataError, Problem, load_dataset, select
+from evals.files import checked_run_folder, open_log, write_file
 from evals.report import summarize
 from evals.sandbox import GradingSandbox, shared_sandbox
 from evals.scoring import GradingInput
@@ -120,9 +121,7 @@ def resume(samples_path: Path, finished_when: Callable[[dict[str, Any]], bool] =
     lines = samples_path.read_text(encoding="utf-8").splitlines()
     finished = [s for s in _parse(lines) if finished_when(s)]
     if len(finished) < len(lines):
-        mended = samples_path.with_suffix(".jsonl.tmp")
-        mended.write_text("".join(json.dumps(s) + "\n" for s in finished), encoding="utf-8")
-        mended.replace(samples_path)
+        write_file(samples_path, "".join(json.dumps(s) + "\n" for s in finished))
     return {s["id"] for s in finished}
 
 
@@ -219,7 +218,7 @@ async def run_eval(
     run_dir = Path(config.out) / config.name
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise ValueError(f"--out {config.out} is a file; give a folder for the runs")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    checked_run_folder(run_dir)
     with _only_writer(run_dir):
         samples_path = run_dir / "samples.jsonl"
         done = resume(samples_path)
@@ -231,7 +230,7 @@ async def run_eval(
         gate = asyncio.Semaphore(config.concurrency)
         state = RunState()
         finished: list[dict[str, Any]] = []
-        with samples_path.open("a", encoding="utf-8") as log:
+        with open_log(samples_path) as log:
 
             async def attempt(problem: Problem) -> None:
                 async with gate:
@@ -265,14 +264,14 @@ async def run_eval(
             **summarize(samples),
         }
         results.update(_lm_eval_view(results, len(loaded.problems)))
-        (run_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+        write_file(run_dir / "results.json", json.dumps(results, indent=2))
         return results
 
 
 @contextlib.contextmanager
 def _only_writer(run_dir: Path) -> Iterator[None]:
     """Hold the run folder's lock: a second ``evals run`` into the same folder refuses instead of interleaving."""
-    with (run_dir / ".lock").open("w") as lock:
+    with open_log(run_dir / ".lock") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

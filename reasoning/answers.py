@@ -10,7 +10,9 @@ a line (then any x). Mentioning the word is not stating one: "To find the answer
 "The answer is unclear yet." state nothing.
 
 Model text is data: nothing here evaluates it, only the last ``MAX_SCAN_CHARS`` characters are
-read, and every pattern runs in linear time, so a 1 MB reply costs milliseconds.
+read, and the whole scan is linear in them: braces are matched once for the whole text, markers are
+read from the last one back (the first that states something wins), and what follows a marker is read
+up to ``MAX_ANSWER_CHARS`` characters only. A 1 MB reply of nothing but markers costs milliseconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import re
 
 MAX_SCAN_CHARS = 20_000
+MAX_ANSWER_CHARS = 1_000
+"""Longest stretch after an "answer" marker read as its answer (a longer sentence is cut there)."""
 NUMBER_PATTERN = r"-?[0-9][0-9,]*(\.[0-9]+)?"
 ANSWER_STATED_PATTERN = (
     r"(?i:(?:\b(?:final\s+)?answer\s+is\b[ \t]*:?[ \t]*(?:\*\*)?[-−$\d\\(]|\\boxed\{)[^\n]*?(?:\.[ \t]|\n))"
@@ -82,12 +86,24 @@ def clean_answer(stated: str) -> str:
     return text
 
 
-def _stated_value(text: str, match: re.Match[str]) -> str | None:
+def _closing_braces(text: str) -> dict[int, int]:
+    """Position of each ``{`` -> position of the ``}`` that closes it (unclosed ones absent), in one pass."""
+    closing, open_positions = {}, []
+    for brace in re.finditer(r"[{}]", text):
+        if brace.group() == "{":
+            open_positions.append(brace.start())
+        elif open_positions:
+            closing[open_positions.pop()] = brace.start()
+    return closing
+
+
+def _stated_value(text: str, match: re.Match[str], closing: dict[int, int]) -> str | None:
     """The answer a marker introduces, or None when the marker states nothing."""
     if match.group("boxed"):
-        value = _braced(text, match.end())
+        end = closing.get(match.end() - 1)
+        value = text[match.end() : end].strip() if end is not None else None
         return clean_answer(value) if value else None
-    rest = text[match.end() :]
+    rest = text[match.end() : match.end() + MAX_ANSWER_CHARS]
     if match.group("answer_is") and not match.group("colon") and not _LOOKS_LIKE_ANSWER.match(rest.lstrip("*_ ")):
         return None
     end = _SENTENCE_END.search(rest)
@@ -98,12 +114,15 @@ def _stated_value(text: str, match: re.Match[str]) -> str | None:
 def stated_answer(text: str) -> str | None:
     """The last answer the text states with a marker; None when it states none (the word alone is not one)."""
     text = text[-MAX_SCAN_CHARS:]
-    found = None
-    for match in _MARKER.finditer(text):
-        value = _stated_value(text, match)
+    markers = list(_MARKER.finditer(text))
+    if not markers:
+        return None
+    closing = _closing_braces(text) if "{" in text else {}
+    for match in reversed(markers):
+        value = _stated_value(text, match, closing)
         if value is not None:
-            found = value
-    return found
+            return value
+    return None
 
 
 def extract_answer(text: str) -> str | None:

@@ -11,6 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from reasoning.context import RunContext
+from reasoning.options import sized
 from reasoning.outcome import Outcome
 from reasoning.sc import SelfConsistencyConfig, sample_chains
 from reasoning.steps import judge
@@ -20,7 +21,7 @@ from reasoning.steps import judge
 class BestOfNConfig(SelfConsistencyConfig):
     """The same sampling settings as self-consistency; only the choice among the chains differs."""
 
-    samples: int = 4
+    samples: int = sized(4, "width")
 
     def worst_case_calls(self) -> int:
         """One request for the chains, one judge call per chain."""

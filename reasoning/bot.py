@@ -42,6 +42,7 @@ from backends import record_event
 from reasoning.answers import stated_answer
 from reasoning.context import RunContext
 from reasoning.graph import ROOT, Experience, ThoughtGraph, ThoughtNode
+from reasoning.options import sized
 from reasoning.outcome import Outcome
 from reasoning.steps import analyst, judge, majority_vote, thinker
 
@@ -51,24 +52,24 @@ POOL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 @dataclass(frozen=True)
 class BoTConfig:
-    iterations: int = 10
-    trees: int = 15
-    branching: int = 2
-    max_depth: int = 30
-    max_sinks: int = 4
-    max_expansions: int | None = None
+    iterations: int = sized(10, "depth")
+    trees: int = sized(15, "width")
+    branching: int = sized(2, "width")
+    max_depth: int = sized(30, "depth")
+    max_sinks: int = sized(4, "count")
+    max_expansions: int | None = sized(None, "count")
     """Expansions per tree at most; None (the paper): grow until max_sinks sinks or nothing is open."""
-    distinct_retries: int = 2
+    distinct_retries: int = sized(2, "count")
     """Extra requests for a node whose sampled children repeat each other, to get distinct thoughts."""
-    policies: tuple[Policy, ...] = ("dfs", "bfs", "leaf_best")
-    temperatures: tuple[float, ...] = POOL
-    top_ps: tuple[float, ...] = POOL
+    policies: tuple[Policy, ...] = sized(("dfs", "bfs", "leaf_best"), "count")
+    temperatures: tuple[float, ...] = sized(POOL, "count")
+    top_ps: tuple[float, ...] = sized(POOL, "count")
     judge_temperature: float = 0.2
     analyst_temperature: float = 0.3
     aggregation: Literal["greedy", "best_first"] = "best_first"
-    experience_cap: int | None = None
+    experience_cap: int | None = sized(None, "count")
     """Keep only the last k experiences in prompts (None: all, the paper's default of adding)."""
-    step_tokens: int = 128
+    step_tokens: int = sized(128, "tokens")
 
     def __post_init__(self) -> None:
         for name in ("iterations", "trees", "branching", "max_depth", "max_sinks", "step_tokens"):

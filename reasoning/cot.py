@@ -17,16 +17,17 @@ from agents.runtime import Agent
 from backends import Constraint, record_event
 from reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer, stated_answer
 from reasoning.context import RunContext
+from reasoning.options import server_setting, sized
 from reasoning.outcome import Outcome
 
 
 @dataclass(frozen=True)
 class CoTConfig:
-    chain_tokens: int = 512
+    chain_tokens: int = sized(512, "tokens")
     temperature: float = 0.0
-    answer_pattern: str | None = NUMBER_PATTERN
+    answer_pattern: str | None = server_setting(NUMBER_PATTERN)
     """Regex the final answer must match when it is asked for separately; None for free text."""
-    answer_tokens: int = 16
+    answer_tokens: int = sized(16, "tokens")
 
     def __post_init__(self) -> None:
         if self.chain_tokens <= 0 or self.answer_tokens <= 0:

@@ -44,6 +44,7 @@ from reasoning.answers import NUMBER_PATTERN, extract_answer, stated_answer
 from reasoning.context import RunContext
 from reasoning.cot import CoTConfig, answer_after
 from reasoning.graph import ROOT
+from reasoning.options import server_setting, sized
 from reasoning.outcome import Outcome
 from reasoning.steps import majority_vote, thinker, weighted_vote
 
@@ -52,31 +53,31 @@ DEGENERATE_SCORE = -100.0
 
 @dataclass(frozen=True)
 class GGConfig:
-    paths: int = 8
-    candidates: int = 4
+    paths: int = sized(8, "width")
+    candidates: int = sized(4, "width")
     novelty_weight: float = 0.5
     early_temperature: float = 1.0
     late_temperature: float = 0.6
-    early_iterations: int = 11
+    early_iterations: int = sized(11, "depth")
     """Iterations at ``early_temperature``: the reference's ``i <= 10``."""
     top_p: float = 0.95
-    max_steps: int = 20
-    step_tokens: int = 256
-    min_step_tokens: int = 0
+    max_steps: int = sized(20, "depth")
+    step_tokens: int = sized(256, "tokens")
+    min_step_tokens: int = sized(0, "tokens")
     """Shortest step in tokens, enforced while decoding (10 for AIME, 50 for MATH in the reference)."""
     step_boundary: str = "\n"
     degeneration_word: str = "wait"
-    max_degeneration_repeats: int = 3
+    max_degeneration_repeats: int = sized(3, "count")
     """A candidate step with more than this many ``degeneration_word`` in its last 150 characters is pruned."""
-    degeneration_window_chars: int = 150
-    degeneration_after: int = 40
-    degeneration_every: int = 10
+    degeneration_window_chars: int = sized(150, "count")
+    degeneration_after: int = sized(40, "count")
+    degeneration_every: int = sized(10, "count")
     final_answer_cue: str = "Final answer: \\boxed{"
     """Appended to a chain at the step cap; the chain is then continued to state its answer."""
-    answer_tokens: int = 32
+    answer_tokens: int = sized(32, "tokens")
     confidence_floor: float = 0.1
     vote: Literal["confidence", "majority", "top1"] = "confidence"
-    answer_pattern: str | None = NUMBER_PATTERN
+    answer_pattern: str | None = server_setting(NUMBER_PATTERN)
     """The final answer's form when a backend that cannot continue a chain is asked for it separately."""
 
     def __post_init__(self) -> None:

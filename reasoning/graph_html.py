@@ -3,18 +3,87 @@
 Nodes are coloured by score (red low, green high, grey unscored), rollback edges are dashed orange
 arcs, and the chosen chain is outlined in blue. Clicking a node shows its full text. No external
 scripts, styles or fonts: the file opens anywhere, offline.
+
+Model text is hostile by assumption, and every string of it is escaped for where it lands: element text and
+attributes with ``html.escape``; the graph's JSON, embedded in a data block, with ``<``, ``>`` and ``&`` as
+``\\u`` escapes, so no text can close the block or open a comment that swallows the page's scripts
+(``<!--<script>``). The page's own scripts and style are pinned by hash in its Content-Security-Policy
+(``CONTENT_SECURITY_POLICY``, sent by ``thoughtgraph serve`` and repeated in a meta tag for saved files), so
+nothing else on the page can run.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reasoning.graph import ThoughtGraph
 
 X_GAP, Y_GAP, RADIUS, MARGIN = 70, 80, 16, 40
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; display: flex; height: 100vh; }
+#canvas { flex: 3; overflow: auto; border-right: 1px solid #ddd; }
+#details { flex: 1; padding: 1em; overflow: auto; white-space: pre-wrap; font-size: 14px; }
+.node { cursor: pointer; }
+.legend span { display: inline-block; margin-right: 1em; }
+"""
+ERROR_SCRIPT = """
+window.addEventListener("error", e => {
+  document.body.dataset.errors = (document.body.dataset.errors || "") + e.message;
+});
+"""
+VIEW_SCRIPT = """
+const graph = JSON.parse(document.getElementById("graph-data").textContent);
+const byId = new Map(graph.nodes.map(n => [n.id, n]));
+document.querySelectorAll(".node").forEach(el => el.addEventListener("click", () => {
+  const n = byId.get(Number(el.dataset.id));
+  const facts = ["score", "confidence", "novelty", "answer"].filter(k => n[k] !== null).map(k => k + ": " + n[k]);
+  document.getElementById("selected").textContent = (n.id === 0 ? "Question" : "Step " + n.id) +
+    (facts.length ? " (" + facts.join(", ") + ")" : "") + "\\n\\n" + n.text;
+}));
+document.body.dataset.rendered = String(document.querySelectorAll(".node").length);
+"""
+
+
+def _source_hash(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+
+PAGE_POLICY = (
+    f"default-src 'none'; script-src {_source_hash(ERROR_SCRIPT)} {_source_hash(VIEW_SCRIPT)}; "
+    f"style-src {_source_hash(STYLE)}; base-uri 'none'; form-action 'none'"
+)
+CONTENT_SECURITY_POLICY = PAGE_POLICY + "; frame-ancestors 'none'"
+"""The policy a server sends with a trace page: only the page's own scripts and style run."""
+
+PAGE = (
+    "<!DOCTYPE html>\n"
+    '<html lang="en"><head><meta charset="utf-8">'
+    f'<meta http-equiv="Content-Security-Policy" content="{PAGE_POLICY}">'
+    "<title>{title}</title>\n"
+    f"<style>{STYLE.replace('{', '{{').replace('}', '}}')}</style></head>\n<body>\n"
+    '<div id="canvas"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{shapes}</svg></div>\n'
+    '<div id="details"><h3>{title}</h3>\n'
+    '<div class="legend"><span>{thoughts} thoughts</span><span>{rollbacks} rollbacks</span>\n'
+    "<span>{experiences} experiences</span></div>\n"
+    "<p>Colour: score (red low, green high, grey unscored). Blue: the chosen chain. Dashed orange: rollback.</p>\n"
+    '<p id="selected">Click a node to read it.</p></div>\n'
+    '<script type="application/json" id="graph-data">{data}</script>\n'
+    f"<script>{ERROR_SCRIPT.replace('{', '{{').replace('}', '}}')}</script>\n"
+    f"<script>{VIEW_SCRIPT.replace('{', '{{').replace('}', '}}')}</script></body></html>\n"
+)
+
+
+def script_safe_json(value: Any) -> str:
+    """JSON that can sit inside a ``<script>`` element whatever its strings hold: ``<``, ``>`` and ``&`` are
+    written as ``\\u`` escapes (JSON.parse reads them back), so no ``</script>`` or ``<!--`` can appear."""
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _layout(graph: ThoughtGraph) -> dict[int, tuple[float, float]]:
@@ -80,38 +149,13 @@ def render_html(graph: ThoughtGraph, title: str) -> str:
             f'fill="{_colour(node.score)}"{ring}/><text x="{x}" y="{y + 4}" text-anchor="middle" '
             f'font-size="11" fill="#fff">{label}</text><title>{html.escape(node.text[:200])}</title></g>'
         )
-    data = json.dumps(graph.to_dict()).replace("</", "<\\/")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 0; display: flex; height: 100vh; }}
-#canvas {{ flex: 3; overflow: auto; border-right: 1px solid #ddd; }}
-#details {{ flex: 1; padding: 1em; overflow: auto; white-space: pre-wrap; font-size: 14px; }}
-.node {{ cursor: pointer; }}
-.legend span {{ display: inline-block; margin-right: 1em; }}
-</style></head>
-<body>
-<div id="canvas"><svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">{"".join(shapes)}</svg></div>
-<div id="details"><h3>{html.escape(title)}</h3>
-<div class="legend"><span>{len(graph)} thoughts</span><span>{len(graph.rollbacks())} rollbacks</span>
-<span>{len(graph.experiences)} experiences</span></div>
-<p>Colour: score (red low, green high, grey unscored). Blue: the chosen chain. Dashed orange: rollback.</p>
-<p id="selected">Click a node to read it.</p></div>
-<script type="application/json" id="graph-data">{data}</script>
-<script>
-window.addEventListener("error", e => {{
-  document.body.dataset.errors = (document.body.dataset.errors || "") + e.message;
-}});
-</script>
-<script>
-const graph = JSON.parse(document.getElementById("graph-data").textContent);
-const byId = new Map(graph.nodes.map(n => [n.id, n]));
-document.querySelectorAll(".node").forEach(el => el.addEventListener("click", () => {{
-  const n = byId.get(Number(el.dataset.id));
-  const facts = ["score", "confidence", "novelty", "answer"].filter(k => n[k] !== null).map(k => k + ": " + n[k]);
-  document.getElementById("selected").textContent = (n.id === 0 ? "Question" : "Step " + n.id) +
-    (facts.length ? " (" + facts.join(", ") + ")" : "") + "\\n\\n" + n.text;
-}}));
-document.body.dataset.rendered = String(document.querySelectorAll(".node").length);
-</script></body></html>
-"""
+    return PAGE.format(
+        title=html.escape(title),
+        width=width,
+        height=height,
+        shapes="".join(shapes),
+        thoughts=len(graph),
+        rollbacks=len(graph.rollbacks()),
+        experiences=len(graph.experiences),
+        data=script_safe_json(graph.to_dict()),
+    )

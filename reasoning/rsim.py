@@ -29,6 +29,7 @@ from backends import Backend, Constraint, record_event, shared_backend
 from reasoning.answers import ANSWER_STATED_PATTERN, stated_answer
 from reasoning.context import RunContext
 from reasoning.cot import CoTConfig, answer_after
+from reasoning.options import server_setting, sized
 from reasoning.outcome import Outcome
 
 STRATEGIES = Path(__file__).parent / "presets" / "rsim_strategies.yaml"
@@ -61,18 +62,18 @@ def load_strategies(path: str | None = None) -> tuple[tuple[str, str], ...]:
 
 @dataclass(frozen=True)
 class RSIMConfig:
-    planner: str | Backend | None = None
+    planner: str | Backend | None = server_setting(None)
     """The planner's backend (a spec or an object); None: the reasoner's backend, prompted."""
-    strategies_file: str | None = None
-    max_steps: int = 8
-    step_tokens: int = 160
+    strategies_file: str | None = server_setting(None)
+    max_steps: int = sized(8, "depth")
+    step_tokens: int = sized(160, "tokens")
     temperature: float = 0.0
     planner_temperature: float = 0.0
     fallback_strategy: str = "continue"
     conclude_strategy: str = "conclude"
-    answer_tokens: int = 16
-    answer_pattern: str | None = CoTConfig.answer_pattern
-    start_steps: tuple[str, ...] = ()
+    answer_tokens: int = sized(16, "tokens")
+    answer_pattern: str | None = server_setting(CoTConfig.answer_pattern)
+    start_steps: tuple[str, ...] = sized((), "count")
     """Continue from these steps (a rollout from a mid-solution state; what ``trainers.rsim`` uses)."""
     start_strategy: str | None = None
     """The strategy of the first step this run writes, instead of asking the planner."""

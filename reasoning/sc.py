@@ -12,16 +12,17 @@ from backends import record_event
 from reasoning.answers import extract_answer, stated_answer
 from reasoning.context import RunContext
 from reasoning.cot import solver
+from reasoning.options import sized
 from reasoning.outcome import Outcome
 from reasoning.steps import majority_vote
 
 
 @dataclass(frozen=True)
 class SelfConsistencyConfig:
-    samples: int = 5
+    samples: int = sized(5, "width")
     temperature: float = 0.7
     top_p: float = 0.95
-    chain_tokens: int = 512
+    chain_tokens: int = sized(512, "tokens")
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.chain_tokens < 1:

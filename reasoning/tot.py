@@ -16,20 +16,23 @@ from backends import Constraint, record_event
 from reasoning.answers import extract_answer, stated_answer
 from reasoning.context import RunContext
 from reasoning.graph import ROOT
+from reasoning.options import sized
 from reasoning.outcome import Outcome
 from reasoning.steps import judge, thinker
 
 
 @dataclass(frozen=True)
 class ToTConfig:
-    proposals: int = 3
-    beam: int = 2
-    max_depth: int = 6
+    proposals: int = sized(3, "width")
+    beam: int = sized(2, "width")
+    max_depth: int = sized(6, "depth")
     temperature: float = 0.7
-    step_tokens: int = 128
+    step_tokens: int = sized(128, "tokens")
     value_mode: Literal["score", "words"] = "score"
     """score: the judge's number in [0, 1]; words: sure / likely / impossible, mapped by value_words."""
-    value_words: tuple[tuple[str, float], ...] = (("impossible", 0.001), ("likely", 1.0), ("sure", 20.0))
+    value_words: tuple[tuple[str, float], ...] = sized(
+        (("impossible", 0.001), ("likely", 1.0), ("sure", 20.0)), "count"
+    )
 
     def __post_init__(self) -> None:
         for name in ("proposals", "beam", "max_depth", "step_tokens"):

@@ -34,6 +34,7 @@ from backends import record_event
 from reasoning.answers import stated_answer
 from reasoning.context import RunContext
 from reasoning.graph import ROOT, Experience, ThoughtNode
+from reasoning.options import sized
 from reasoning.outcome import Outcome
 from reasoning.steps import analyst, majority_vote, thinker, weighted_vote
 
@@ -43,19 +44,19 @@ LIMITS = ("max_outgoing", "max_incoming", "max_into_target_from_chain", "max_cha
 @dataclass(frozen=True)
 class ThoughtRollbackConfig:
     temperature: float = 0.7
-    step_tokens: int = 1000
-    max_depth: int = 20
-    max_solutions: int = 8
-    max_sinks: int = 10
-    max_outgoing: int = 1
+    step_tokens: int = sized(1000, "tokens")
+    max_depth: int = sized(20, "depth")
+    max_solutions: int = sized(8, "count")
+    max_sinks: int = sized(10, "count")
+    max_outgoing: int = sized(1, "count")
     """Rollbacks that may leave one thought."""
-    max_incoming: int = 2
+    max_incoming: int = sized(2, "count")
     """Rollbacks that may arrive at one thought."""
-    max_into_target_from_chain: int = 2
+    max_into_target_from_chain: int = sized(2, "count")
     """Rollbacks into one target from the thoughts of the chain between that target and the current thought."""
-    max_chain_rollbacks: int = 3
+    max_chain_rollbacks: int = sized(3, "count")
     """Rollbacks that may leave the thoughts of one chain (root to the current thought)."""
-    max_steps: int = 200
+    max_steps: int = sized(200, "depth")
     """A hard bound on generated steps, whatever the analyst says."""
     vote: Literal["majority", "weighted"] = "majority"
     """weighted: each solution's vote counts 1 / (1 + rollbacks on its chain)."""

@@ -17,7 +17,10 @@ from prompts import PromptError
 from reasoning.api import METHODS, make_config, stream_thoughts
 from reasoning.graph import ThoughtNode
 from reasoning.solution import Solution
+from thoughtgraph.server.limits import ServeLimits
+from thoughtgraph.terminal import for_terminal
 
+_LIMITS = ServeLimits()
 app = typer.Typer(help="LLM reasoning methods and agents on one graph-of-agents runtime.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval", help="Benchmarks: `thoughtgraph eval run ...`, `thoughtgraph eval compare ...`.")
 
@@ -43,7 +46,7 @@ async def _solve(question: str, method: str, engine, show_thoughts: bool, calls_
                 if isinstance(item, ThoughtNode):
                     if show_thoughts:
                         score = f" [{item.score:.2f}]" if item.score is not None else ""
-                        line = f"  thought {item.id} (after {item.parent}){score}: {item.text[:100]!r}"
+                        line = for_terminal(f"  thought {item.id} (after {item.parent}){score}: {item.text[:100]!r}")
                         (calls_bar.write if calls_bar is not None else typer.echo)(typer.style(line, dim=True))
                 else:
                     return item
@@ -138,7 +141,7 @@ def solve(
             )
         )
     except (BackendError, PromptError, ValueError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     if html is not None and solution.graph is not None:
         try:
@@ -151,12 +154,13 @@ def solve(
         typer.echo(json.dumps(solution.to_dict(), indent=2))
         return
     usage = solution.usage
-    typer.secho(f"Answer: {solution.answer if solution.answer is not None else '(none found)'}", bold=True)
+    answer = for_terminal(solution.answer) if solution.answer is not None else "(none found)"
+    typer.secho(f"Answer: {answer}", bold=True)
     if solution.stopped_by:
         typer.secho(f"(stopped early: {solution.stopped_by}; best answer so far)", fg=typer.colors.YELLOW)
-    typer.echo(f"\nReasoning ({solution.method}, {engine.spec}):\n{solution.reasoning}\n")
+    typer.echo(f"\nReasoning ({solution.method}, {engine.spec}):\n{for_terminal(solution.reasoning)}\n")
     if len(solution.candidates) > 1:
-        typer.echo(f"Candidates: {dict(solution.candidates)}")
+        typer.echo(for_terminal(f"Candidates: {dict(solution.candidates)}"))
     typer.echo(
         f"Cost: {usage['calls']} calls, {usage['prompt_tokens']} prompt + {usage['completion_tokens']} "
         f"completion tokens, {usage['wall_seconds']:.2f} s"
@@ -173,18 +177,40 @@ def serve(
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key clients must send as a Bearer token.")
     ] = None,
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1 << 20,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(help="The server's own method option METHOD.KEY=VALUE (repeatable), e.g. rsim.planner=SPEC."),
+    ] = None,
+    max_width: Annotated[int, typer.Option(help="Most parallel branches a request may ask for.")] = _LIMITS.max_width,
+    max_depth: Annotated[int, typer.Option(help="Most sequential steps a request may ask for.")] = _LIMITS.max_depth,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens one model call may write.")] = _LIMITS.max_tokens,
+    max_count: Annotated[int, typer.Option(help="Largest other count or list option.")] = _LIMITS.max_count,
+    max_run_calls: Annotated[int, typer.Option(help="Most model calls of one run.")] = _LIMITS.max_run_calls,
+    max_run_tokens: Annotated[int, typer.Option(help="Most tokens of one run.")] = _LIMITS.max_run_tokens,
     max_run_seconds: Annotated[
         float, typer.Option(help="Longest a run may take; requests may ask for less with max_seconds.")
-    ] = 600.0,
+    ] = _LIMITS.max_run_seconds,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = _LIMITS.max_body_bytes,
+    max_problem_chars: Annotated[int, typer.Option(help="Longest problem accepted.")] = _LIMITS.max_problem_chars,
+    max_concurrent_runs: Annotated[
+        int, typer.Option(help="Runs in flight at once (429 beyond).")
+    ] = _LIMITS.max_concurrent_runs,
+    max_connections: Annotated[int, typer.Option(help="Open connections at once (503 beyond).")] = (
+        _LIMITS.max_connections
+    ),
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a connection has to send a request head, and a body may stall.")
+    ] = _LIMITS.header_timeout_seconds,
+    list_traces: Annotated[
+        bool, typer.Option("--list-traces", help="Serve GET /v1/traces (lists every client's problems).")
+    ] = False,
     cache: Annotated[str | None, typer.Option(help="SQLite request cache.")] = None,
 ) -> None:
     """Serve every method behind an OpenAI-compatible API: /v1/models, /v1/chat/completions, /v1/traces/ID."""
     import os
 
-    import uvicorn
-
     from thoughtgraph.server import create_app
+    from thoughtgraph.server.http import run_server
 
     api_key = None
     if api_key_env is not None:
@@ -193,15 +219,36 @@ def serve(
             typer.secho(f"error: the environment variable {api_key_env} is not set", fg="red", err=True)
             raise typer.Exit(2)
     try:
+        limits = ServeLimits(
+            max_width=max_width, max_depth=max_depth, max_tokens=max_tokens, max_count=max_count,
+            max_run_calls=max_run_calls, max_run_tokens=max_run_tokens, max_run_seconds=max_run_seconds,
+            max_body_bytes=max_body_bytes, max_problem_chars=max_problem_chars,
+            max_concurrent_runs=max_concurrent_runs, max_connections=max_connections,
+            header_timeout_seconds=header_timeout,
+        )  # fmt: skip
+        server_options = _server_options(option or [])
         engine = create_backend(backend, cache=cache)
     except (BackendError, ValueError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(f"thoughtgraph serving {', '.join(METHODS)} on {engine.spec} at http://{host}:{port}/v1"
                + (" (API key required)" if api_key else ""))  # fmt: skip
-    app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, max_run_seconds=max_run_seconds)
-    # on SIGTERM/Ctrl-C, in-flight runs get 10 s to finish, then they are cancelled
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    app = create_app(engine, api_key=api_key, limits=limits, server_options=server_options, list_traces=list_traces)
+    run_server(app, host=host, port=port, limits=limits)
+
+
+def _server_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """``METHOD.KEY=VALUE`` pairs as options per method, each checked by building the method's config."""
+    by_method: dict[str, list[str]] = {}
+    for pair in pairs:
+        method, dot, rest = pair.partition(".")
+        if not dot or method not in METHODS or "=" not in rest:
+            raise ValueError(f"--option {pair!r}: write METHOD.KEY=VALUE with METHOD one of {', '.join(METHODS)}")
+        by_method.setdefault(method, []).append(rest)
+    options = {method: parse_options(items) for method, items in by_method.items()}
+    for method, values in options.items():
+        make_config(method, **values)
+    return options
 
 
 diagnose_app = typer.Typer(
@@ -237,7 +284,7 @@ def diagnose(
 
     try:
         if list_sessions:
-            asyncio.run(show_sessions(db, typer.echo))
+            asyncio.run(show_sessions(db, _write_line))
             return
         if delete is not None:
             asyncio.run(delete_session(db, delete))
@@ -245,11 +292,11 @@ def diagnose(
             return
         attachments = read_attachments(attach or [])
         asyncio.run(
-            chat(read=_read_line, write=typer.echo, session=session, db=db, backend=None if no_model else backend,
+            chat(read=_read_line, write=_write_line, session=session, db=db, backend=None if no_model else backend,
                  kb=kb, attachments=attachments, embeddings=embeddings)
         )  # fmt: skip
     except (UnknownSession, FileNotFoundError, ValueError, BackendError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     except (EOFError, KeyboardInterrupt):
         typer.echo("\nstopped; the session is saved (resume with --session ID)")
@@ -257,6 +304,11 @@ def diagnose(
 
 def _read_line(prompt: str) -> str:
     return input(prompt)
+
+
+def _write_line(text: str) -> None:
+    """Chat output (model text, session contents) with terminal controls shown, not obeyed."""
+    typer.echo(for_terminal(text))
 
 
 @diagnose_app.command("mine")
@@ -274,15 +326,15 @@ def diagnose_mine(
     try:
         incidents, problems = load_incidents(*corpus)
     except FileNotFoundError as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     for problem in problems:
-        typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
+        typer.secho(for_terminal(f"skipped {problem}"), fg=typer.colors.YELLOW, err=True)
     try:
         embedder = LlamaCppEmbedder(embeddings) if embeddings else None
         model = create_backend(backend) if backend else None
     except (BackendError, ValueError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     kb = mine_with_model(incidents, model, embedder)
     path = kb.save(out)
@@ -308,6 +360,6 @@ def models_export(
     try:
         folder = export_hf_folder(model, out)
     except BackendError as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     typer.echo(f"exported {model} to {folder} (hf:{folder})")

@@ -33,7 +33,7 @@ def die_with_parent() -> None:
 def server():
     port = free_port()
     command = [str(Path(sys.executable).with_name("thoughtgraph")), "serve", "--backend", "llamacpp:smollm2",
-               "--port", str(port)]  # fmt: skip
+               "--port", str(port), "--list-traces"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                preexec_fn=die_with_parent)  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"

@@ -234,7 +234,7 @@ def test_sixteen_concurrent_clients_lose_nothing_and_memory_stays_flat():
 
 def test_a_plain_request_whose_client_gives_up_is_cancelled_too():
     backend = scripted(latency=3.0)
-    with serving(backend) as url:
+    with serving(backend, list_traces=True) as url:
         body = {"model": "cot", "messages": [{"role": "user", "content": "6 times 7?"}]}
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(url + "/chat/completions", json=body, timeout=0.5)

@@ -3,7 +3,12 @@ server-sent events) and ``/v1/traces/{id}`` (the run's thought graph as JSON or 
 
 Every request runs its method on the one shared backend, so requests from all clients reach the
 engine together (the engine batches or queues them). A client that disconnects cancels its run: the
-budget and the engine's work stop with it. Traces of the last ``trace_limit`` runs stay in memory.
+budget and the engine's work stop with it. Traces of the last ``trace_limit`` runs stay in memory; a
+trace is read by its id (random, 128 bits), and the listing of all traces is off unless the server is
+started with ``list_traces`` (it would show every client's problems to anyone holding the key).
+
+What a request may ask for is bounded by ``ServeLimits`` (``thoughtgraph.server.limits``): sizes, budgets,
+body size and nesting, runs in flight. SECURITY.md has the threat model.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +31,9 @@ from backends import Backend
 from backends.errors import BackendError
 from reasoning.api import METHODS, run_method, thoughts_then_result
 from reasoning.graph import ThoughtNode
+from reasoning.graph_html import CONTENT_SECURITY_POLICY
 from reasoning.solution import Solution
+from thoughtgraph.server.limits import ServeLimits
 from thoughtgraph.server.protocol import RequestError, RunRequest, cut_at_stop, openai_usage, parse_request
 
 DISCONNECT_POLL_SECONDS = 0.25
@@ -44,8 +52,9 @@ def error_body(message: str, kind: str, *, param: str | None = None, code: str |
 
 
 class Guard:
-    """API key and declared body size, checked before a request reaches the app. Plain ASGI (not
-    Starlette's BaseHTTPMiddleware, which hides client disconnects from the handlers)."""
+    """API key and declared body size, checked before a request reaches the app; ``nosniff`` on every
+    response. Plain ASGI (not Starlette's BaseHTTPMiddleware, which hides client disconnects from the
+    handlers)."""
 
     def __init__(self, app: Any, api_key: str | None, max_body_bytes: int) -> None:
         self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
@@ -53,6 +62,15 @@ class Guard:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+            await send(message)
+
+        return await self._checked(scope, receive, send_with_headers)
+
+    async def _checked(self, scope: dict, receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         refusal = None
         if self.api_key is not None:
@@ -72,6 +90,34 @@ class Guard:
         return await self.app(scope, receive, send)
 
 
+class RunSlots:
+    """Runs in flight, at most ``limit``. A slot is released once (by the run's end, or, for a stream whose
+    client left before it started, after ``grace`` seconds)."""
+
+    def __init__(self, limit: int, grace: float) -> None:
+        self.limit, self.grace, self.taken = limit, grace, 0
+
+    def take(self) -> RunSlot | None:
+        if self.taken >= self.limit:
+            return None
+        self.taken += 1
+        return RunSlot(self)
+
+
+class RunSlot:
+    def __init__(self, slots: RunSlots) -> None:
+        self.slots, self.started, self.released = slots, False, False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.slots.taken -= 1
+
+    def release_unless_started(self) -> None:
+        if not self.started:
+            self.release()
+
+
 class Traces:
     """The last ``limit`` runs by trace id (oldest dropped first)."""
 
@@ -84,22 +130,71 @@ class Traces:
             self.runs.popitem(last=False)
 
 
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (iterative: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+async def read_body(request: Request, limits: ServeLimits) -> bytes:
+    """The request body, read chunk by chunk: refused with 413 as soon as it passes the size limit (a chunked
+    body is never read whole first), and with 408 when the client stalls between chunks."""
+    body = bytearray()
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(limits.header_timeout_seconds):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return bytes(body)
+        except TimeoutError:
+            raise RequestError(f"the request body stalled for {limits.header_timeout_seconds} s", status=408) from None
+        body += chunk
+        if len(body) > limits.max_body_bytes:
+            raise RequestError(f"the request body is over {limits.max_body_bytes:,} bytes", status=413,
+                               code="request_too_large")  # fmt: skip
+
+
+def parse_json(body: bytes, limits: ServeLimits) -> Any:
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise RequestError(f"the request body nests deeper than {limits.max_json_depth} levels") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, and integers over Python's digit limit
+        raise RequestError(f"the request body is not JSON: {str(error)[:200]}") from None
+    if json_depth(payload) > limits.max_json_depth:
+        raise RequestError(f"the request body nests deeper than {limits.max_json_depth} levels")
+    return payload
+
+
 def create_app(
     backend: Backend,
     *,
     api_key: str | None = None,
-    max_body_bytes: int = 1 << 20,
+    limits: ServeLimits | None = None,
+    server_options: dict[str, dict[str, Any]] | None = None,
     trace_limit: int = 1000,
-    max_run_seconds: float | None = 600.0,
+    list_traces: bool = False,
+    **limit_overrides: Any,
 ) -> FastAPI:
     """The app serving every method on ``backend``; with ``api_key``, requests need ``Authorization:
-    Bearer <key>``; bodies over ``max_body_bytes`` are refused with 413; no run lasts longer than
-    ``max_run_seconds`` (a request's ``max_seconds`` may ask for less)."""
-    app = FastAPI(title="thoughtgraph", docs_url=None, redoc_url=None)
+    Bearer <key>``. ``limits`` (or single ``ServeLimits`` fields as keywords, e.g. ``max_run_seconds=60``)
+    bound what a request may ask for; ``server_options`` are the server's own method options
+    (``{"rsim": {"planner": "openai:..."}}``), which requests cannot change where they are server settings;
+    ``list_traces`` turns on ``GET /v1/traces`` (off: it lists every client's problems)."""
+    limits = replace(limits or ServeLimits(), **limit_overrides)
+    app = FastAPI(title="thoughtgraph", docs_url=None, redoc_url=None, openapi_url=None)
     traces = Traces(trace_limit)
     app.state.traces = traces
+    app.state.limits = limits
+    slots = RunSlots(limits.max_concurrent_runs, grace=limits.header_timeout_seconds)
 
-    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes)
+    app.add_middleware(Guard, api_key=api_key, max_body_bytes=limits.max_body_bytes)
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:
@@ -114,7 +209,11 @@ def create_app(
 
     @app.get("/v1/traces")
     async def recent_traces() -> dict:
-        """The runs the server remembers, oldest first: id, model, the problem, the answer."""
+        """The runs the server remembers, oldest first: id, model, the problem, the answer (only with
+        ``list_traces``)."""
+        if not list_traces:
+            raise RequestError("listing traces is off on this server (it would show every client's problems); read "
+                               "a trace by the id its completion returned", status=404)  # fmt: skip
         return {"object": "list", "data": [
             {"id": trace_id, "model": run.method, "problem": run.problem, "answer": solution.answer}
             for trace_id, (run, solution) in traces.runs.items()
@@ -126,25 +225,40 @@ def create_app(
             raise RequestError(f"no trace {trace_id!r} (the server keeps the last {traces.limit})", status=404)
         run, solution = traces.runs[trace_id]
         if format == "html":
-            return HTMLResponse(solution.graph.to_html(f"{run.method}: {run.problem[:80]}") if solution.graph else "")
+            page = solution.graph.to_html(f"{run.method}: {run.problem[:80]}") if solution.graph else ""
+            return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
         if format != "json":
             raise RequestError("format must be json or html", param="format")
         return JSONResponse({"id": trace_id, "model": run.method, "problem": run.problem, **solution.to_dict()})
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > max_body_bytes:
-            raise RequestError(f"the request body is over {max_body_bytes:,} bytes", status=413)
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise RequestError(f"the request body is not JSON: {error}") from None
-        run = parse_request(payload)
+        run = parse_request(parse_json(await read_body(request, limits), limits), limits, server_options)
+        slot = slots.take()
+        if slot is None:
+            return JSONResponse(error_body(f"the server is running {slots.limit} requests, its limit; retry shortly",
+                                           "rate_limit_error", code="server_busy"),
+                                status_code=429, headers={"Retry-After": "1"})  # fmt: skip
         trace_id = uuid.uuid4().hex
         if run.stream:
-            return StreamingResponse(stream(run, trace_id), media_type="text/event-stream",
+            asyncio.get_running_loop().call_later(slots.grace, slot.release_unless_started)
+            return StreamingResponse(holding(slot, stream(run, trace_id)), media_type="text/event-stream",
                                      headers={"X-Thoughtgraph-Trace": trace_id})  # fmt: skip
+        try:
+            return await respond(request, run, trace_id)
+        finally:
+            slot.release()
+
+    async def holding(slot: RunSlot, events: AsyncIterator[str]) -> AsyncIterator[str]:
+        """A stream that holds its run slot until it ends or its client leaves."""
+        slot.started = True
+        try:
+            async for event in events:
+                yield event
+        finally:
+            slot.release()
+
+    async def respond(request: Request, run: RunRequest, trace_id: str) -> Response:
         task = asyncio.create_task(execute(run, trace_id, None))
         while not task.done():
             await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
@@ -163,10 +277,7 @@ def create_app(
         return JSONResponse(completion(run, trace_id, solution), headers={"X-Thoughtgraph-Trace": trace_id})
 
     async def execute(run: RunRequest, trace_id: str, on_thought: Any) -> Solution:
-        limits = dict(run.budget)
-        if max_run_seconds is not None:
-            limits["max_seconds"] = min(limits.get("max_seconds", max_run_seconds), max_run_seconds)
-        budget = Budget(**limits)
+        budget = Budget(**run.budget)  # the request's budgets, already lowered to the server's ceilings
         try:
             solution = await run_method(run.problem, run.method, backend, run.config, budget, seed=run.seed,
                                         on_thought=on_thought)  # fmt: skip

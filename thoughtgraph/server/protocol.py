@@ -14,16 +14,21 @@ map onto the method where they make sense:
 - ``n`` must be 1 (a method returns one answer; ``samples`` sets how many chains sc and bon draw);
   ``logprobs``, ``tools``, ``response_format`` and other generation controls are refused.
 
+Server configuration (a method's ``server_setting`` fields: ``planner``, ``strategies_file``,
+``answer_pattern``) is refused by name before anything reads it, and every size is checked against the
+server's ``ServeLimits`` (``thoughtgraph.server.limits``) before the run starts.
+
 The problem is the last user message; system and earlier messages are not given to the method.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from agents.runtime import Budget
 from reasoning.api import METHODS, make_config
+from thoughtgraph.server.limits import ServeLimits, client_options, oversized, server_settings
 
 BUDGET_FIELDS = {"max_calls": "max_calls", "max_total_tokens": "max_tokens", "max_seconds": "max_seconds"}
 PER_CALL_TOKENS = ("chain_tokens", "step_tokens")
@@ -36,6 +41,8 @@ STANDARD_FIELDS = {
 REFUSED_WHEN_SET = {"logprobs", "top_logprobs", "tools", "tool_choice", "response_format", "logit_bias",
                     "parallel_tool_calls"}  # fmt: skip
 MAX_STOP_STRINGS = 4
+MAX_STOP_CHARS = 256
+SEED_RANGE = (-(1 << 63), 1 << 63)
 
 
 class RequestError(ValueError):
@@ -61,10 +68,11 @@ class RunRequest:
 
 
 def method_options(method: str) -> list[str]:
-    return sorted(f.name for f in fields(METHODS[method][0]))
+    """The options of ``method`` a request may set."""
+    return client_options(METHODS[method][0])
 
 
-def _problem(messages: object) -> str:
+def _problem(messages: object, max_chars: int) -> str:
     if not isinstance(messages, list) or not messages:
         raise RequestError("`messages` must be a non-empty list", param="messages")
     for index, message in enumerate(messages):
@@ -81,6 +89,9 @@ def _problem(messages: object) -> str:
         content = "\n".join(t for t in texts if isinstance(t, str))
     if not isinstance(content, str) or not content.strip():
         raise RequestError("the last user message has no text", param="messages")
+    if len(content) > max_chars:
+        raise RequestError(f"the problem is {len(content):,} characters; this server takes at most {max_chars:,}",
+                           param="messages", status=413)  # fmt: skip
     return content
 
 
@@ -93,20 +104,34 @@ def _number(body: dict, name: str, kind: type, *, low: float | None = None) -> A
     return value
 
 
-def parse_request(body: object) -> RunRequest:
-    """The method run a chat-completion body asks for, or RequestError naming what is wrong."""
+def parse_request(
+    body: object, limits: ServeLimits | None = None, server_options: dict[str, dict[str, Any]] | None = None
+) -> RunRequest:
+    """The method run a chat-completion body asks for, or RequestError naming what is wrong. ``limits`` bound
+    every size and budget; ``server_options`` are the server's own options per method (a request's options
+    override the client-settable ones)."""
+    limits = limits or ServeLimits()
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
     method = body.get("model")
-    if method not in METHODS:
-        raise RequestError(f"unknown model {method!r}; models: {', '.join(METHODS)}", status=404, param="model",
+    if not isinstance(method, str) or method not in METHODS:
+        shown = repr(method)[:80]
+        raise RequestError(f"unknown model {shown}; models: {', '.join(METHODS)}", status=404, param="model",
                            code="model_not_found")  # fmt: skip
+    config_type = METHODS[method][0]
+    for name in server_settings(config_type):
+        if name in body:
+            raise RequestError(
+                f"`{name}` is server configuration: a request may not set it (whoever runs the server sets it with "
+                f"`thoughtgraph serve --option {method}.{name}=...`)", param=name, code="server_setting",
+            )  # fmt: skip
     known_options = method_options(method)
     unknown = set(body) - STANDARD_FIELDS - set(known_options) - set(BUDGET_FIELDS)
     if unknown:
+        shown = [name[:64] for name in sorted(unknown)[:5]]
         raise RequestError(
-            f"unknown field(s) {sorted(unknown)} for model {method!r}; method options: {', '.join(known_options)}; "
-            f"budgets: {', '.join(BUDGET_FIELDS)}", param=sorted(unknown)[0],
+            f"unknown field(s) {shown} for model {method!r}; method options: {', '.join(known_options)}; "
+            f"budgets: {', '.join(BUDGET_FIELDS)}", param=shown[0],
         )  # fmt: skip
     for name in REFUSED_WHEN_SET:
         if body.get(name) not in (None, False, [], {}):
@@ -130,6 +155,13 @@ def parse_request(body: object) -> RunRequest:
         per_call = next(name for name in PER_CALL_TOKENS if name in known_options)
         key = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
         options.setdefault(per_call, _number(body, key, int, low=1))
+    too_large = oversized(config_type, options, limits)
+    if too_large is not None:
+        name, message = too_large
+        if name in PER_CALL_TOKENS and name not in body:  # set through the standard field
+            standard = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+            message, name = message.replace(f"`{name}`", f"`{standard}` (this method's `{name}`)"), standard
+        raise RequestError(message, param=name)
     budget = {}
     for name, budget_name in BUDGET_FIELDS.items():
         if body.get(name) is not None:
@@ -139,20 +171,28 @@ def parse_request(body: object) -> RunRequest:
     except ValueError as error:
         name = next((n for n, b in BUDGET_FIELDS.items() if b in str(error)), None)
         raise RequestError(str(error).replace("budget max_tokens", "budget max_total_tokens"), param=name) from None
+    ceilings = {"max_calls": limits.max_run_calls, "max_tokens": limits.max_run_tokens,
+                "max_seconds": limits.max_run_seconds}  # fmt: skip
+    budget = {name: min(budget.get(name, ceiling), ceiling) for name, ceiling in ceilings.items()}
     try:
-        config = make_config(method, **options)
+        config = make_config(method, **{**(server_options or {}).get(method, {}), **options})
     except (ValueError, TypeError) as error:
         raise RequestError(str(error), param=next(iter(options), None)) from None
     seed = 0 if body.get("seed") is None else _number(body, "seed", int)
+    if not SEED_RANGE[0] <= seed < SEED_RANGE[1]:
+        raise RequestError("`seed` must be a 64-bit integer", param="seed")
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
-    if not isinstance(stop, list) or len(stop) > MAX_STOP_STRINGS or not all(isinstance(s, str) and s for s in stop):
-        raise RequestError(f"`stop` must be a string or up to {MAX_STOP_STRINGS} non-empty strings", param="stop")
+    if (not isinstance(stop, list) or len(stop) > MAX_STOP_STRINGS
+            or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in stop)):  # fmt: skip
+        raise RequestError(f"`stop` must be a string or up to {MAX_STOP_STRINGS} non-empty strings of at most "
+                           f"{MAX_STOP_CHARS} characters", param="stop")  # fmt: skip
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream_options, dict):
         raise RequestError("`stream_options` must be an object", param="stream_options")
     return RunRequest(
-        method=method, problem=_problem(body.get("messages")), options=options, config=config, budget=budget,
+        method=method, problem=_problem(body.get("messages"), limits.max_problem_chars), options=options,
+        config=config, budget=budget,
         seed=int(seed),
         stop=stop, stream=bool(body.get("stream")), include_usage=bool(stream_options.get("include_usage", True)),
     )  # fmt: skip
