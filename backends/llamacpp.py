@@ -40,8 +40,13 @@ from backends.types import Capabilities, Choice, Constraint, Request, Result, Us
 DEFAULT_SLOTS = 8
 """Sequences decoded together by default; ``slots=1`` (or ``deterministic=1``) is the one-sequence engine."""
 
-OPTIONS = {"threads": 1, "slots": 1, "deterministic": 0}
-"""Spec options after ``#`` (``llamacpp:smollm2#slots=8&threads=2``) and the least value each takes."""
+OPTIONS = {"threads": (1, 256), "slots": (1, 64), "deterministic": (0, 1)}
+"""Spec options after ``#`` (``llamacpp:smollm2#slots=8&threads=2``) and the least and largest value each
+takes. Each slot holds its own KV cache (about 90 MB for SmolLM2 at its context size), so 64 slots already
+take about 6 GB; more threads than cores only slow llama.cpp down."""
+WHY_AT_MOST = {"threads": "more threads than cores only slow llama.cpp down",
+               "slots": "each slot holds its own KV cache, about 90 MB for SmolLM2",
+               "deterministic": "it is 0 or 1"}  # fmt: skip
 
 
 def split_options(target: str) -> tuple[str, dict[str, int]]:
@@ -51,14 +56,17 @@ def split_options(target: str) -> tuple[str, dict[str, int]]:
     options: dict[str, int] = {}
     for item in filter(None, fragment.split("&")):
         key, _, value = item.partition("=")
-        if key not in OPTIONS or not value.isdigit() or int(value) < OPTIONS[key]:
+        if key not in OPTIONS or not (value.isascii() and value.isdigit() and len(value) <= 6):
             raise BackendConfigError(
-                f"llamacpp spec option {item!r} is not understood; the options are threads=N (N >= 1), "
-                "slots=N (N >= 1) and deterministic=0|1, as in MODEL#slots=8&threads=2"
+                f"llamacpp spec option {item[:80]!r} is not understood; the options are threads=N (1-256), "
+                "slots=N (1-64) and deterministic=0|1, as in MODEL#slots=8&threads=2"
+            )
+        low, high = OPTIONS[key]
+        if not low <= int(value) <= high:
+            raise BackendConfigError(
+                f"llamacpp spec option {key}={value} is out of range: {key} takes {low} to {high} ({WHY_AT_MOST[key]})"
             )
         options[key] = int(value)
-    if options.get("deterministic", 0) > 1:
-        raise BackendConfigError("llamacpp spec option deterministic takes 0 or 1")
     return base, options
 
 

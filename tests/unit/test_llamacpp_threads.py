@@ -35,8 +35,18 @@ def test_a_spec_sets_threads_slots_and_determinism_and_anything_else_is_refused(
     assert engine.split_options("smollm2#slots=4&threads=2") == ("smollm2", {"slots": 4, "threads": 2})
     assert engine.split_options("smollm2#deterministic=1") == ("smollm2", {"deterministic": 1})
     assert engine.split_options("/m/x.gguf") == ("/m/x.gguf", {})
-    for bad in ("smollm2#threads=0", "smollm2#threads=two", "smollm2#slots=0", "smollm2#batch=8", "smollm2#slots"):
+    for bad in (
+        "smollm2#threads=two",
+        "smollm2#batch=8",
+        "smollm2#slots",
+        "smollm2#slots=²",
+        "smollm2#slots=" + "9" * 5000,
+    ):
         with pytest.raises(BackendConfigError, match=r"threads=N .*slots=N .*deterministic=0\|1"):
             engine.split_options(bad)
-    with pytest.raises(BackendConfigError, match="deterministic takes 0 or 1"):
-        engine.split_options("smollm2#deterministic=2")
+    for bad, why in [("threads=0", "threads takes 1 to 256"), ("slots=0", "slots takes 1 to 64"),
+                     ("slots=65", "about 90 MB"), ("threads=257", "slow llama.cpp down"),
+                     ("deterministic=2", "deterministic takes 0 to 1")]:  # fmt: skip
+        with pytest.raises(BackendConfigError, match=why):
+            engine.split_options("smollm2#" + bad)
+    assert engine.split_options("smollm2#slots=64&threads=256")[1] == {"slots": 64, "threads": 256}
