@@ -70,6 +70,7 @@ async def evaluate(
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     evaluated, problems = load_incidents(incidents)
+    attachments = Path(incidents).resolve().parent if Path(incidents).is_file() else Path(incidents).resolve()
     unlabelled = [i.id for i in evaluated if i.root_cause is None]
     if unlabelled:
         raise ValueError(f"incidents to evaluate need a root cause; {unlabelled[0]} has none")
@@ -94,7 +95,7 @@ async def evaluate(
         for incident in evaluated:
             if incident.id in done:
                 continue
-            row = await _one(incident, knowledge, backend, variant, embeddings)
+            row = await _one(incident, knowledge, backend, variant, embeddings, attachments)
             results.write(json.dumps(row) + "\n")
             results.flush()
             done[incident.id] = row
@@ -108,7 +109,7 @@ async def evaluate(
 
 
 async def _one(
-    incident: Any, knowledge: KnowledgeBase, backend: Any, variant: str, embeddings: str | None
+    incident: Any, knowledge: KnowledgeBase, backend: Any, variant: str, embeddings: str | None, attachments: Path
 ) -> dict[str, Any]:
     public = incident.public()
     gold = incident.root_cause
@@ -118,6 +119,7 @@ async def _one(
         diagnosis = await diagnose_async(
             public.report, workload=public.workload, artifacts=public.artifacts, incident_id=public.id,
             backend=backend, kb=knowledge, variant=variant, approve=True, embeddings=embeddings,
+            attachments_dir=attachments,
         )  # fmt: skip
         report = diagnosis.report
         row.update(

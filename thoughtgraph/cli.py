@@ -274,6 +274,13 @@ def diagnose(
         bool, typer.Option("--no-model", help="Diagnose without a model (tools and retrieval).")
     ] = False,
     embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL whose vectors join BM25 retrieval.")] = None,
+    attachments_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder that file paths inside attachments are read from (default: the first "
+            "attachment's folder, else the working directory); paths may not leave it."
+        ),
+    ] = None,
 ) -> None:
     """Start or resume a diagnosis chat."""
     if ctx.invoked_subcommand is not None:
@@ -291,9 +298,10 @@ def diagnose(
             typer.echo(f"deleted session {delete}")
             return
         attachments = read_attachments(attach or [])
+        folder = attachments_dir or (str(Path(attach[0].partition("=")[2] or attach[0]).parent) if attach else None)
         asyncio.run(
             chat(read=_read_line, write=_write_line, session=session, db=db, backend=None if no_model else backend,
-                 kb=kb, attachments=attachments, embeddings=embeddings)
+                 kb=kb, attachments=attachments, embeddings=embeddings, attachments_dir=folder)
         )  # fmt: skip
     except (UnknownSession, FileNotFoundError, ValueError, BackendError) as error:
         typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)

@@ -133,7 +133,9 @@ def settings_for(
     }
 
 
-def make_runtime(settings: dict[str, Any], *, backend: Backend | None = None, kb: Any = None) -> DiagnosisRuntime:
+def make_runtime(
+    settings: dict[str, Any], *, backend: Backend | None = None, kb: Any = None, attachments_dir: str | None = None
+) -> DiagnosisRuntime:
     model = backend or _backend(settings.get("backend"))
     agents = DiagnosisAgents(model, Budget(max_calls=20, max_seconds=600)) if model is not None else None
     knowledge = _knowledge_base(kb if kb is not None else settings.get("kb"))
@@ -144,6 +146,7 @@ def make_runtime(settings: dict[str, Any], *, backend: Backend | None = None, kb
         agents=agents,
         variant=settings.get("variant", "full"),
         limits=Limits(**settings.get("limits", {})),
+        attachments_dir=attachments_dir,
     )
 
 
@@ -236,12 +239,15 @@ async def stream_diagnosis(
     session: str | None = None,
     db: str | Path | None = None,
     checkpointer: Any = None,
+    attachments_dir: str | Path | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Run (or, with ``session``, resume) a diagnosis and yield its events as they happen: ``intake``,
     ``retrieve``, ``hypothesise``, ``plan``, ``step`` (one per verification step, with its arguments, result
     and timing), ``judge``, ``question``/``approval`` (answered by ``answer``/``approve``), ``report``.
     Side-effecting steps run only when ``approve`` says yes (default: declined). ``embeddings``: a
-    ``llamacpp:MODEL`` spec whose vectors join BM25 in retrieval."""
+    ``llamacpp:MODEL`` spec whose vectors join BM25 in retrieval. File paths inside artifacts (tensor files
+    an FL or model check reads) resolve under ``attachments_dir`` (default: the working directory) and may not
+    leave it."""
     async with AsyncExitStack() as stack:
         if checkpointer is None:
             checkpointer = await stack.enter_async_context(open_checkpointer(db)) if db is not None else InMemorySaver()
@@ -250,7 +256,9 @@ async def stream_diagnosis(
         snapshot = await session_state(checkpointer, session_id)
         # a resumed session runs with the settings it was started with
         settings = snapshot.values.get("settings") or settings_for(backend, kb, variant, limits, embeddings)
-        current = DiagnosisSession(session_id, make_runtime(settings, backend=_backend(backend), kb=kb), checkpointer)
+        folder = str(attachments_dir) if attachments_dir is not None else None
+        runtime = make_runtime(settings, backend=_backend(backend), kb=kb, attachments_dir=folder)
+        current = DiagnosisSession(session_id, runtime, checkpointer)
         if snapshot.values:
             inputs: Any = None
             pending = dict(snapshot.interrupts[0].value) if snapshot.interrupts else None

@@ -106,8 +106,9 @@ async def chat(
     limits: Limits | None = None,
     new_session_id: str | None = None,
     embeddings: str | None = None,
+    attachments_dir: str | None = None,
 ) -> str:
-    """One chat; returns the session id."""
+    """One chat; returns the session id. File paths inside attachments resolve under ``attachments_dir``."""
     async with open_checkpointer(db) as saver:
         if session is not None:
             if session not in await thread_ids(saver):
@@ -123,7 +124,7 @@ async def chat(
             write(f"Session {session_id} (resume with --session {session_id}).")
         async for event in stream_diagnosis(
             report, artifacts=attachments, backend=backend, kb=kb, variant=variant, limits=limits,
-            embeddings=embeddings,
+            embeddings=embeddings, attachments_dir=attachments_dir,
             approve=_approver(read, write), answer=_answerer(read, write), session=session_id, checkpointer=saver,
         ):  # fmt: skip
             show_event(event, write)

@@ -21,8 +21,10 @@ import numpy as np
 
 from agents.diagnosis.artifacts import ArtifactError, finite, kinds, number, read_json, read_table
 from agents.diagnosis.signatures import signatures
+from agents.tools.arrays import attachments_root
 from agents.tools.fedreview import coordinate_median
 from agents.tools.registry import ToolError, call_tool
+from agents.tools.validation import InputError
 
 Effect = Literal["confirms", "supports", "weakens", "refutes"]
 MAX_MATCHES = 20
@@ -47,6 +49,8 @@ class Check:
     meaning: dict[str, dict[str, Effect]]
     """signal -> category -> effect."""
     read_only: bool = True
+    """False for a check that changes state: it runs only after a person approves it. Declared here, with the
+    code; a knowledge-base file can mark a check as needing approval, never the reverse."""
     cost_seconds: float = 0.1
     depends_on: tuple[str, ...] = ()
     description: str = ""
@@ -585,16 +589,20 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def run_check(name: str, arguments: dict[str, Any], artifacts: dict[str, str]) -> tuple[CheckResult, float]:
-    """Run one check; bad artifacts, bad arguments and tool errors come back as an error observation."""
+def run_check(
+    name: str, arguments: dict[str, Any], artifacts: dict[str, str], attachments_dir: str | None = None
+) -> tuple[CheckResult, float]:
+    """Run one check; bad artifacts, bad arguments and tool errors come back as an error observation. File
+    paths inside artifacts are read only from ``attachments_dir`` (default: the working directory)."""
     started = time.perf_counter()
     check = CHECKS.get(name)
     if check is None:
         result = CheckResult(f"check error: no check named {name!r}", error=f"unknown check {name!r}")
     else:
         try:
-            result = check.run(arguments, artifacts)
-        except (ArtifactError, ToolError, KeyError, TypeError, ValueError) as error:
+            with attachments_root(attachments_dir or "."):
+                result = check.run(arguments, artifacts)
+        except (ArtifactError, ToolError, InputError, KeyError, TypeError, ValueError) as error:
             message = str(error) if not isinstance(error, KeyError) else f"missing field {error}"
             result = CheckResult(f"check error: {name}: {message}", error=message)
     return result, time.perf_counter() - started

@@ -79,6 +79,9 @@ class DiagnosisRuntime:
     agents: DiagnosisAgents | None
     variant: Variant = "full"
     limits: Limits = field(default_factory=Limits)
+    attachments_dir: str | None = None
+    """Where file paths inside artifacts are read from (default: the working directory); never checkpointed,
+    so a session file cannot widen it."""
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -137,7 +140,8 @@ def bind(template: StepTemplate, artifact_kinds: dict[str, str]) -> list[dict[st
                 "check": template.check,
                 "arguments": arguments,
                 "meaning": template.meaning,
-                "read_only": template.read_only,
+                # side effects are the check's own (declared in checks.py); a knowledge base can only add caution
+                "read_only": CHECKS[template.check].read_only and template.read_only,
                 "cost_seconds": template.cost_seconds,
                 "depends_on": [_step_id(d, {"artifact": arguments.get("artifact")}) for d in template.depends_on],
             }
@@ -279,7 +283,7 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
     def approve(state: DiagnosisState) -> dict[str, Any]:
         steps = {s["id"]: s for s in state["plan"]}
         approvals = dict(state.get("approvals", {}))
-        asking = [steps[i] for i in state.get("ready", []) if not steps[i]["read_only"] and i not in approvals]
+        asking = [steps[i] for i in state.get("ready", []) if needs_approval(steps[i]) and i not in approvals]
         if not asking:
             return {}
         decision = interrupt(
@@ -307,10 +311,12 @@ def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
         ]
 
     async def verify(payload: dict[str, Any]) -> dict[str, Any]:
-        return {"observations": [await _observe(payload["step"], payload["incident"], payload["wave"])]}
+        step, incident, wave = payload["step"], payload["incident"], payload["wave"]
+        return {"observations": [await _observe(step, incident, wave, runtime.attachments_dir)]}
 
     async def verify_each(payload: dict[str, Any]) -> dict[str, Any]:
-        return {"observations": [await _observe(s, payload["incident"], payload["wave"]) for s in payload["steps"]]}
+        incident, wave, folder = payload["incident"], payload["wave"], runtime.attachments_dir
+        return {"observations": [await _observe(s, incident, wave, folder) for s in payload["steps"]]}
 
     def judge_node(state: DiagnosisState) -> dict[str, Any]:
         posteriors = dict(state["posteriors"])
@@ -412,17 +418,24 @@ def _approved(decision: Any, step_id: str) -> bool:
     return False
 
 
+def needs_approval(step: dict[str, Any]) -> bool:
+    """A step changes state, so waits for a person's yes, when its check is declared so in ``checks.py`` or the
+    step says so; neither a knowledge base nor a checkpoint can mark a state-changing check read-only."""
+    check = CHECKS.get(step["check"])
+    return check is None or not check.read_only or not step.get("read_only", False)
+
+
 def _runnable(state: DiagnosisState) -> list[dict[str, Any]]:
     steps = {s["id"]: s for s in state.get("plan", [])}
     approvals = state.get("approvals", {})
-    return [steps[i] for i in state.get("ready", []) if steps[i]["read_only"] or approvals.get(i) is True]
+    return [steps[i] for i in state.get("ready", []) if not needs_approval(steps[i]) or approvals.get(i) is True]
 
 
-async def _observe(step: dict[str, Any], incident: dict[str, Any], wave: int) -> dict[str, Any]:
+async def _observe(step: dict[str, Any], incident: dict[str, Any], wave: int, folder: str | None) -> dict[str, Any]:
     arguments = dict(step["arguments"])
     artifacts = incident.get("artifacts", {})
     started = time.time()
-    result, seconds = await asyncio.to_thread(run_check, step["check"], arguments, artifacts)
+    result, seconds = await asyncio.to_thread(run_check, step["check"], arguments, artifacts, folder)
     ended = time.time()
     return {
         "step": step["id"], "check": step["check"], "arguments": arguments, "summary": result.summary,

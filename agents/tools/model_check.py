@@ -90,10 +90,20 @@ def _norm(values: np.ndarray) -> float:
     return float(np.linalg.norm(values / scale)) * scale if scale > 0 else 0.0
 
 
+def _module_order(key: str) -> list[tuple[int, int | str]]:
+    """``"10.weight"`` after ``"2.weight"``: numeric parts of a dotted name compare as numbers."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in key.split(".")]
+
+
 def sequential_layers(state: StateDict) -> list[tuple[str, str]] | str:
-    """The model as a sequence of ("linear" | "batchnorm" | "layernorm", prefix), or why it is not one."""
+    """The model as a sequence of ("linear" | "batchnorm" | "layernorm", prefix), or why it is not one. Layers
+    are taken in the order given, except that an ``nn.Sequential`` state dict (every name starts with a layer
+    number) is taken by number (``0.``, ``1.``, ..., ``10.``): safetensors files store tensors sorted by name
+    and size, not as ``nn.Sequential`` wrote them."""
     layers: list[tuple[str, str]] = []
-    for key, value in state.items():
+    numbered = all(key.split(".", 1)[0].isdigit() for key in state)
+    for key in sorted(state, key=_module_order) if numbered else state:
+        value = state[key]
         if not key.endswith("weight"):
             continue
         prefix = key[: -len("weight")]

@@ -5,11 +5,12 @@ Clopper-Pearson lower bound on its probability from n more, abstain below 0.5, r
 sigma * inverse normal CDF of the bound. Noise is drawn and classified in batches of ``batch_size``,
 so n can be large without holding all samples at once.
 
-Classifiers: a linear model given inline, or a PyTorch model from a file - a TorchScript module
-(``torch.jit.save``; any architecture, input reshaped to ``input_shape``) or a state dict
-(.pt/.safetensors/.npz) of the named architecture ``mlp``: blocks ``Linear [-> BatchNorm/LayerNorm]
--> ReLU``, as ``nn.Sequential`` writes them. State dicts load with ``weights_only=True``; a
-TorchScript file runs TorchScript code, so load only files you trust.
+Classifiers, as the tool takes them: a linear model given inline, or a state dict in a data-only file
+(.safetensors/.npz/.npy) of the named architecture ``mlp``: blocks ``Linear [-> BatchNorm/LayerNorm]
+-> ReLU``, as ``nn.Sequential`` writes them. The tool never loads TorchScript or pickled models: its
+arguments may come from an incident file or a model, and such files run code when loaded. Any other
+classifier (a TorchScript module you trust, a CNN) is certified from Python: ``certify(classify, x, ...)``
+takes any function from a batch of inputs to class indices.
 """
 
 from __future__ import annotations
@@ -63,12 +64,10 @@ def certify(
 class SmoothingInput(BaseModel):
     weights: list[list[float]] | None = Field(None, max_length=10_000, description="linear model: classes x features")
     bias: list[float] | None = Field(None, max_length=10_000, description="linear model: one per class")
-    model_path: str | None = Field(None, max_length=4096, description="a TorchScript file or a state dict")
-    architecture: Literal["mlp", "torchscript"] | None = Field(
-        None, description="what model_path holds: an `mlp` state dict, or a `torchscript` module"
-    )
+    model_path: str | None = Field(None, max_length=4096, description="a state dict (.safetensors/.npz)")
+    architecture: Literal["mlp"] | None = Field(None, description="what model_path holds: an `mlp` state dict")
     x: Vector = Field(description="the input, flattened (or a tensor file holding it, any shape)")
-    input_shape: list[int] | None = Field(None, max_length=8, description="torchscript: shape of one input")
+    input_shape: list[int] | None = Field(None, max_length=8, description="shape of one input (x's size)")
     sigma: float = Field(gt=0, le=1e6)
     n0: int = Field(100, gt=0, le=100_000)
     n: int = Field(1000, gt=0, le=1_000_000)
@@ -97,10 +96,9 @@ class SmoothingInput(BaseModel):
             if features != w.shape[1]:
                 raise ValueError(f"x needs {w.shape[1]} features")
         else:
-            suffixes = (".pt", ".pth", ".ts", ".torchscript") if self.architecture == "torchscript" else TENSOR_SUFFIXES
-            check_path(self.model_path or "", "model_path", suffixes)
+            check_path(self.model_path or "", "model_path", TENSOR_SUFFIXES)
             if self.architecture is None:
-                raise ValueError("name the architecture of model_path: `mlp` (a state dict) or `torchscript`")
+                raise ValueError("name the architecture of model_path: `mlp` (a state dict)")
         if self.input_shape is not None and (any(s <= 0 for s in self.input_shape)
                                              or int(np.prod(self.input_shape)) != features):  # fmt: skip
             raise ValueError(f"input_shape {self.input_shape} does not hold the {features} values of x")
@@ -115,32 +113,10 @@ class SmoothingOutput(BaseModel):
     radius: float
 
 
-def _torchscript_classifier(path: str, shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
-
-    try:
-        module = torch.jit.load(path, map_location="cpu")
-    except Exception as error:
-        raise InputError(f"model_path {path} is not a TorchScript module ({error})") from None
-    module.eval()
-
-    def classify(batch: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            inputs = torch.from_numpy(batch.reshape(len(batch), *shape)).to(torch.float32)
-            outputs = module(inputs)
-        if not isinstance(outputs, torch.Tensor) or outputs.ndim != 2 or outputs.shape[0] != len(batch):
-            raise InputError("the TorchScript module must return a (batch, classes) tensor of scores")
-        return outputs.argmax(dim=1).numpy()
-
-    return classify
-
-
 def classifier(inputs: SmoothingInput) -> Callable[[np.ndarray], np.ndarray]:
     if inputs.weights is not None:
         w, b = np.asarray(inputs.weights), np.asarray(inputs.bias)
         return lambda batch: np.argmax(batch @ w.T + b, axis=1)
-    if inputs.architecture == "torchscript":
-        return _torchscript_classifier(inputs.model_path or "", tuple(inputs.input_shape or [len(inputs._x)]))
     state = {k: finite_array(np.atleast_1d(v), f"model_path[{k}]").reshape(np.shape(v))
              for k, v in load_tensors(inputs.model_path or "", "model_path").items()}  # fmt: skip
     layers = sequential_layers(state)
@@ -153,8 +129,8 @@ def classifier(inputs: SmoothingInput) -> Callable[[np.ndarray], np.ndarray]:
 def randomized_smoothing_certify(inputs: SmoothingInput) -> SmoothingOutput:
     """Certify a classifier at x with randomized smoothing (faithful to CERTIFY: top class from n0
     noisy samples, Clopper-Pearson lower bound on n more, abstain below 0.5, radius sigma * inverse
-    normal CDF of the bound). The classifier is a linear model, an `mlp` state dict or a TorchScript
-    module; noise is sampled and classified in batches."""
+    normal CDF of the bound). The classifier is a linear model or an `mlp` state dict (never TorchScript or a
+    pickle: they run code when loaded); noise is sampled and classified in batches."""
     label, radius = certify(classifier(inputs), inputs._x, inputs.sigma, inputs.n0,
                             inputs.n, inputs.alpha, inputs.seed, inputs.batch_size)  # fmt: skip
     return SmoothingOutput(abstained=label is None, predicted_class=label, radius=radius)
