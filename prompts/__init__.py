@@ -4,6 +4,10 @@ A prompt file holds a ``version`` (recorded in results, so a changed prompt is v
 comparison), an optional ``description``, and Jinja2 templates for ``system`` and/or ``user``.
 Users override any prompt by putting a file with the same relative name in their own folder
 (``load_prompt(name, folder=...)`` or the ``THOUGHTGRAPH_PROMPTS`` environment variable).
+
+Templates render in Jinja2's ``SandboxedEnvironment``: a prompt file from someone else can fill in values,
+loop and branch, but cannot reach Python internals (``__class__``, ``__globals__``, ``mro``), call unsafe
+methods or import anything. Prompt names are relative names without ``..``.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 import yaml
 
 BUILTIN_FOLDER = Path(__file__).parent
-_ENVIRONMENT = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+_ENVIRONMENT = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
 class PromptError(ValueError):
@@ -44,6 +49,12 @@ class PromptTemplate:
                 text = _ENVIRONMENT.from_string(template).render(**values).strip()
             except jinja2.UndefinedError as error:
                 raise PromptError(f"prompt {self.name!r} ({self.source}) needs a value: {error}") from None
+            except jinja2.sandbox.SecurityError as error:
+                raise PromptError(
+                    f"prompt {self.name!r} ({self.source}) does something templates may not: {error}"
+                ) from None
+            except jinja2.TemplateError as error:
+                raise PromptError(f"prompt {self.name!r} ({self.source}) is not a valid template: {error}") from None
             turns.append((role, text))
         return turns
 
@@ -61,6 +72,8 @@ def load_prompt(name: str, *, folder: str | Path | None = None) -> PromptTemplat
 
 @lru_cache(maxsize=256)
 def _load(name: str, user_folder: str | None) -> PromptTemplate:
+    if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise PromptError(f"prompt name {name!r} must be a relative name such as 'cot/solve' (no '..')")
     candidates = [Path(user_folder) / f"{name}.yaml"] if user_folder else []
     candidates.append(BUILTIN_FOLDER / f"{name}.yaml")
     path = next((p for p in candidates if p.is_file()), None)

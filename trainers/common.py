@@ -44,10 +44,55 @@ class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Data folder (default: $THOUGHTGRAPH_DATA)."})
 
 
+CONFIG_ENV = frozenset({
+    "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM", "PYTORCH_CUDA_ALLOC_CONF",
+    "HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "THOUGHTGRAPH_DATA",
+    "WANDB_MODE", "WANDB_PROJECT", "NCCL_DEBUG", "ACCELERATE_LOG_LEVEL",
+})  # fmt: skip
+"""What a trainer config's ``env:`` section may set (TRL sets every key it lists). Anything else (``PATH``,
+``LD_PRELOAD``, ``PYTHONPATH``, a credential) would let a config file change what the process runs or sends:
+refused by name before TRL sees the file."""
+
+
+def _config_path(argv: list[str]) -> str | None:
+    for index, item in enumerate(argv):
+        if item == "--config" and index + 1 < len(argv):
+            return argv[index + 1]
+        if item.startswith("--config="):
+            return item.partition("=")[2]
+    return None
+
+
+def check_config_env(argv: list[str]) -> None:
+    """Refuse a config whose ``env:`` sets a variable outside ``CONFIG_ENV`` or a value that is not a scalar."""
+    path = _config_path(argv)
+    if path is None:
+        return
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SetupError(f"cannot read the config {path}: {error}") from None
+    environment = config.get("env") if isinstance(config, dict) else None
+    if environment is None:
+        return
+    if not isinstance(environment, dict):
+        raise SetupError(f"{path}: `env` must be a mapping of variable names to values")
+    for key, value in environment.items():
+        if key not in CONFIG_ENV:
+            raise SetupError(f"{path}: `env` may not set {str(key)[:80]!r}; a config may set only "
+                             f"{', '.join(sorted(CONFIG_ENV))}")  # fmt: skip
+        if not isinstance(value, str | int | float | bool):
+            raise SetupError(f"{path}: `env` value of {key} must be a string or a number")
+
+
 def parse(*argument_types: type, argv: list[str] | None = None) -> tuple[Any, ...]:
-    """(our dataclasses..., TRL config) from ``--config FILE.yaml`` and overrides; unknown keys are an error."""
+    """(our dataclasses..., TRL config) from ``--config FILE.yaml`` and overrides; unknown keys are an error, and
+    so is an ``env:`` entry outside ``CONFIG_ENV``."""
+    import sys
+
     from trl import TrlParser
 
+    check_config_env(list(argv) if argv is not None else sys.argv[1:])
     try:
         return tuple(TrlParser(argument_types).parse_args_and_config(args=argv))
     except ValueError as error:

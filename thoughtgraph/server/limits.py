@@ -76,10 +76,10 @@ def oversized(config_type: type, options: dict[str, Any], limits: ServeLimits) -
         value, ceiling = options[item.name], limits.ceiling(kind)
         size = len(value) if isinstance(value, list | tuple) else value
         if isinstance(size, int) and not isinstance(size, bool) and size > ceiling:
-            what = "entries" if isinstance(value, list | tuple) else "at most"
+            unit = " entries" if isinstance(value, list | tuple) else ""
             message = (
-                f"`{item.name}` is over this server's limit: {what} {ceiling:,} ({kind} limit; the server sets it "
-                f"with --max-{kind}), got {size:,}"
+                f"`{item.name}` is over this server's limit: at most {ceiling:,}{unit} ({kind} limit; the server "
+                f"sets it with --max-{kind}), got {size:,}"
             )
             return item.name, message
     return None
