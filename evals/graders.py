@@ -21,7 +21,16 @@ from typing import Literal
 
 import sympy
 
-from evals.mathparse import OutsideGrammar, Ungradable, arithmetic_value, normalize, parse, to_sympy, tokenize
+from evals.mathparse import (
+    OutsideGrammar,
+    Ungradable,
+    arithmetic_value,
+    normalize,
+    parse,
+    to_sympy,
+    tokenize,
+    value_digits,
+)
 from reasoning.answers import last_boxed
 
 MAX_SCAN_CHARS = 20_000
@@ -119,6 +128,15 @@ def _sympy_value(text: str) -> sympy.Basic | None:
         return None
 
 
+def _check_size(text: str) -> None:
+    """Ungradable when the answer's tree would build a number over ``MAX_VALUE_DIGITS`` digits."""
+    try:
+        value_digits(parse(text))
+    except (OutsideGrammar, ZeroDivisionError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, Ungradable):
+            raise
+
+
 def _math_verify_equal(prediction: str, gold: str) -> bool | None:
     """math-verify's verdict (its LaTeX parser only, never its Python-expression parser), or None."""
     from math_verify import LatexExtractionConfig, parse, verify
@@ -158,6 +176,8 @@ def math_equal(prediction: str | None, gold: str) -> bool:
         return True
     if not (_inside_grammar(prediction) and _inside_grammar(gold)):
         return False
+    for text in (left, right):  # sizes bounded before math-verify or sympy builds anything
+        _check_size(text)
     if _math_verify_equal(prediction, gold):
         return True
     left_value, right_value = _sympy_value(left), _sympy_value(right)

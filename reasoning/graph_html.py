@@ -1,7 +1,8 @@
 """A self-contained HTML view of a thought graph: an SVG tree laid out here, plus a details panel.
 
 Nodes are coloured by score (red low, green high, grey unscored), rollback edges are dashed orange
-arcs, and the chosen chain is outlined in blue. Clicking a node shows its full text. No external
+arcs, and the chosen chain is outlined in blue. Clicking a node shows its full text (so does opening the
+page at ``#node-ID``). No external
 scripts, styles or fonts: the file opens anywhere, offline.
 
 Model text is hostile by assumption, and every string of it is escaped for where it lands: element text and
@@ -40,12 +41,16 @@ window.addEventListener("error", e => {
 VIEW_SCRIPT = """
 const graph = JSON.parse(document.getElementById("graph-data").textContent);
 const byId = new Map(graph.nodes.map(n => [n.id, n]));
-document.querySelectorAll(".node").forEach(el => el.addEventListener("click", () => {
-  const n = byId.get(Number(el.dataset.id));
+function show(id) {
+  const n = byId.get(id);
+  if (!n) return;
   const facts = ["score", "confidence", "novelty", "answer"].filter(k => n[k] !== null).map(k => k + ": " + n[k]);
   document.getElementById("selected").textContent = (n.id === 0 ? "Question" : "Step " + n.id) +
     (facts.length ? " (" + facts.join(", ") + ")" : "") + "\\n\\n" + n.text;
-}));
+}
+document.querySelectorAll(".node").forEach(el => el.addEventListener("click", () => show(Number(el.dataset.id))));
+const linked = /^#node-(\\d+)$/.exec(location.hash);
+if (linked) show(Number(linked[1]));
 document.body.dataset.rendered = String(document.querySelectorAll(".node").length);
 """
 
