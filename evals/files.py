@@ -30,6 +30,12 @@ def checked_run_folder(folder: Path) -> Path:
     return folder
 
 
+def refuse_link(path: Path) -> None:
+    """RunFolderError when ``path`` is a symbolic link (a run reads and writes only its own files)."""
+    if path.is_symlink():
+        raise RunFolderError(f"{path} is a symbolic link; runs do not read or write through links (remove it)")
+
+
 def write_file(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) through a temporary file and a rename: a link at ``path`` is
     replaced, never written through."""

@@ -36,7 +36,7 @@ from backends import (
     create_backend,
 )
 from evals.datasets import DataError, Problem, load_dataset, select
-from evals.files import checked_run_folder, open_log, write_file
+from evals.files import checked_run_folder, open_log, refuse_link, write_file
 from evals.report import summarize
 from evals.sandbox import GradingSandbox, shared_sandbox
 from evals.scoring import GradingInput
@@ -104,7 +104,8 @@ def _parse(lines: list[str]) -> list[dict[str, Any]]:
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a samples log."""
+    """The complete lines of a samples log (never read through a link: see ``evals.files``)."""
+    refuse_link(path)
     return _parse(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else []
 
 
@@ -116,6 +117,7 @@ def resume(samples_path: Path, finished_when: Callable[[dict[str, Any]], bool] =
     """Ids already finished (``finished_when``; default: solved), with the log mended in one rewrite: a line cut
     short by a kill and the problems that failed before (a backend down, say) are dropped, so the rerun does
     them again and the log keeps one line per problem."""
+    refuse_link(samples_path)
     if not samples_path.is_file():
         return set()
     lines = samples_path.read_text(encoding="utf-8").splitlines()
