@@ -71,7 +71,7 @@ def test_a_prompt_file_cannot_reach_python_internals(tmp_path, template):
     (tmp_path / "cot").mkdir()
     (tmp_path / "cot" / "solve.yaml").write_text(f'version: 1\nuser: "{template}"\n')
     prompt = load_prompt("cot/solve", folder=tmp_path)
-    with pytest.raises(PromptError, match="may not|needs a value|not a valid template"):
+    with pytest.raises(PromptError, match=r"may not|needs a value|not a valid template"):
         prompt.render(question="What is 6 times 7?")
     assert not (Path.cwd() / "CANARY").exists()
     assert load_prompt("cot/solve").render(question="6 times 7?")  # the shipped prompts render in the sandbox
