@@ -83,6 +83,10 @@ class BoTConfig:
             raise ValueError(f"BoTConfig.aggregation must be greedy or best_first, got {self.aggregation!r}")
         if not self.policies or set(self.policies) - {"dfs", "bfs", "leaf_best"}:
             raise ValueError(f"BoTConfig.policies must be drawn from dfs, bfs, leaf_best, got {self.policies}")
+        for name in ("temperatures", "top_ps"):  # the trees cycle through these pools
+            pool = getattr(self, name)
+            if not pool or any(value < 0 for value in pool) or (name == "top_ps" and any(v > 1 for v in pool)):
+                raise ValueError(f"BoTConfig.{name} must be a non-empty list of values in range, got {list(pool)}")
 
     def worst_case_calls(self) -> int | None:
         """Per expansion: the writer (plus retries for repeated thoughts) and a judge call per child; per

@@ -9,12 +9,54 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("THOUGHTGRAPH_DATA", REPO.parent / "shared" / "data"))
+
+
+def die_with_parent() -> None:
+    """Linux: a server started by a test gets SIGKILL when the test process dies, even if a timeout skips
+    teardown."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@contextmanager
+def thoughtgraph_serve(*flags: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real ``thoughtgraph serve`` process on a free port with ``flags``, its output in ``log``; yields the
+    base URL once ``/v1/models`` answers, and stops the server afterwards."""
+    import httpx
+
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("thoughtgraph")), "serve", "--port", str(port), *flags]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                   preexec_fn=die_with_parent)  # fmt: skip
+        url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/models", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "thoughtgraph serve did not come up"
+                time.sleep(0.2)
+        try:
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def free_port() -> int:

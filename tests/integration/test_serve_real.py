@@ -7,51 +7,24 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import thoughtgraph_serve
 from tests.integration.test_methods_real import SMALL
 
 pytestmark = pytest.mark.integration
 METHODS = ["cot", "bot", "tr", "gg"]
 
 
-def die_with_parent() -> None:
-    """Linux: the server gets SIGKILL when the test process dies, even if a timeout skips teardown."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 @pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("thoughtgraph")), "serve", "--backend", "llamacpp:smollm2",
-               "--port", str(port), "--list-traces"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=die_with_parent)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url + "/models", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "thoughtgraph serve did not come up"
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+def server(tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with thoughtgraph_serve("--backend", "llamacpp:smollm2", "--list-traces", log=log) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

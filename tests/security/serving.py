@@ -5,34 +5,23 @@ from __future__ import annotations
 
 import http.server
 import os
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import free_port
+from tests.conftest import thoughtgraph_serve
 
 THOUGHTGRAPH = str(Path(sys.executable).with_name("thoughtgraph"))
 CANARY_KEY = "sk-canary-5f1e0c2a9d7b4e3f"
-HOSTILE_SCRIPT = """
+SCRIPT = """
 rules:
   - match: "6 times 7"
     responses: ["Step one: 6 times 7.\\nThe answer is 42."]
     cycle: true
 default: "The answer is 42."
 """
-
-
-def die_with_parent() -> None:
-    import ctypes
-    import signal
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Listener:
@@ -69,33 +58,13 @@ class Listener:
 
 
 @contextmanager
-def thoughtgraph_serve(tmp_path: Path, *flags: str) -> Iterator[str]:
-    """``thoughtgraph serve`` on a scripted backend, with ``OPENAI_API_KEY`` set to the canary key."""
+def canary_server(tmp_path: Path, *flags: str) -> Iterator[str]:
+    """``thoughtgraph serve`` on a scripted backend, with ``OPENAI_API_KEY`` set to the canary key; afterwards,
+    the server's log must not hold the key."""
     script = tmp_path / "script.yaml"
-    script.write_text(HOSTILE_SCRIPT)
-    port = free_port()
-    command = [THOUGHTGRAPH, "serve", "--backend", f"scripted:{script}", "--port", str(port), *flags]
+    script.write_text(SCRIPT)
     environment = {**os.environ, "OPENAI_API_KEY": CANARY_KEY}
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment,
-                               preexec_fn=die_with_parent)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url + "/models", timeout=1).raise_for_status()
-            break
-        except httpx.HTTPError:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "thoughtgraph serve did not come up"
-            time.sleep(0.2)
-    try:
+    log = tmp_path / "serve.log"
+    with thoughtgraph_serve("--backend", f"scripted:{script}", *flags, log=log, env=environment) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        assert CANARY_KEY not in (tmp_path / "serve.log").read_text(), "the server logged its key"
+    assert CANARY_KEY not in log.read_text(), "the server logged its key"

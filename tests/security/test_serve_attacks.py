@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from backends.scripted import ScriptedBackend
-from tests.security.serving import CANARY_KEY, Listener, thoughtgraph_serve
+from tests.security.serving import CANARY_KEY, Listener, canary_server
 from tests.unit.test_server import serving
 
 QUESTION = [{"role": "user", "content": "What is 6 times 7?"}]
@@ -22,7 +22,7 @@ QUESTION = [{"role": "user", "content": "What is 6 times 7?"}]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with thoughtgraph_serve(tmp_path_factory.mktemp("serve"), "--header-timeout", "1") as url:
+    with canary_server(tmp_path_factory.mktemp("serve"), "--header-timeout", "1") as url:
         yield url
 
 

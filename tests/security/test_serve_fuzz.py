@@ -1,7 +1,10 @@
 """Any JSON body sent to ``/v1/chat/completions`` gets a 2xx or a 4xx, never a server error, and quickly
 (hypothesis: random JSON, and chat requests whose method options, budgets and standard fields hold random
 values). The one 5xx by design is 502 ``backend_error``: the model backend itself failed (here, the scripted
-double refusing a constrained request it has no scripted answer for), reported with the usage spent."""
+double refusing a constrained request it has no scripted answer for), reported with the usage spent.
+
+The examples are derandomized, so CI runs the same ones every time; a longer random run (3,000 plausible
+requests, no failure) found the one bug these caught: BoT with an empty temperature pool was a 500."""
 
 from __future__ import annotations
 
@@ -76,13 +79,18 @@ def check(body: bytes) -> None:
     assert seconds < 10, (seconds, body[:500])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(JSON)
 def test_any_json_value_is_answered_without_a_server_error(value):
     check(json.dumps(value).encode())
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(REQUEST, st.sampled_from(["What is 6 times 7?", "x"]))
 def test_any_chat_request_is_answered_without_a_server_error(request, question):
     if request.get("messages") == []:
@@ -90,7 +98,14 @@ def test_any_chat_request_is_answered_without_a_server_error(request, question):
     check(json.dumps(request).encode())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(plausible_request())
 def test_plausible_requests_with_odd_values_are_answered_without_a_server_error(request):
     check(json.dumps(request).encode())
+
+
+def test_the_bug_the_fuzz_found_an_empty_bot_pool_is_a_400():
+    body = {"model": "bot", "messages": [{"role": "user", "content": "What is 6 times 7?"}]}
+    for pool in ({"temperatures": []}, {"top_ps": []}, {"top_ps": [2.0]}):
+        status, kind, _ = asyncio.run(answer(json.dumps({**body, **pool}).encode()))
+        assert (status, kind) == (400, "invalid_request_error"), pool

@@ -25,12 +25,12 @@ class Plain(TypedDict, total=False):
     note: str
 
 
-async def _write_session(db: Path) -> None:
+async def _write_session(db: Path, thread: str = "victim") -> None:
     graph = StateGraph(Plain)
     graph.add_node("write", lambda state: {"note": "ok"})
     graph.set_entry_point("write")
     async with open_checkpointer(db) as saver:
-        await graph.compile(checkpointer=saver).ainvoke({}, {"configurable": {"thread_id": "victim"}})
+        await graph.compile(checkpointer=saver).ainvoke({}, {"configurable": {"thread_id": thread}})
 
 
 def craft(db: Path, command: str) -> None:
@@ -106,3 +106,13 @@ def test_the_serializer_refuses_every_constructor_kind_and_pickle():
         pass
     else:
         raise AssertionError("a pickled checkpoint was loaded")
+
+
+def test_session_ids_from_a_file_cannot_drive_the_terminal(tmp_path):
+    db = tmp_path / "sessions.sqlite"
+    asyncio.run(_write_session(db, thread="s1\x1b]0;owned\x07\x1b[2J"))
+    listed = subprocess.run([THOUGHTGRAPH, "diagnose", "--list", "--db", str(db)], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "\x1b" not in listed.stdout and "\x07" not in listed.stdout
+    assert "s1\\x1b]0;owned\\x07\\x1b[2J" in listed.stdout
