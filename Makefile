@@ -41,7 +41,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install system-deps lint
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=10
 
 bench: install
 	$(BIN)/python bench/backends.py
