@@ -57,3 +57,21 @@ def test_budgets_are_lowered_to_the_servers_ceilings():
     assert run.budget == {"max_calls": 7, "max_tokens": 100, "max_seconds": 3}
     run = parse_request({**body, "max_calls": 2, "max_seconds": 1.5}, ServeLimits(max_run_seconds=3))
     assert run.budget["max_calls"] == 2 and run.budget["max_seconds"] == 1.5
+
+
+def test_backend_specs_bound_their_sizes_everywhere_a_spec_is_given(tmp_path):
+    """``slots`` costs about 90 MB of KV cache each: an unbounded spec would exhaust memory from the CLI, the
+    API or a server's configuration alike. Refused before any model loads, with the reason."""
+    import subprocess
+
+    from backends import BackendConfigError, create_backend
+    from tests.security.serving import THOUGHTGRAPH
+
+    for spec in ("llamacpp:smollm2#slots=100000", "llamacpp:smollm2#threads=99999"):
+        with pytest.raises(BackendConfigError, match="out of range"):
+            create_backend(spec)
+        for command in (["solve", "1+1?", "--backend", spec], ["serve", "--backend", spec, "--port", "0"]):
+            refused = subprocess.run([THOUGHTGRAPH, *command], capture_output=True, text=True, timeout=120)
+            assert refused.returncode == 2 and "out of range" in refused.stderr, refused.stderr[-500:]
+    assert "90 MB" in subprocess.run([THOUGHTGRAPH, "solve", "1+1?", "--backend", "llamacpp:smollm2#slots=65"],
+                                     capture_output=True, text=True, timeout=120).stderr  # fmt: skip
