@@ -1,8 +1,8 @@
 """The shared model-backend layer: every other package talks to models only through here."""
 
-from backends.base import Backend
-from backends.cache import RequestCache
-from backends.errors import (
+from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.cache import RequestCache
+from thoughtgraph.backends.errors import (
     BackendConfigError,
     BackendError,
     BackendUnavailableError,
@@ -10,10 +10,10 @@ from backends.errors import (
     InvalidRequestError,
     TransientBackendError,
 )
-from backends.ledger import UsageLedger, record_event
-from backends.retry import RetryPolicy
-from backends.spec import DEFAULT_BACKEND, create_backend, shared_backend
-from backends.types import Capabilities, Choice, Constraint, Message, Request, Result, Usage
+from thoughtgraph.backends.ledger import UsageLedger, record_event
+from thoughtgraph.backends.retry import RetryPolicy
+from thoughtgraph.backends.spec import DEFAULT_BACKEND, create_backend, shared_backend
+from thoughtgraph.backends.types import Capabilities, Choice, Constraint, Message, Request, Result, Usage
 
 __all__ = [
     "DEFAULT_BACKEND",

@@ -13,11 +13,11 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 
-from backends.cache import RequestCache
-from backends.errors import CapabilityError, InvalidRequestError
-from backends.ledger import record_usage
-from backends.retry import RetryPolicy
-from backends.types import Capabilities, ConstraintKind, Request, Result
+from thoughtgraph.backends.cache import RequestCache
+from thoughtgraph.backends.errors import CapabilityError, InvalidRequestError
+from thoughtgraph.backends.ledger import record_usage
+from thoughtgraph.backends.retry import RetryPolicy
+from thoughtgraph.backends.types import Capabilities, ConstraintKind, Request, Result
 
 
 class Backend(ABC):

@@ -13,8 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from backends.errors import BackendConfigError
-from backends.types import Request, Result
+from thoughtgraph.backends.errors import BackendConfigError
+from thoughtgraph.backends.types import Request, Result
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (

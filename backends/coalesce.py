@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.ledger import owe, record_usage
-from backends.types import Request, Result
+from thoughtgraph.backends.ledger import owe, record_usage
+from thoughtgraph.backends.types import Request, Result
 
 RunBatch = Callable[..., list[Result]]
 """``run_batch(requests)``, or ``run_batch(requests, stops)`` for a cancellable engine."""

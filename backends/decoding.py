@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from backends.types import Choice, Request
+from thoughtgraph.backends.types import Choice, Request
 
 
 class CompletionText:

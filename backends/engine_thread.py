@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.errors import BackendError
-from backends.types import Request, Result
+from thoughtgraph.backends.errors import BackendError
+from thoughtgraph.backends.types import Request, Result
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import re
 from re import _constants as c  # type: ignore[attr-defined]
 from re import _parser as parser  # type: ignore[attr-defined]
 
-from backends.errors import InvalidRequestError
-from backends.types import Constraint
+from thoughtgraph.backends.errors import InvalidRequestError
+from thoughtgraph.backends.types import Constraint
 
 _CATEGORIES = {
     c.CATEGORY_DIGIT: "0-9",

@@ -24,12 +24,12 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from backends.base import Backend
-from backends.coalesce import RequestCoalescer, pending_requests, resolve
-from backends.errors import BackendConfigError
-from backends.hf_engine import HFJob, RefillEngine, sample_token
-from backends.presets import GGUF_PRESETS, resolve_gguf
-from backends.types import Capabilities, Choice, Request, Result, Usage
+from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.coalesce import RequestCoalescer, pending_requests, resolve
+from thoughtgraph.backends.errors import BackendConfigError
+from thoughtgraph.backends.hf_engine import HFJob, RefillEngine, sample_token
+from thoughtgraph.backends.presets import GGUF_PRESETS, resolve_gguf
+from thoughtgraph.backends.types import Capabilities, Choice, Request, Result, Usage
 
 
 def locate_hf_model(target: str) -> tuple[Path, str | None]:

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.engine_thread import EngineJob, EngineThread, report
-from backends.types import Choice, Request, Result, Usage
+from thoughtgraph.backends.engine_thread import EngineJob, EngineThread, report
+from thoughtgraph.backends.types import Choice, Request, Result, Usage
 
 
 @dataclass(kw_only=True)

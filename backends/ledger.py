@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.types import Usage
+from thoughtgraph.backends.types import Usage
 
 _active: contextvars.ContextVar[tuple[UsageLedger, ...]] = contextvars.ContextVar("active_ledgers", default=())
 

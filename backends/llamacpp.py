@@ -27,15 +27,20 @@ import weakref
 from typing import Any
 
 import numpy as np
-
-from backends.base import Backend
-from backends.coalesce import RequestCoalescer, pending_requests, resolve
-from backends.decoding import CompletionText
-from backends.errors import BackendConfigError, InvalidRequestError
-from backends.grammar import constraint_to_gbnf
-from backends.llamacpp_engine import BatchedEngine, Job, common_prefix, end_of_generation_tokens, token_logprob
-from backends.presets import resolve_gguf
-from backends.types import Capabilities, Choice, Constraint, Request, Result, Usage
+from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.coalesce import RequestCoalescer, pending_requests, resolve
+from thoughtgraph.backends.decoding import CompletionText
+from thoughtgraph.backends.errors import BackendConfigError, InvalidRequestError
+from thoughtgraph.backends.grammar import constraint_to_gbnf
+from thoughtgraph.backends.llamacpp_engine import (
+    BatchedEngine,
+    Job,
+    common_prefix,
+    end_of_generation_tokens,
+    token_logprob,
+)
+from thoughtgraph.backends.presets import resolve_gguf
+from thoughtgraph.backends.types import Capabilities, Choice, Constraint, Request, Result, Usage
 
 DEFAULT_SLOTS = 8
 """Sequences decoded together by default; ``slots=1`` (or ``deterministic=1``) is the one-sequence engine."""

@@ -38,11 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from backends.decoding import CompletionText
-from backends.engine_thread import EngineJob, EngineThread, report
-from backends.errors import BackendError
-from backends.types import Result, Usage
+from thoughtgraph.backends.decoding import CompletionText
+from thoughtgraph.backends.engine_thread import EngineJob, EngineThread, report
+from thoughtgraph.backends.errors import BackendError
+from thoughtgraph.backends.types import Result, Usage
 
 SHARE_AT_LEAST = 16
 """Fewer shared tokens than this are not worth a wait or a stream copy: they are evaluated again."""

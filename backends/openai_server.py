@@ -24,11 +24,11 @@ import os
 import time
 from typing import Any, Literal
 
-from backends.base import Backend
-from backends.errors import BackendConfigError, InvalidRequestError, TransientBackendError
-from backends.grammar import constraint_to_gbnf
-from backends.ledger import record_event
-from backends.types import Capabilities, Choice, ConstraintKind, Request, Result, Usage
+from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.errors import BackendConfigError, InvalidRequestError, TransientBackendError
+from thoughtgraph.backends.grammar import constraint_to_gbnf
+from thoughtgraph.backends.ledger import record_event
+from thoughtgraph.backends.types import Capabilities, Choice, ConstraintKind, Request, Result, Usage
 
 Dialect = Literal["openai", "vllm", "llamacpp"]
 _DIALECT_CONSTRAINTS: dict[str, frozenset[ConstraintKind]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from backends.errors import BackendConfigError
+from thoughtgraph.backends.errors import BackendConfigError
 
 # preset name -> (python package that ships the file, glob of the file inside it)
 GGUF_PRESETS: dict[str, tuple[str, str]] = {

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from backends.errors import BackendUnavailableError, TransientBackendError
-from backends.ledger import record_event
+from thoughtgraph.backends.errors import BackendUnavailableError, TransientBackendError
+from thoughtgraph.backends.ledger import record_event
 
 T = TypeVar("T")
 

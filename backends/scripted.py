@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from backends.base import Backend
-from backends.errors import BackendConfigError, BackendError
-from backends.types import Capabilities, Choice, Request, Result, Usage
+from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.errors import BackendConfigError, BackendError
+from thoughtgraph.backends.types import Capabilities, Choice, Request, Result, Usage
 
 DEFAULT_LOGPROB = math.log(0.9)
 

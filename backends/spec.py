@@ -21,38 +21,38 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from backends.base import Backend
-from backends.cache import RequestCache
-from backends.errors import BackendConfigError
+from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.cache import RequestCache
+from thoughtgraph.backends.errors import BackendConfigError
 
 
 def _llamacpp(target: str, **options: Any) -> Backend:
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(target, **options)
 
 
 def _openai(target: str, **options: Any) -> Backend:
-    from backends.openai_server import OpenAIBackend
+    from thoughtgraph.backends.openai_server import OpenAIBackend
 
     base_url, _, model = target.partition("#")
     return OpenAIBackend(base_url or None, model or None, **options)
 
 
 def _hf(target: str, **options: Any) -> Backend:
-    from backends.hf import HFBackend
+    from thoughtgraph.backends.hf import HFBackend
 
     return HFBackend(target, **options)
 
 
 def _vllm(target: str, **options: Any) -> Backend:
-    from backends.vllm_backend import VLLMBackend
+    from thoughtgraph.backends.vllm_backend import VLLMBackend
 
     return VLLMBackend(target, **options)
 
 
 def _scripted(target: str, **options: Any) -> Backend:
-    from backends.scripted import ScriptedBackend
+    from thoughtgraph.backends.scripted import ScriptedBackend
 
     return ScriptedBackend.from_file(target, **options)
 

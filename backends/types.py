@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from backends.errors import InvalidRequestError
+from thoughtgraph.backends.errors import InvalidRequestError
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "error", "cancelled"]

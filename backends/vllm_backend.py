@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backends.base import Backend
-from backends.coalesce import RequestCoalescer
-from backends.errors import BackendConfigError
-from backends.types import Capabilities, Choice, Request, Result, Usage
+from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.coalesce import RequestCoalescer
+from thoughtgraph.backends.errors import BackendConfigError
+from thoughtgraph.backends.types import Capabilities, Choice, Request, Result, Usage
 
 
 class VLLMBackend(Backend):

@@ -23,7 +23,7 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
-from backends import Request, UsageLedger, create_backend
+from thoughtgraph.backends import Request, UsageLedger, create_backend
 
 PROBLEM = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "

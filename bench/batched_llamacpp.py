@@ -23,11 +23,11 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
-from backends import Request, UsageLedger
-from backends.llamacpp import LlamaCppBackend
-from evals.datasets import load_dataset
-from evals.runner import EvalConfig, run_eval
-from reasoning import solve_async
+from thoughtgraph.backends import Request, UsageLedger
+from thoughtgraph.backends.llamacpp import LlamaCppBackend
+from thoughtgraph.evals.datasets import load_dataset
+from thoughtgraph.evals.runner import EvalConfig, run_eval
+from thoughtgraph.reasoning import solve_async
 
 ENGINES = {"batched": {}, "one_sequence": {"deterministic": True}}
 

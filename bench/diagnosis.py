@@ -23,9 +23,9 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
-from agents.diagnosis import checks
-from agents.diagnosis.incidents import HELDOUT
-from evals.diagnosis import evaluate
+from thoughtgraph.agents.diagnosis import checks
+from thoughtgraph.agents.diagnosis.incidents import HELDOUT
+from thoughtgraph.evals.diagnosis import evaluate
 
 FETCH_SECONDS = 0.2
 

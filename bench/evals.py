@@ -17,8 +17,8 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
-from backends import create_backend
-from evals.runner import EvalConfig, run_eval
+from thoughtgraph.backends import create_backend
+from thoughtgraph.evals.runner import EvalConfig, run_eval
 
 
 async def measure(problems: int, max_tokens: int, data_dir: str) -> dict:

@@ -41,8 +41,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def ece(spec: str, dataset: str, limit: int, out: Path, max_tokens: int) -> dict:
-    from backends import create_backend
-    from trainers.calibration import measure
+    from thoughtgraph.backends import create_backend
+    from thoughtgraph.trainers.calibration import measure
 
     started = time.perf_counter()
     summary = asyncio.run(measure(create_backend(spec), dataset, limit, out, max_tokens=max_tokens))
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if not torch.cuda.is_available() and not args.cpu_dry_run:
         sys.exit("no CUDA GPU visible: this check needs one (or --cpu-dry-run to test the script)")
-    from backends.hf import export_hf_folder
-    from trainers.gg_calibrate import main as train
+    from thoughtgraph.backends.hf import export_hf_folder
+    from thoughtgraph.trainers.gg_calibrate import main as train
 
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.model
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     adapter_spec = f"hf:{model}#adapter={run}"
     if args.ece_limit:
         summary["ece_after"] = ece(adapter_spec, args.dataset, args.ece_limit, args.out / "ece-after", ece_tokens)
-    from reasoning import solve
+    from thoughtgraph.reasoning import solve
 
     solution = solve(
         "Tom has 3 apples and buys 4 more. How many apples does he have?", method="gg", backend=adapter_spec,

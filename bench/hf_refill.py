@@ -23,10 +23,10 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
-from backends import Request
-from backends.hf import HFBackend
-from evals.datasets import load_dataset
-from reasoning import solve_async
+from thoughtgraph.backends import Request
+from thoughtgraph.backends.hf import HFBackend
+from thoughtgraph.evals.datasets import load_dataset
+from thoughtgraph.reasoning import solve_async
 
 BUDGETS = [8, 64, 16, 48, 24, 40, 32, 56]
 

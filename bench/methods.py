@@ -25,9 +25,9 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
-from backends import Request, UsageLedger, create_backend
-from backends.scripted import ScriptedBackend, ScriptRule
-from reasoning import solve_async
+from thoughtgraph.backends import Request, UsageLedger, create_backend
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning import solve_async
 
 SMALL = {
     "cot": {"chain_tokens": 128},

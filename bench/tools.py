@@ -15,8 +15,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
 import numpy as np
-
-from agents.tools import get_tool
+from thoughtgraph.agents.tools import get_tool
 
 
 def timed(name: str, arguments: dict) -> float:

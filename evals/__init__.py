@@ -1,1 +1,1 @@
-"""The evals harness: ``python -m evals run --dataset gsm8k --method cot --limit 50``."""
+"""The evals harness: ``python -m thoughtgraph.evals run --dataset gsm8k --method cot --limit 50``."""

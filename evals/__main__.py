@@ -1,3 +1,3 @@
-from evals.cli import app
+from thoughtgraph.evals.cli import app
 
-app(prog_name="python -m evals")
+app(prog_name="python -m thoughtgraph.evals")

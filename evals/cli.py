@@ -1,4 +1,4 @@
-"""``python -m evals run|compare`` (also ``thoughtgraph eval``)."""
+"""``python -m thoughtgraph.evals run|compare`` (also ``thoughtgraph eval``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import json
 from typing import Annotated
 
 import typer
-
-from backends import DEFAULT_BACKEND, BackendError
-from evals.compare import format_table, load_results, plot, rows
-from evals.datasets import DATA_ENV, DATASETS, DataError
-from evals.runner import EvalConfig, run_eval
+from thoughtgraph.backends import DEFAULT_BACKEND, BackendError
+from thoughtgraph.evals.compare import format_table, load_results, plot, rows
+from thoughtgraph.evals.datasets import DATA_ENV, DATASETS, DataError
+from thoughtgraph.evals.runner import EvalConfig, run_eval
 
 app = typer.Typer(
     help="Accuracy and cost of reasoning methods on GSM8K, MATH, Game of 24 and AQuA.", no_args_is_help=True
@@ -125,7 +124,7 @@ def diagnose(
     embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL whose vectors join BM25.")] = None,
 ) -> None:
     """Diagnosis accuracy, tool use and verification time on held-out incidents."""
-    from evals.diagnosis import evaluate
+    from thoughtgraph.evals.diagnosis import evaluate
 
     try:
         summary = asyncio.run(

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals.graders import gsm8k_gold
-from reasoning.answers import NUMBER_PATTERN, last_boxed
+from thoughtgraph.evals.graders import gsm8k_gold
+from thoughtgraph.reasoning.answers import NUMBER_PATTERN, last_boxed
 
 DATA_ENV = "THOUGHTGRAPH_DATA"
 

@@ -1,4 +1,4 @@
-"""``python -m evals diagnose``: diagnosis accuracy and cost on held-out incidents.
+"""``python -m thoughtgraph.evals diagnose``: diagnosis accuracy and cost on held-out incidents.
 
 Scores: top-1 and top-3 root-cause category accuracy (Wilson 95% intervals), component match, iterations,
 tool calls, clarifying questions, and verification wall time (per wave, first start to last end) next to the
@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.diagnosis import diagnose_async, load_incidents, mine
-from agents.diagnosis.graph import VARIANTS
-from agents.diagnosis.incidents import HISTORY
-from agents.diagnosis.knowledge import KnowledgeBase
-from evals.files import checked_run_folder, open_log, write_file
-from evals.report import wilson_interval
-from evals.runner import read_samples, resume
+from thoughtgraph.agents.diagnosis import diagnose_async, load_incidents, mine
+from thoughtgraph.agents.diagnosis.graph import VARIANTS
+from thoughtgraph.agents.diagnosis.incidents import HISTORY
+from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase
+from thoughtgraph.evals.files import checked_run_folder, open_log, write_file
+from thoughtgraph.evals.report import wilson_interval
+from thoughtgraph.evals.runner import read_samples, resume
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"

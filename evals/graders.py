@@ -20,8 +20,7 @@ from fractions import Fraction
 from typing import Literal
 
 import sympy
-
-from evals.mathparse import (
+from thoughtgraph.evals.mathparse import (
     OutsideGrammar,
     Ungradable,
     arithmetic_value,
@@ -31,7 +30,7 @@ from evals.mathparse import (
     tokenize,
     value_digits,
 )
-from reasoning.answers import last_boxed
+from thoughtgraph.reasoning.answers import last_boxed
 
 MAX_SCAN_CHARS = 20_000
 """Extraction reads only the end of a reply: the answer is stated last, and a 1 MB reply costs nothing."""

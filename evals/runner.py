@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agents.runtime import Budget
-from backends import (
+from thoughtgraph.agents.runtime import Budget
+from thoughtgraph.backends import (
     DEFAULT_BACKEND,
     Backend,
     BackendConfigError,
@@ -35,12 +35,13 @@ from backends import (
     UsageLedger,
     create_backend,
 )
-from evals.datasets import DataError, Problem, load_dataset, select
-from evals.files import checked_run_folder, open_log, refuse_link, write_file
-from evals.report import summarize
-from evals.sandbox import GradingSandbox, shared_sandbox
-from evals.scoring import GradingInput
-from reasoning.api import METHODS, make_config, run_method
+from thoughtgraph.evals.datasets import DataError, Problem, load_dataset, select
+from thoughtgraph.evals.files import checked_run_folder, open_log, refuse_link, write_file
+from thoughtgraph.evals.report import summarize
+from thoughtgraph.evals.sandbox import GradingSandbox, shared_sandbox
+from thoughtgraph.evals.scoring import GradingInput
+from thoughtgraph.reasoning.api import METHODS, make_config, run_method
+
 from thoughtgraph import __version__
 
 

@@ -3,7 +3,7 @@
 The graders never evaluate model text (see :mod:`evals.graders`), and their limits refuse what is
 known to be expensive; this is the backstop for everything else (sympy's ``simplify`` on an
 unlucky expression, math-verify on an answer nobody foresaw). The child is a plain
-``python -m evals.sandbox`` that reads one JSON request per line and writes one JSON score per
+``python -m thoughtgraph.evals.sandbox`` that reads one JSON request per line and writes one JSON score per
 line. Its address space is capped with ``RLIMIT_AS``; a call that does not answer within the time
 limit gets its child killed (the next call starts a fresh one) and an ``ungradable`` Score. A
 child that dies answers the same way. Nothing is retried: one attempt per answer.
@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict
 from typing import IO, Any
 
-from evals.scoring import GradingInput, Score
+from thoughtgraph.evals.scoring import GradingInput, Score
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MEMORY_BYTES = 1 << 30
@@ -45,7 +45,7 @@ class GradingSandbox:
     def _start(self) -> subprocess.Popen[str]:
         environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
         process = subprocess.Popen(
-            [sys.executable, "-m", "evals.sandbox", str(self.memory_bytes)],
+            [sys.executable, "-m", "thoughtgraph.evals.sandbox", str(self.memory_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -142,7 +142,7 @@ def _serve(memory_bytes: int) -> None:
     import logging
     import resource
 
-    from evals.scoring import grade
+    from thoughtgraph.evals.scoring import grade
 
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     grade(GradingInput("math", "\\frac{1}{2}", "", "0.5"))  # load math-verify's parser before the cap

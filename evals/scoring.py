@@ -10,12 +10,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from evals.graders import check_game24, extract_choice, extract_game24, extract_gsm8k, math_equal, numbers_equal
-from evals.mathparse import Ungradable
+from thoughtgraph.evals.graders import (
+    check_game24,
+    extract_choice,
+    extract_game24,
+    extract_gsm8k,
+    math_equal,
+    numbers_equal,
+)
+from thoughtgraph.evals.mathparse import Ungradable
 
 if TYPE_CHECKING:
-    from evals.datasets import Problem
-    from reasoning.solution import Solution
+    from thoughtgraph.evals.datasets import Problem
+    from thoughtgraph.reasoning.solution import Solution
 
 DATASETS_GRADED = ("gsm8k", "math", "math500", "game24", "aqua")
 

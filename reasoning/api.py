@@ -10,22 +10,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-
-from agents.runtime import Budget, BudgetExceeded
-from backends import DEFAULT_BACKEND, Backend, shared_backend
-from reasoning.bon import BestOfNConfig, best_of_n
-from reasoning.bot import BoTConfig, boosting_of_thoughts
-from reasoning.context import RunContext, ThoughtListener
-from reasoning.cot import CoTConfig, chain_of_thought
-from reasoning.gg import GGConfig, guided_by_gut
-from reasoning.graph import ThoughtNode
-from reasoning.options import check_options
-from reasoning.outcome import Outcome, outcome_from_graph
-from reasoning.rsim import RSIMConfig, rsim
-from reasoning.sc import SelfConsistencyConfig, self_consistency
-from reasoning.solution import Solution
-from reasoning.tot import ToTConfig, tree_of_thoughts
-from reasoning.tr import ThoughtRollbackConfig, thought_rollback
+from thoughtgraph.agents.runtime import Budget, BudgetExceeded
+from thoughtgraph.backends import DEFAULT_BACKEND, Backend, shared_backend
+from thoughtgraph.reasoning.bon import BestOfNConfig, best_of_n
+from thoughtgraph.reasoning.bot import BoTConfig, boosting_of_thoughts
+from thoughtgraph.reasoning.context import RunContext, ThoughtListener
+from thoughtgraph.reasoning.cot import CoTConfig, chain_of_thought
+from thoughtgraph.reasoning.gg import GGConfig, guided_by_gut
+from thoughtgraph.reasoning.graph import ThoughtNode
+from thoughtgraph.reasoning.options import check_options
+from thoughtgraph.reasoning.outcome import Outcome, outcome_from_graph
+from thoughtgraph.reasoning.rsim import RSIMConfig, rsim
+from thoughtgraph.reasoning.sc import SelfConsistencyConfig, self_consistency
+from thoughtgraph.reasoning.solution import Solution
+from thoughtgraph.reasoning.tot import ToTConfig, tree_of_thoughts
+from thoughtgraph.reasoning.tr import ThoughtRollbackConfig, thought_rollback
 
 MethodRunner = Callable[[RunContext, Any], Awaitable[Outcome]]
 T = TypeVar("T")

@@ -9,12 +9,11 @@ from typing import Annotated, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
-
-from reasoning.context import RunContext
-from reasoning.options import sized
-from reasoning.outcome import Outcome
-from reasoning.sc import SelfConsistencyConfig, sample_chains
-from reasoning.steps import judge
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.options import sized
+from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.sc import SelfConsistencyConfig, sample_chains
+from thoughtgraph.reasoning.steps import judge
 
 
 @dataclass(frozen=True)

@@ -36,15 +36,14 @@ from typing import Annotated, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
-
-from agents.runtime import derived_seed, rng
-from backends import record_event
-from reasoning.answers import stated_answer
-from reasoning.context import RunContext
-from reasoning.graph import ROOT, Experience, ThoughtGraph, ThoughtNode
-from reasoning.options import sized
-from reasoning.outcome import Outcome
-from reasoning.steps import analyst, judge, majority_vote, thinker
+from thoughtgraph.agents.runtime import derived_seed, rng
+from thoughtgraph.backends import record_event
+from thoughtgraph.reasoning.answers import stated_answer
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.graph import ROOT, Experience, ThoughtGraph, ThoughtNode
+from thoughtgraph.reasoning.options import sized
+from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.steps import analyst, judge, majority_vote, thinker
 
 Policy = Literal["dfs", "bfs", "leaf_best"]
 POOL = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agents.runtime import Budget
-from backends import Backend
-from reasoning.graph import ThoughtGraph, ThoughtNode
+from thoughtgraph.agents.runtime import Budget
+from thoughtgraph.backends import Backend
+from thoughtgraph.reasoning.graph import ThoughtGraph, ThoughtNode
 
 ThoughtListener = Callable[[ThoughtNode], None]
 

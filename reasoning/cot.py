@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
-
-from agents.runtime import Agent
-from backends import Constraint, record_event
-from reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer, stated_answer
-from reasoning.context import RunContext
-from reasoning.options import server_setting, sized
-from reasoning.outcome import Outcome
+from thoughtgraph.agents.runtime import Agent
+from thoughtgraph.backends import Constraint, record_event
+from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer, stated_answer
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.options import server_setting, sized
+from thoughtgraph.reasoning.outcome import Outcome
 
 
 @dataclass(frozen=True)

@@ -37,16 +37,15 @@ from typing import Annotated, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
-
-from agents.runtime import Agent, derived_seed
-from backends import Choice, record_event
-from reasoning.answers import NUMBER_PATTERN, extract_answer, stated_answer
-from reasoning.context import RunContext
-from reasoning.cot import CoTConfig, answer_after
-from reasoning.graph import ROOT
-from reasoning.options import server_setting, sized
-from reasoning.outcome import Outcome
-from reasoning.steps import majority_vote, thinker, weighted_vote
+from thoughtgraph.agents.runtime import Agent, derived_seed
+from thoughtgraph.backends import Choice, record_event
+from thoughtgraph.reasoning.answers import NUMBER_PATTERN, extract_answer, stated_answer
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.cot import CoTConfig, answer_after
+from thoughtgraph.reasoning.graph import ROOT
+from thoughtgraph.reasoning.options import server_setting, sized
+from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.steps import majority_vote, thinker, weighted_vote
 
 DEGENERATE_SCORE = -100.0
 

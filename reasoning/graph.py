@@ -169,6 +169,6 @@ class ThoughtGraph:
         return "\n".join(lines)
 
     def to_html(self, title: str = "thoughtgraph trace") -> str:
-        from reasoning.graph_html import render_html
+        from thoughtgraph.reasoning.graph_html import render_html
 
         return render_html(self, title)

@@ -22,7 +22,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reasoning.graph import ThoughtGraph
+    from thoughtgraph.reasoning.graph import ThoughtGraph
 
 X_GAP, Y_GAP, RADIUS, MARGIN = 70, 80, 16, 40
 

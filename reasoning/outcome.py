@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from reasoning.graph import ThoughtGraph
-from reasoning.steps import majority_vote
+from thoughtgraph.reasoning.graph import ThoughtGraph
+from thoughtgraph.reasoning.steps import majority_vote
 
 
 @dataclass

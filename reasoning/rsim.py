@@ -23,14 +23,13 @@ from typing import Any, TypedDict
 
 import yaml
 from langgraph.graph import END, START, StateGraph
-
-from agents.runtime import Agent, Budget
-from backends import Backend, Constraint, record_event, shared_backend
-from reasoning.answers import ANSWER_STATED_PATTERN, stated_answer
-from reasoning.context import RunContext
-from reasoning.cot import CoTConfig, answer_after
-from reasoning.options import server_setting, sized
-from reasoning.outcome import Outcome
+from thoughtgraph.agents.runtime import Agent, Budget
+from thoughtgraph.backends import Backend, Constraint, record_event, shared_backend
+from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN, stated_answer
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.cot import CoTConfig, answer_after
+from thoughtgraph.reasoning.options import server_setting, sized
+from thoughtgraph.reasoning.outcome import Outcome
 
 STRATEGIES = Path(__file__).parent / "presets" / "rsim_strategies.yaml"
 

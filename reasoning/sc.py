@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
 from langgraph.graph import END, START, StateGraph
-
-from backends import record_event
-from reasoning.answers import extract_answer, stated_answer
-from reasoning.context import RunContext
-from reasoning.cot import solver
-from reasoning.options import sized
-from reasoning.outcome import Outcome
-from reasoning.steps import majority_vote
+from thoughtgraph.backends import record_event
+from thoughtgraph.reasoning.answers import extract_answer, stated_answer
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.cot import solver
+from thoughtgraph.reasoning.options import sized
+from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.steps import majority_vote
 
 
 @dataclass(frozen=True)

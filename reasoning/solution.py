@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasoning.graph import ThoughtGraph
+from thoughtgraph.reasoning.graph import ThoughtGraph
 
 
 @dataclass

@@ -8,9 +8,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from agents.runtime import Agent
-from backends import Constraint, record_event
-from reasoning.context import RunContext
+from thoughtgraph.agents.runtime import Agent
+from thoughtgraph.backends import Constraint, record_event
+from thoughtgraph.reasoning.context import RunContext
 
 SCORE_PATTERN = r"(0(\.[0-9]{1,2})?|1(\.0)?)"
 DEFAULT_SCORE = 0.5

@@ -10,15 +10,14 @@ from typing import Annotated, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
-
-from agents.runtime import Agent, derived_seed
-from backends import Constraint, record_event
-from reasoning.answers import extract_answer, stated_answer
-from reasoning.context import RunContext
-from reasoning.graph import ROOT
-from reasoning.options import sized
-from reasoning.outcome import Outcome
-from reasoning.steps import judge, thinker
+from thoughtgraph.agents.runtime import Agent, derived_seed
+from thoughtgraph.backends import Constraint, record_event
+from thoughtgraph.reasoning.answers import extract_answer, stated_answer
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.graph import ROOT
+from thoughtgraph.reasoning.options import sized
+from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.steps import judge, thinker
 
 
 @dataclass(frozen=True)

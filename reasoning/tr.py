@@ -28,15 +28,14 @@ from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
-
-from agents.runtime import derived_seed
-from backends import record_event
-from reasoning.answers import stated_answer
-from reasoning.context import RunContext
-from reasoning.graph import ROOT, Experience, ThoughtNode
-from reasoning.options import sized
-from reasoning.outcome import Outcome
-from reasoning.steps import analyst, majority_vote, thinker, weighted_vote
+from thoughtgraph.agents.runtime import derived_seed
+from thoughtgraph.backends import record_event
+from thoughtgraph.reasoning.answers import stated_answer
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.graph import ROOT, Experience, ThoughtNode
+from thoughtgraph.reasoning.options import sized
+from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.steps import analyst, majority_vote, thinker, weighted_vote
 
 LIMITS = ("max_outgoing", "max_incoming", "max_into_target_from_chain", "max_chain_rollbacks")
 

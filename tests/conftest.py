@@ -69,7 +69,7 @@ class LlamaServer:
     """A real ``python -m llama_cpp.server`` on 127.0.0.1 serving the embedded model."""
 
     def __init__(self) -> None:
-        from backends.presets import resolve_gguf
+        from thoughtgraph.backends.presets import resolve_gguf
 
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -105,7 +105,7 @@ class LlamaServer:
 
 @pytest.fixture(scope="session")
 def llama_backend():
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend("smollm2")
     yield backend
@@ -121,7 +121,7 @@ def llama_server():
 
 @pytest.fixture(scope="session")
 def hf_backend():
-    from backends.hf import HFBackend
+    from thoughtgraph.backends.hf import HFBackend
 
     backend = HFBackend("smollm2", refill=False)  # the coalesced generate path; refill: test_hf_refill.py
     yield backend

@@ -10,13 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from backends import DEFAULT_BACKEND, BackendError, UsageLedger, create_backend
-from evals.cli import app as eval_app
-from evals.cli import parse_options
-from prompts import PromptError
-from reasoning.api import METHODS, make_config, stream_thoughts
-from reasoning.graph import ThoughtNode
-from reasoning.solution import Solution
+from thoughtgraph.backends import DEFAULT_BACKEND, BackendError, UsageLedger, create_backend
+from thoughtgraph.evals.cli import app as eval_app
+from thoughtgraph.evals.cli import parse_options
+from thoughtgraph.prompts import PromptError
+from thoughtgraph.reasoning.api import METHODS, make_config, stream_thoughts
+from thoughtgraph.reasoning.graph import ThoughtNode
+from thoughtgraph.reasoning.solution import Solution
 from thoughtgraph.server.limits import ServeLimits
 from thoughtgraph.terminal import for_terminal
 
@@ -285,9 +285,9 @@ def diagnose(
     """Start or resume a diagnosis chat."""
     if ctx.invoked_subcommand is not None:
         return
-    from agents.diagnosis.api import UnknownSession
-    from agents.diagnosis.chat import chat, delete_session, read_attachments
-    from agents.diagnosis.chat import list_sessions as show_sessions
+    from thoughtgraph.agents.diagnosis.api import UnknownSession
+    from thoughtgraph.agents.diagnosis.chat import chat, delete_session, read_attachments
+    from thoughtgraph.agents.diagnosis.chat import list_sessions as show_sessions
 
     try:
         if list_sessions:
@@ -327,9 +327,9 @@ def diagnose_mine(
     embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL: store embeddings for retrieval.")] = None,
 ) -> None:
     """Mine incident records into a troubleshooting knowledge base."""
-    from agents.diagnosis.embeddings import LlamaCppEmbedder
-    from agents.diagnosis.incidents import load_incidents
-    from agents.diagnosis.mining import mine_with_model
+    from thoughtgraph.agents.diagnosis.embeddings import LlamaCppEmbedder
+    from thoughtgraph.agents.diagnosis.incidents import load_incidents
+    from thoughtgraph.agents.diagnosis.mining import mine_with_model
 
     try:
         incidents, problems = load_incidents(*corpus)
@@ -363,7 +363,7 @@ def models_export(
     out: Annotated[Path, typer.Argument(help="Folder for the transformers model.")],
 ) -> None:
     """Dequantise a GGUF into a transformers folder (what the trainers and the hf backend load)."""
-    from backends.hf import export_hf_folder
+    from thoughtgraph.backends.hf import export_hf_folder
 
     try:
         folder = export_hf_folder(model, out)

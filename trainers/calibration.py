@@ -1,8 +1,10 @@
 """Calibration of final-step confidence: expected calibration error (ECE, equal-width bins) and a reliability
 diagram, before and after GG's confidence training, one command each::
 
-    python -m trainers.calibration --backend llamacpp:smollm2 --dataset gsm8k --limit 50 --out runs/cal-before
-    python -m trainers.calibration --backend "hf:runs/smollm2-hf#adapter=runs/gg/adapter" --dataset gsm8k ...
+    python -m thoughtgraph.trainers.calibration --backend llamacpp:smollm2 --dataset gsm8k --limit 50 \\
+        --out runs/cal-before
+    python -m thoughtgraph.trainers.calibration --backend "hf:runs/smollm2-hf#adapter=runs/gg/adapter" \\
+        --dataset gsm8k ...
 
 Each problem is solved once with greedy chain-of-thought (``prompts/cot/solve``) asking for token logprobs; the
 confidence is the mean token probability of the reply's final step (steps split as in ``trainers.rewards``),
@@ -19,9 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from thoughtgraph.trainers.rewards import DEFAULT_BOUNDARY, is_correct, split_steps, step_confidences
 from tqdm import tqdm
-
-from trainers.rewards import DEFAULT_BOUNDARY, is_correct, split_steps, step_confidences
 
 BINS = 10
 
@@ -101,9 +102,9 @@ def final_step_confidence(tokens: Sequence[str], logprobs: Sequence[float], boun
 
 
 async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_tokens: int = 256) -> dict[str, Any]:
-    from backends import Request
-    from evals.datasets import load_dataset
-    from prompts import load_prompt
+    from thoughtgraph.backends import Request
+    from thoughtgraph.evals.datasets import load_dataset
+    from thoughtgraph.prompts import load_prompt
 
     if not backend.capabilities.logprobs:
         raise ValueError(f"backend {backend.spec} cannot return token logprobs, which calibration needs")
@@ -145,7 +146,7 @@ async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_toke
 
 
 def main(argv: list[str] | None = None) -> None:
-    from backends import create_backend
+    from thoughtgraph.backends import create_backend
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", required=True)

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from backends.errors import BackendConfigError
-from backends.hf import check_adapter, locate_hf_model
+from thoughtgraph.backends.errors import BackendConfigError
+from thoughtgraph.backends.hf import check_adapter, locate_hf_model
 
 CONFIGS = Path(__file__).parent / "configs"
 METRICS = "metrics.jsonl"
@@ -122,9 +121,8 @@ def check_adapter_path(path: str) -> Path:
 def training_problems(data: DataArguments) -> Any:
     """An HF ``Dataset`` of conversational prompts (the CoT prompt) with ``answer`` and ``dataset`` columns."""
     from datasets import Dataset
-
-    from evals.datasets import DATA_ENV, DataError, load_dataset
-    from prompts import load_prompt
+    from thoughtgraph.evals.datasets import DATA_ENV, DataError, load_dataset
+    from thoughtgraph.prompts import load_prompt
 
     folder = data.data_dir or os.environ.get(DATA_ENV)
     try:

@@ -1,8 +1,10 @@
 """GG confidence calibration: GRPO with LoRA, rewarded by ``trainers.rewards.ConfidenceReward`` (1 + c^4 when
 right, 1 - 10 c^4 when wrong), so that the model's token confidence tracks its correctness.
 
-    python -m trainers.gg_calibrate --config trainers/configs/gg_calibrate_tiny.yaml --max_steps 2 --output_dir runs/gg
-    python -m trainers.gg_calibrate --config trainers/configs/gg_calibrate_tiny.yaml --output_dir runs/gg --resume
+    python -m thoughtgraph.trainers.gg_calibrate --config trainers/configs/gg_calibrate_tiny.yaml --max_steps 2 \\
+        --output_dir runs/gg
+    python -m thoughtgraph.trainers.gg_calibrate --config trainers/configs/gg_calibrate_tiny.yaml \\
+        --output_dir runs/gg --resume
 
 The paper's set-up is the default config (``gg_calibrate.yaml``): 8 generations per prompt, LoRA r = 128,
 alpha = 128, learning rate 2e-6. The run folder holds the adapter (load it with ``hf:MODEL#adapter=DIR``), the
@@ -16,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainers.common import (
+from thoughtgraph.trainers.common import (
     DataArguments,
     ModelArguments,
     SetupError,
@@ -29,7 +31,7 @@ from trainers.common import (
     training_problems,
     write_resolved_config,
 )
-from trainers.rewards import DEFAULT_BOUNDARY, ConfidenceReward, stated_answer_reward
+from thoughtgraph.trainers.rewards import DEFAULT_BOUNDARY, ConfidenceReward, stated_answer_reward
 
 
 @dataclass

@@ -22,9 +22,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evals.sandbox import shared_sandbox
-from evals.scoring import GradingInput
-from reasoning.answers import extract_answer
+from thoughtgraph.evals.sandbox import shared_sandbox
+from thoughtgraph.evals.scoring import GradingInput
+from thoughtgraph.reasoning.answers import extract_answer
 
 DEFAULT_BOUNDARY = "\n\n"
 LAST_STEPS = 5

@@ -1,7 +1,7 @@
 """rSIM leader-follower training: alternating GRPO phases for the planner (leader) and the reasoner
 (follower), each a LoRA adapter, with rewards from rollouts through the same ``rsim`` method used at inference.
 
-    python -m trainers.rsim --config trainers/configs/rsim_tiny.yaml --output_dir runs/rsim
+    python -m thoughtgraph.trainers.rsim --config trainers/configs/rsim_tiny.yaml --output_dir runs/rsim
 
 Our schedule (the paper's details are sparse; documented, configurable): ``schedule`` lists the phases in
 order (default planner, reasoner); each runs ``phase_steps`` GRPO steps on its agent while the other is frozen
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainers.common import (
+from thoughtgraph.trainers.common import (
     DataArguments,
     ModelArguments,
     SetupError,
@@ -42,7 +42,7 @@ from trainers.common import (
     training_problems,
     write_resolved_config,
 )
-from trainers.rewards import completion_text, is_correct
+from thoughtgraph.trainers.rewards import completion_text, is_correct
 
 AGENTS = ("planner", "reasoner")
 
@@ -82,8 +82,8 @@ class RolloutReward:
         return asyncio.run(self._score(completions, question, answer, dataset))
 
     async def _score(self, completions, questions, answers, datasets) -> list[float]:
-        from reasoning.api import solve_async
-        from reasoning.rsim import RSIMConfig, load_strategies, read_strategy
+        from thoughtgraph.reasoning.api import solve_async
+        from thoughtgraph.reasoning.rsim import RSIMConfig, load_strategies, read_strategy
 
         names = [n for n, _ in load_strategies(self.arguments.strategies_file)]
         rewards = []
@@ -111,9 +111,9 @@ class RolloutReward:
 
 def phase_rows(agent: str, problems: Any, arguments: RSIMTrainingArguments, frozen_planner: Any) -> list[dict]:
     """The phase's prompts: the planner's at the start; the reasoner's after the frozen planner's first choice."""
-    from agents.runtime import Budget
-    from prompts import load_prompt
-    from reasoning.rsim import RSIMConfig, choose_strategy, load_strategies, planner_agent
+    from thoughtgraph.agents.runtime import Budget
+    from thoughtgraph.prompts import load_prompt
+    from thoughtgraph.reasoning.rsim import RSIMConfig, choose_strategy, load_strategies, planner_agent
 
     strategies = dict(load_strategies(arguments.strategies_file))
     names = list(strategies)
@@ -135,9 +135,8 @@ def phase_rows(agent: str, problems: Any, arguments: RSIMTrainingArguments, froz
 
 def main(argv: list[str] | None = None) -> None:
     from datasets import Dataset
+    from thoughtgraph.backends.hf import HFBackend
     from trl import GRPOConfig, GRPOTrainer
-
-    from backends.hf import HFBackend
 
     try:
         model_args, data_args, arguments, config = parse(

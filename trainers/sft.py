@@ -1,7 +1,7 @@
 """SFT distillation of search traces: fine-tune (LoRA) on the solved problems of ``evals`` run folders, so a
 model learns what BoT, TR or any method found::
 
-    python -m trainers.sft --config trainers/configs/sft_tiny.yaml --from_runs runs/bot-gsm8k runs/tr-gsm8k
+    python -m thoughtgraph.trainers.sft --config trainers/configs/sft_tiny.yaml --from_runs runs/bot-gsm8k runs/tr-gsm8k
 
 A sample is used when it finished (``status: ok``), was graded correct and has reasoning; the prompt is the
 chain-of-thought prompt on its question and the completion the method's reasoning, so the loss is on the
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainers.common import (
+from thoughtgraph.trainers.common import (
     ModelArguments,
     SetupError,
     check_model,
@@ -37,7 +37,7 @@ class TraceArguments:
 
 def solved_traces(folders: list[str], methods: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Prompt-completion rows from the correct samples of the run folders, and what was skipped and why."""
-    from prompts import load_prompt
+    from thoughtgraph.prompts import load_prompt
 
     if not folders:
         raise SetupError("no run folders: pass --from_runs DIR [DIR ...] (evals run folders)")

@@ -16,15 +16,14 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-
-from agents.diagnosis.embeddings import LlamaCppEmbedder
-from agents.diagnosis.graph import DiagnosisRuntime, Limits, build_graph, recursion_limit
-from agents.diagnosis.incidents import HISTORY, Incident, load_incidents
-from agents.diagnosis.knowledge import KnowledgeBase, mine
-from agents.diagnosis.llm import DiagnosisAgents
-from agents.diagnosis.sessions import open_checkpointer
-from agents.runtime import Budget
-from backends import Backend, shared_backend
+from thoughtgraph.agents.diagnosis.embeddings import LlamaCppEmbedder
+from thoughtgraph.agents.diagnosis.graph import DiagnosisRuntime, Limits, build_graph, recursion_limit
+from thoughtgraph.agents.diagnosis.incidents import HISTORY, Incident, load_incidents
+from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase, mine
+from thoughtgraph.agents.diagnosis.llm import DiagnosisAgents
+from thoughtgraph.agents.diagnosis.sessions import open_checkpointer
+from thoughtgraph.agents.runtime import Budget
+from thoughtgraph.backends import Backend, shared_backend
 
 Approver = bool | Callable[[list[dict[str, Any]]], Any]
 Answerer = str | Callable[[str], str] | None

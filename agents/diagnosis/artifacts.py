@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any
 
-from agents.diagnosis.signatures import is_log
+from thoughtgraph.agents.diagnosis.signatures import is_log
 
 KINDS = (
     "log",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.diagnosis.api import (
+from thoughtgraph.agents.diagnosis.api import (
     DiagnosisSession,
     UnknownSession,
     describe_report,
@@ -19,8 +19,8 @@ from agents.diagnosis.api import (
     session_state,
     stream_diagnosis,
 )
-from agents.diagnosis.graph import Limits
-from agents.diagnosis.sessions import open_checkpointer, thread_ids
+from thoughtgraph.agents.diagnosis.graph import Limits
+from thoughtgraph.agents.diagnosis.sessions import open_checkpointer, thread_ids
 
 Read = Callable[[str], str]
 Write = Callable[[str], None]

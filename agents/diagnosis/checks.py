@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-
-from agents.diagnosis.artifacts import ArtifactError, finite, kinds, number, read_json, read_table
-from agents.diagnosis.signatures import signatures
-from agents.tools.arrays import attachments_root
-from agents.tools.fedreview import coordinate_median
-from agents.tools.registry import ToolError, call_tool
-from agents.tools.validation import InputError
+from thoughtgraph.agents.diagnosis.artifacts import ArtifactError, finite, kinds, number, read_json, read_table
+from thoughtgraph.agents.diagnosis.signatures import signatures
+from thoughtgraph.agents.tools.arrays import attachments_root
+from thoughtgraph.agents.tools.fedreview import coordinate_median
+from thoughtgraph.agents.tools.registry import ToolError, call_tool
+from thoughtgraph.agents.tools.validation import InputError
 
 Effect = Literal["confirms", "supports", "weakens", "refutes"]
 MAX_MATCHES = 20

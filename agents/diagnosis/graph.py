@@ -36,14 +36,13 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
-
-from agents.diagnosis import judge
-from agents.diagnosis.artifacts import kinds
-from agents.diagnosis.checks import CHECKS, run_check
-from agents.diagnosis.incidents import CATEGORIES, Incident
-from agents.diagnosis.knowledge import KnowledgeBase, StepTemplate, query_text, step_template
-from agents.diagnosis.llm import DiagnosisAgents, HypothesesReply, IntakeReply, ReportReply
-from agents.diagnosis.signatures import is_log, signatures
+from thoughtgraph.agents.diagnosis import judge
+from thoughtgraph.agents.diagnosis.artifacts import kinds
+from thoughtgraph.agents.diagnosis.checks import CHECKS, run_check
+from thoughtgraph.agents.diagnosis.incidents import CATEGORIES, Incident
+from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase, StepTemplate, query_text, step_template
+from thoughtgraph.agents.diagnosis.llm import DiagnosisAgents, HypothesesReply, IntakeReply, ReportReply
+from thoughtgraph.agents.diagnosis.signatures import is_log, signatures
 
 Variant = Literal["full", "sequential", "retrieval-only", "no-tools"]
 VARIANTS: tuple[str, ...] = ("full", "sequential", "retrieval-only", "no-tools")

@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 from rank_bm25 import BM25Okapi
-
-from agents.diagnosis.checks import CHECKS
-from agents.diagnosis.embeddings import Embedder, cosine_ranking, fuse
-from agents.diagnosis.incidents import Incident
-from agents.diagnosis.signatures import is_log, primary_signature, signatures
+from thoughtgraph.agents.diagnosis.checks import CHECKS
+from thoughtgraph.agents.diagnosis.embeddings import Embedder, cosine_ranking, fuse
+from thoughtgraph.agents.diagnosis.incidents import Incident
+from thoughtgraph.agents.diagnosis.signatures import is_log, primary_signature, signatures
 
 BINDINGS = ("artifact", "required", "clients")
 """Arguments bound per incident at plan time (artifacts by kind, clients from a dependency); a step template

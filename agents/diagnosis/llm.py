@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
-
-from agents.diagnosis.incidents import CATEGORIES
-from agents.runtime import Agent, Budget, BudgetExceeded
-from backends import Backend, BackendError, Constraint, UsageLedger
+from thoughtgraph.agents.diagnosis.incidents import CATEGORIES
+from thoughtgraph.agents.runtime import Agent, Budget, BudgetExceeded
+from thoughtgraph.backends import Backend, BackendError, Constraint, UsageLedger
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agents.diagnosis.embeddings import Embedder
-from agents.diagnosis.incidents import Incident
-from agents.diagnosis.knowledge import GuideEntry, KnowledgeBase, mine
-from agents.diagnosis.llm import DiagnosisAgents, SummaryReply
-from agents.runtime import Budget
-from backends import Backend
+from thoughtgraph.agents.diagnosis.embeddings import Embedder
+from thoughtgraph.agents.diagnosis.incidents import Incident
+from thoughtgraph.agents.diagnosis.knowledge import GuideEntry, KnowledgeBase, mine
+from thoughtgraph.agents.diagnosis.llm import DiagnosisAgents, SummaryReply
+from thoughtgraph.agents.runtime import Budget
+from thoughtgraph.backends import Backend
 
 
 def mine_with_model(

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from agents.runtime.budget import Budget
-from backends import Backend, Constraint, Request, Result
-from prompts import PromptTemplate, load_prompt
+from thoughtgraph.agents.runtime.budget import Budget
+from thoughtgraph.backends import Backend, Constraint, Request, Result
+from thoughtgraph.prompts import PromptTemplate, load_prompt
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from backends import Request, UsageLedger
+from thoughtgraph.backends import Request, UsageLedger
 
 
 class BudgetExceeded(Exception):

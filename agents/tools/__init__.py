@@ -1,6 +1,6 @@
 """FL and ML-systems components as agent tools: ``list_tools()``, ``get_tool(name).invoke({...})``."""
 
-from agents.tools import (  # noqa: F401 - importing registers the tools
+from thoughtgraph.agents.tools import (  # noqa: F401 - importing registers the tools
     calibre,
     fedreview,
     lbbsp,
@@ -11,6 +11,6 @@ from agents.tools import (  # noqa: F401 - importing registers the tools
     smoothing,
     vfl,
 )
-from agents.tools.registry import FIDELITY, get_tool, list_tools
+from thoughtgraph.agents.tools.registry import FIDELITY, get_tool, list_tools
 
 __all__ = ["FIDELITY", "get_tool", "list_tools"]

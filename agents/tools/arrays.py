@@ -29,8 +29,7 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
+from thoughtgraph.agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
 
 MAX_FILE_BYTES = 1 << 30
 TENSOR_SUFFIXES = (".npy", ".npz", ".safetensors", ".json", ".csv")

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools.arrays import Matrix, as_array, check_array_argument
-from agents.tools.registry import tool
-from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
+from thoughtgraph.agents.tools.arrays import Matrix, as_array, check_array_argument
+from thoughtgraph.agents.tools.registry import tool
+from thoughtgraph.agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
 
 
 def kmeans(points: np.ndarray, k: int, seed: int, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:

@@ -14,9 +14,8 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools import fl_common as fl
-from agents.tools.registry import tool
+from thoughtgraph.agents.tools import fl_common as fl
+from thoughtgraph.agents.tools.registry import tool
 
 
 def coordinate_median(updates: np.ndarray) -> np.ndarray:

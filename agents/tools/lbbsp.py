@@ -12,10 +12,9 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools.arrays import Matrix, as_array, check_array_argument
-from agents.tools.registry import tool
-from agents.tools.validation import InputError, finite_array
+from thoughtgraph.agents.tools.arrays import Matrix, as_array, check_array_argument
+from thoughtgraph.agents.tools.registry import tool
+from thoughtgraph.agents.tools.validation import InputError, finite_array
 
 MAX_BATCH = 10**9
 MAX_SECONDS, MIN_SECONDS = 1e9, 1e-9

@@ -17,10 +17,9 @@ import re
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools.arrays import check_path, load_tensors
-from agents.tools.registry import tool
-from agents.tools.validation import MAX_ELEMENTS, InputError, finite_array
+from thoughtgraph.agents.tools.arrays import check_path, load_tensors
+from thoughtgraph.agents.tools.registry import tool
+from thoughtgraph.agents.tools.validation import MAX_ELEMENTS, InputError, finite_array
 
 StateDict = dict[str, np.ndarray]
 COUNTER = re.compile(r"(^|\.)num_batches_tracked$")

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools.arrays import ArrayInput, Matrix, as_array, check_array_argument
-from agents.tools.registry import tool
-from agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError
+from thoughtgraph.agents.tools.arrays import ArrayInput, Matrix, as_array, check_array_argument
+from thoughtgraph.agents.tools.registry import tool
+from thoughtgraph.agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError
 
 E2M1_GRID = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 E2M1_MAX, E4M3_MAX, BLOCK = 6.0, 448.0, 16

@@ -26,10 +26,9 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools import fl_common as fl
-from agents.tools.registry import tool
-from agents.tools.validation import finite_array
+from thoughtgraph.agents.tools import fl_common as fl
+from thoughtgraph.agents.tools.registry import tool
+from thoughtgraph.agents.tools.validation import finite_array
 
 HISTORY_WINDOW = 5
 MAX_STALENESS = 1e9

@@ -17,8 +17,7 @@ from typing import Literal, TypeVar, get_type_hints
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
-
-from agents.tools.validation import InputError, check_finite_output
+from thoughtgraph.agents.tools.validation import InputError, check_finite_output
 
 Fidelity = Literal["faithful", "approximation"]
 In = TypeVar("In", bound=BaseModel)

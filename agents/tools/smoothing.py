@@ -21,11 +21,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from scipy.stats import beta, norm
-
-from agents.tools.arrays import TENSOR_SUFFIXES, Vector, check_path, load_array, load_tensors
-from agents.tools.model_check import forward, sequential_layers
-from agents.tools.registry import tool
-from agents.tools.validation import MAX_MAGNITUDE, InputError, finite_array
+from thoughtgraph.agents.tools.arrays import TENSOR_SUFFIXES, Vector, check_path, load_array, load_tensors
+from thoughtgraph.agents.tools.model_check import forward, sequential_layers
+from thoughtgraph.agents.tools.registry import tool
+from thoughtgraph.agents.tools.validation import MAX_MAGNITUDE, InputError, finite_array
 
 MAX_BATCH_ELEMENTS = 2**24
 

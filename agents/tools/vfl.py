@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
-
-from agents.tools.registry import tool
-from agents.tools.validation import InputError
+from thoughtgraph.agents.tools.registry import tool
+from thoughtgraph.agents.tools.validation import InputError
 
 PATTERN_CHUNK = 4096
 

@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from agents.diagnosis import judge
-from agents.diagnosis.artifacts import kind_of
-from agents.diagnosis.checks import run_check
+from thoughtgraph.agents.diagnosis import judge
+from thoughtgraph.agents.diagnosis.artifacts import kind_of
+from thoughtgraph.agents.diagnosis.checks import run_check
 
 
 def test_artifact_kinds_come_from_content_not_names():
@@ -116,7 +115,7 @@ def test_judge_updates_by_likelihood_ratios():
 
 
 def test_json_cut_off_by_the_token_limit_keeps_what_was_complete():
-    from agents.diagnosis.llm import HypothesesReply, IntakeReply, _parser, close_truncated_json
+    from thoughtgraph.agents.diagnosis.llm import HypothesesReply, IntakeReply, _parser, close_truncated_json
 
     assert close_truncated_json('{"a": ["x", "yy') == ['{"a": ["x", "yy"]}', '{"a": ["x"]}']
     assert close_truncated_json('{"a": "say \\"hi') == ['{"a": "say \\"hi"}']  # an escaped quote stays open
@@ -251,7 +250,7 @@ def test_metric_spike_needs_both_rules():
 
 
 def test_approval_answers_are_read_strictly():
-    from agents.diagnosis.graph import _approved
+    from thoughtgraph.agents.diagnosis.graph import _approved
 
     for yes in (True, "y", "YES", " approve ", "Approved", "ok", ["s1"], {"s1": True}):
         assert _approved(yes, "s1") is True, yes
@@ -260,7 +259,7 @@ def test_approval_answers_are_read_strictly():
 
 
 def test_the_report_reads_as_text():
-    from agents.diagnosis.api import describe_report
+    from thoughtgraph.agents.diagnosis.api import describe_report
 
     report = {
         "category": "disk_full", "component": "storage", "confidence": 0.934, "status": "confirmed",
@@ -292,7 +291,7 @@ def test_csv_columns_other_tools_print_are_understood():
 
 
 def test_each_check_binds_its_own_artifact_arguments():
-    from agents.diagnosis.checks import CHECKS
+    from thoughtgraph.agents.diagnosis.checks import CHECKS
 
     kinds = {"requirements.txt": "packages", "pip_freeze.txt": "packages", "a.log": "log", "b.log": "log",
              "m.csv": "metrics", "n.csv": "metrics"}  # fmt: skip

@@ -1,12 +1,11 @@
-"""``python -m evals diagnose``: scoring by hand, resuming, and refusing a held-out incident the knowledge
+"""``python -m thoughtgraph.evals diagnose``: scoring by hand, resuming, and refusing a held-out incident the knowledge
 base was mined from."""
 
 import json
 
 import pytest
-
-from agents.diagnosis.incidents import HELDOUT, HISTORY
-from evals.diagnosis import evaluate, summarise
+from thoughtgraph.agents.diagnosis.incidents import HELDOUT, HISTORY
+from thoughtgraph.evals.diagnosis import evaluate, summarise
 
 
 def row(top1, top3, component, seconds=1.0, **extra):

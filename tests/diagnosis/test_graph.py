@@ -8,14 +8,13 @@ import time
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-
-from agents.diagnosis import NeedsInput, UnknownSession, diagnose_async, stream_diagnosis
-from agents.diagnosis.checks import CHECKS, Check, CheckResult
-from agents.diagnosis.graph import DiagnosisRuntime, Limits, build_graph
-from agents.diagnosis.knowledge import GuideEntry, KnowledgeBase, StepTemplate
-from agents.diagnosis.llm import DiagnosisAgents
-from agents.runtime import Budget
-from backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.agents.diagnosis import NeedsInput, UnknownSession, diagnose_async, stream_diagnosis
+from thoughtgraph.agents.diagnosis.checks import CHECKS, Check, CheckResult
+from thoughtgraph.agents.diagnosis.graph import DiagnosisRuntime, Limits, build_graph
+from thoughtgraph.agents.diagnosis.knowledge import GuideEntry, KnowledgeBase, StepTemplate
+from thoughtgraph.agents.diagnosis.llm import DiagnosisAgents
+from thoughtgraph.agents.runtime import Budget
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
 
 REPORT = "training throughput dropped, steps are slow"
 ARTIFACTS = {"train.log": "INFO step 1\nINFO step 2"}
@@ -262,7 +261,7 @@ async def test_sessions_survive_in_sqlite_and_resume_a_pending_approval(tmp_path
 
 
 async def test_follow_up_questions_are_answered_from_the_report_and_kept_in_the_session():
-    from agents.diagnosis.api import DiagnosisSession, make_runtime
+    from thoughtgraph.agents.diagnosis.api import DiagnosisSession, make_runtime
 
     backend = ScriptedBackend(
         [ScriptRule("You answer questions about an incident", ["Drain the slow node first."])], default="{}"

@@ -4,10 +4,9 @@ import json
 from typing import ClassVar
 
 import pytest
-
-from agents.diagnosis.incidents import CATEGORIES, HELDOUT, HISTORY, Incident, load_incidents
-from agents.diagnosis.knowledge import KnowledgeBase, mine
-from agents.diagnosis.signatures import normalise, primary_signature, signatures
+from thoughtgraph.agents.diagnosis.incidents import CATEGORIES, HELDOUT, HISTORY, Incident, load_incidents
+from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase, mine
+from thoughtgraph.agents.diagnosis.signatures import normalise, primary_signature, signatures
 
 
 def incident(id, category, log, report="it broke", actions=(), component="c", mitigation="m"):
@@ -182,8 +181,8 @@ def test_embeddings_find_what_shares_no_word_and_fuse_by_reciprocal_rank(tmp_pat
 
 
 def test_mining_with_a_model_titles_entries_and_counts_replies_that_do_not_parse():
-    from agents.diagnosis.mining import mine_with_model
-    from backends.scripted import ScriptedBackend, ScriptRule
+    from thoughtgraph.agents.diagnosis.mining import mine_with_model
+    from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
 
     history = [
         incident("a", "disk_full", "OSError: [Errno 28] No space left on device"),
@@ -213,7 +212,7 @@ def test_a_saved_base_keeps_its_vectors_and_counts(tmp_path):
 
 
 def test_priors_weigh_matches_by_score_relative_to_the_best(monkeypatch):
-    from agents.diagnosis.knowledge import GuideEntry, PastIncident
+    from thoughtgraph.agents.diagnosis.knowledge import GuideEntry, PastIncident
 
     kb = KnowledgeBase([], [], {}, {}, {})
     e1 = GuideEntry("e1", "s", {"gpu_oom": 3, "disk_full": 1}, {}, [], {}, [], "")

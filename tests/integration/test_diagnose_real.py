@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
-
-from agents.diagnosis import diagnose_async, load_incidents
-from agents.diagnosis.checks import CHECKS
-from agents.diagnosis.incidents import HELDOUT
+from thoughtgraph.agents.diagnosis import diagnose_async, load_incidents
+from thoughtgraph.agents.diagnosis.checks import CHECKS
+from thoughtgraph.agents.diagnosis.incidents import HELDOUT
 
 pytestmark = pytest.mark.integration
 THOUGHTGRAPH = str(Path(sys.executable).parent / "thoughtgraph")
@@ -109,9 +108,8 @@ def test_chat_session_approve_kill_and_resume(tmp_path):
 
 def test_llamacpp_embeddings_join_retrieval_and_are_stored_by_mining(tmp_path):
     import numpy as np
-
-    from agents.diagnosis.embeddings import LlamaCppEmbedder
-    from agents.diagnosis.knowledge import KnowledgeBase
+    from thoughtgraph.agents.diagnosis.embeddings import LlamaCppEmbedder
+    from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase
 
     embedder = LlamaCppEmbedder("llamacpp:smollm2")
     vectors = embedder.embed(["NCCL watchdog timeout on rank 3", "NCCL watchdog timed out on rank 5", "disk is full"])

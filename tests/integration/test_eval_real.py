@@ -1,4 +1,4 @@
-"""`python -m evals` on real GSM8K problems with the embedded model, including a killed run."""
+"""`python -m thoughtgraph.evals` on real GSM8K problems with the embedded model, including a killed run."""
 
 import json
 import os
@@ -14,7 +14,8 @@ pytestmark = pytest.mark.integration
 
 def eval_command(data_dir, out, *extra):
     return [
-        sys.executable, "-m", "evals", "run", "--dataset", "gsm8k", "--limit", "5", "--data-dir", str(data_dir),
+        sys.executable, "-m", "thoughtgraph.evals", "run", "--dataset", "gsm8k", "--limit", "5",
+        "--data-dir", str(data_dir),
         "--out", str(out), "--run-name", "real", "--option", "chain_tokens=96", "--no-progress", *extra,
     ]  # fmt: skip
 

@@ -3,8 +3,7 @@
 import asyncio
 
 import pytest
-
-from backends import Request, UsageLedger
+from thoughtgraph.backends import Request, UsageLedger
 
 pytestmark = pytest.mark.integration
 

@@ -5,15 +5,14 @@ row keeps its own stops, budget, min_tokens and logprobs."""
 import asyncio
 
 import pytest
-
-from backends import Request
+from thoughtgraph.backends import Request
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def refill_backend():
-    from backends.hf import HFBackend
+    from thoughtgraph.backends.hf import HFBackend
 
     backend = HFBackend("smollm2", refill=True)
     yield backend

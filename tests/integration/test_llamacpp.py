@@ -6,8 +6,7 @@ import json
 import re
 
 import pytest
-
-from backends import Constraint, Request, UsageLedger
+from thoughtgraph.backends import Constraint, Request, UsageLedger
 
 pytestmark = pytest.mark.integration
 QUESTION = ("user", "Name three colours.")
@@ -15,7 +14,7 @@ QUESTION = ("user", "Name three colours.")
 
 @pytest.fixture(scope="module")
 def serial_backend():
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend("smollm2", deterministic=True)
     yield backend
@@ -150,7 +149,7 @@ async def test_a_deadline_stops_decoding_at_the_next_token_and_the_tokens_spent_
 
 
 async def test_budget_counts_the_exact_prompt_tokens(llama_backend):
-    from reasoning import solve_async
+    from thoughtgraph.reasoning import solve_async
 
     request_tokens = llama_backend.count_prompt_tokens(Request.chat(QUESTION))
     assert request_tokens == len(llama_backend.prompt_tokens(Request.chat(QUESTION)))
@@ -160,8 +159,8 @@ async def test_budget_counts_the_exact_prompt_tokens(llama_backend):
 
 
 async def test_a_stop_pattern_ends_decoding_once_the_answer_is_stated(serial_backend, data_dir):
-    from prompts import load_prompt
-    from reasoning.answers import ANSWER_STATED_PATTERN
+    from thoughtgraph.prompts import load_prompt
+    from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN
 
     # GSM8K test problem 0 with the cot prompt: greedy SmolLM2 on the one-sequence engine repeats
     # "The answer is 2800." to its limit
@@ -195,8 +194,8 @@ async def test_min_tokens_holds_back_stop_strings_and_the_end_of_the_reply(any_b
 
 
 async def test_a_prompt_over_the_context_window_is_a_named_error(any_backend):
-    from backends import InvalidRequestError
-    from reasoning import solve_async
+    from thoughtgraph.backends import InvalidRequestError
+    from thoughtgraph.reasoning import solve_async
 
     question = "Count the words. " + "word " * 6000
     with pytest.raises(InvalidRequestError, match="more than the context window of 4096"):
@@ -206,7 +205,7 @@ async def test_a_prompt_over_the_context_window_is_a_named_error(any_backend):
 
 
 def test_a_spec_sets_threads_slots_and_the_deterministic_engine():
-    from backends import create_backend
+    from thoughtgraph.backends import create_backend
 
     backend = create_backend("llamacpp:smollm2#threads=1&slots=2")
     assert backend._llm.n_threads == 1 and backend.engine is not None and backend.engine.slots == 2

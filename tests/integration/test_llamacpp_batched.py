@@ -6,8 +6,7 @@ import asyncio
 import json
 
 import pytest
-
-from backends import BackendError, Constraint, Request
+from thoughtgraph.backends import BackendError, Constraint, Request
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +95,7 @@ async def test_cached_prompt_tokens_are_the_shared_token_prefix(llama_backend):
 
 
 async def test_the_deterministic_engine_gives_the_same_seeded_output_alone_and_in_a_busy_batch():
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend("smollm2", deterministic=True)
     try:
@@ -111,7 +110,7 @@ async def test_the_deterministic_engine_gives_the_same_seeded_output_alone_and_i
 
 
 async def test_closing_the_engine_mid_run_fails_its_requests_with_a_clear_error():
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend("smollm2", slots=2)
     task = asyncio.create_task(
@@ -127,7 +126,7 @@ async def test_closing_the_engine_mid_run_fails_its_requests_with_a_clear_error(
 def test_a_backend_dropped_without_close_stops_its_engine_thread():
     import gc
 
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend("smollm2", slots=2)
     thread = backend.engine._thread
@@ -139,7 +138,7 @@ def test_a_backend_dropped_without_close_stops_its_engine_thread():
 
 
 def test_a_request_left_behind_by_a_closed_event_loop_does_not_hurt_the_next_run():
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend("smollm2", slots=2)
     story = Request.chat(("user", "Tell a long story."), max_tokens=200, min_tokens=200)
@@ -161,7 +160,7 @@ def test_a_request_left_behind_by_a_closed_event_loop_does_not_hurt_the_next_run
 
 
 async def test_a_failed_decode_call_fails_the_requests_in_it_and_the_engine_serves_the_next():
-    from backends.llamacpp import LlamaCppBackend
+    from thoughtgraph.backends.llamacpp import LlamaCppBackend
 
     backend = LlamaCppBackend("smollm2", slots=2)
     engine = backend.engine

@@ -3,9 +3,8 @@
 import json
 
 import pytest
-
-from backends import UsageLedger
-from reasoning import solve_async
+from thoughtgraph.backends import UsageLedger
+from thoughtgraph.reasoning import solve_async
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,7 @@ import asyncio
 import json
 
 import pytest
-
-from backends import (
+from thoughtgraph.backends import (
     BackendUnavailableError,
     Constraint,
     Request,
@@ -13,6 +12,7 @@ from backends import (
     UsageLedger,
     create_backend,
 )
+
 from tests.conftest import LlamaServer, free_port
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ import asyncio
 import json
 
 import pytest
+from thoughtgraph.backends import RetryPolicy, UsageLedger, create_backend
+from thoughtgraph.reasoning.api import solve_async
 
-from backends import RetryPolicy, UsageLedger, create_backend
-from reasoning.api import solve_async
 from tests.conftest import LlamaServer
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from reasoning.graph import ThoughtGraph
+from thoughtgraph.reasoning.graph import ThoughtGraph
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from trainers.common import SetupError, check_adapter_path, check_model
+from thoughtgraph.trainers.common import SetupError, check_adapter_path, check_model
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +33,9 @@ def exported(tmp_path_factory):
 def train(args, data_dir, *, launcher=()):
     env = {**os.environ, "THOUGHTGRAPH_DATA": str(data_dir), "TOKENIZERS_PARALLELISM": "false"}
     command = (
-        [*launcher, "-m", "trainers.gg_calibrate"] if launcher else [sys.executable, "-m", "trainers.gg_calibrate"]
+        [*launcher, "-m", "thoughtgraph.trainers.gg_calibrate"]
+        if launcher
+        else [sys.executable, "-m", "thoughtgraph.trainers.gg_calibrate"]
     )
     return subprocess.run(
         [*command, "--config", str(TINY), *args], capture_output=True, text=True, timeout=900, env=env, cwd=REPO
@@ -62,8 +63,8 @@ def test_gg_calibration_trains_resumes_and_its_adapter_runs_gg(exported, tmp_pat
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 2 and 1 in steps
     # the adapter loads in the hf backend and GG runs with it
-    from backends import create_backend
-    from reasoning.api import solve
+    from thoughtgraph.backends import create_backend
+    from thoughtgraph.reasoning.api import solve
 
     backend = create_backend(f"hf:{exported}#adapter={run}")
     assert "adapter=" in backend.model_id
@@ -87,7 +88,10 @@ def test_bad_input_fails_before_any_model_loads(tmp_path, data_dir, exported):
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY.read_text() + "learning_rat: 0.1\n")
     result = subprocess.run(
-        [sys.executable, "-m", "trainers.gg_calibrate", "--config", str(bad)], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "thoughtgraph.trainers.gg_calibrate", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode != 0 and "learning_rat" in result.stderr and "Unknown arguments" in result.stderr
     missing = train(
@@ -101,7 +105,7 @@ def test_bad_input_fails_before_any_model_loads(tmp_path, data_dir, exported):
         check_adapter_path(str(exported))  # a model folder, not an adapter
     with pytest.raises(SetupError, match="export it first"):
         check_model("smollm2")
-    from backends import BackendConfigError, create_backend
+    from thoughtgraph.backends import BackendConfigError, create_backend
 
     with pytest.raises(BackendConfigError, match="not a PEFT adapter"):
         create_backend(f"hf:{exported}#adapter={exported}")
@@ -120,7 +124,7 @@ def test_sft_distils_solved_traces_and_resumes(exported, tmp_path):
     (runs / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
     out = tmp_path / "sft"
     config = REPO / "trainers" / "configs" / "sft_tiny.yaml"
-    common = [sys.executable, "-m", "trainers.sft", "--config", str(config), "--model", str(exported)]
+    common = [sys.executable, "-m", "thoughtgraph.trainers.sft", "--config", str(config), "--model", str(exported)]
     first = subprocess.run(
         [*common, "--from_runs", str(runs), "--output_dir", str(out), "--max_steps", "1"],
         capture_output=True, text=True, cwd=REPO, timeout=600,
@@ -139,7 +143,7 @@ def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(expo
     out = tmp_path / "rsim"
     config = REPO / "trainers" / "configs" / "rsim_tiny.yaml"
     env = {**os.environ, "THOUGHTGRAPH_DATA": str(data_dir), "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "trainers.rsim", "--config", str(config), "--model", str(exported)]
+    command = [sys.executable, "-m", "thoughtgraph.trainers.rsim", "--config", str(config), "--model", str(exported)]
     result = subprocess.run(
         [*command, "--output_dir", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=900
     )
@@ -167,7 +171,7 @@ def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(expo
     state = json.loads((out / "phase-2-reasoner" / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and (out / "phase-2-reasoner" / "adapter_model.safetensors").is_file()
     # the trained planner plugs into another reasoner: the embedded model in llama.cpp
-    from reasoning.api import solve
+    from thoughtgraph.reasoning.api import solve
 
     solution = solve(
         "What is 2 + 3?", method="rsim", backend="llamacpp:smollm2",
@@ -177,7 +181,7 @@ def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(expo
     prompted = solve("What is 2 + 3?", method="rsim", backend="llamacpp:smollm2", max_steps=2, step_tokens=32)
     assert prompted.usage["calls"] >= 2 and prompted.reasoning.startswith("[")  # the planner, prompted, on llama.cpp
     with pytest.raises(SystemExit, match="schedule must list phases"):
-        from trainers.rsim import main
+        from thoughtgraph.trainers.rsim import main
 
         main(
             [
@@ -197,7 +201,8 @@ def test_calibration_command_measures_ece_on_a_real_backend(tmp_path, data_dir):
     env = {**os.environ, "THOUGHTGRAPH_DATA": str(data_dir)}
     out = tmp_path / "cal"
     result = subprocess.run(
-        [sys.executable, "-m", "trainers.calibration", "--backend", "llamacpp:smollm2", "--dataset", "gsm8k",
+        [sys.executable, "-m", "thoughtgraph.trainers.calibration", "--backend", "llamacpp:smollm2",
+         "--dataset", "gsm8k",
          "--limit", "3", "--max-tokens", "64", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )  # fmt: skip

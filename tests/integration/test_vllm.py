@@ -11,7 +11,7 @@ import pytest
 
 vllm = pytest.importorskip("vllm", reason="vllm is not installed in this environment (opt-in, see DEVELOPERS.md)")
 
-from backends import Constraint, Request, UsageLedger, create_backend  # noqa: E402
+from thoughtgraph.backends import Constraint, Request, UsageLedger, create_backend  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 
@@ -20,9 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 def vllm_backend(tmp_path_factory):
     folder = os.environ.get("THOUGHTGRAPH_VLLM_MODEL")
     if not folder:
+        from thoughtgraph.backends.hf import locate_hf_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from backends.hf import locate_hf_model
 
         source, gguf = locate_hf_model("smollm2")
         folder = str(tmp_path_factory.mktemp("smollm2-hf"))

@@ -12,14 +12,13 @@ import os
 import numpy as np
 import pytest
 import torch
-
-from agents.diagnosis.api import stream_diagnosis
-from agents.diagnosis.checks import CHECKS, run_check
-from agents.diagnosis.graph import _runnable, bind, needs_approval
-from agents.diagnosis.incidents import HISTORY, load_incidents
-from agents.diagnosis.knowledge import KnowledgeBase, mine
-from agents.tools.arrays import attachments_root
-from agents.tools.registry import ToolError, call_tool
+from thoughtgraph.agents.diagnosis.api import stream_diagnosis
+from thoughtgraph.agents.diagnosis.checks import CHECKS, run_check
+from thoughtgraph.agents.diagnosis.graph import _runnable, bind, needs_approval
+from thoughtgraph.agents.diagnosis.incidents import HISTORY, load_incidents
+from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase, mine
+from thoughtgraph.agents.tools.arrays import attachments_root
+from thoughtgraph.agents.tools.registry import ToolError, call_tool
 
 STATS = [[1.0, 50.0, 1.2], [0.9, 60.0, 1.1], [1.1, 55.0, 30.0]]
 

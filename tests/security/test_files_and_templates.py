@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from thoughtgraph.evals.files import RunFolderError, open_log, write_file
+from thoughtgraph.prompts import PromptError, load_prompt
+from thoughtgraph.trainers.common import SetupError, check_config_env
 
-from evals.files import RunFolderError, open_log, write_file
-from prompts import PromptError, load_prompt
 from tests.conftest import DATA_DIR
 from tests.security.serving import THOUGHTGRAPH
-from trainers.common import SetupError, check_config_env
 
 
 def eval_run(out: Path, script: Path) -> subprocess.CompletedProcess:
@@ -94,6 +94,7 @@ def test_a_trainer_config_may_set_only_documented_environment_variables(tmp_path
     config.write_text("model: x\nenv:\n  OMP_NUM_THREADS: 2\n  TOKENIZERS_PARALLELISM: 'false'\n")
     check_config_env([f"--config={config}"])  # documented keys pass
     config.write_text(f"env:\n  {key}: /tmp/evil\n")
-    train = subprocess.run([sys.executable, "-m", "trainers.sft", "--config", str(config)], capture_output=True,
+    command = [sys.executable, "-m", "thoughtgraph.trainers.sft", "--config", str(config)]
+    train = subprocess.run(command, capture_output=True,
                            text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
     assert train.returncode != 0 and f"may not set '{key}'" in train.stderr

@@ -9,10 +9,10 @@ import subprocess
 import time
 
 import pytest
+from thoughtgraph.evals.graders import extract_choice, extract_game24, extract_gsm8k, math_equal
+from thoughtgraph.evals.mathparse import MAX_VALUE_DIGITS, Ungradable, parse, to_sympy, value_digits
+from thoughtgraph.reasoning.answers import clean_answer, extract_answer, last_boxed, stated_answer
 
-from evals.graders import extract_choice, extract_game24, extract_gsm8k, math_equal
-from evals.mathparse import MAX_VALUE_DIGITS, Ungradable, parse, to_sympy, value_digits
-from reasoning.answers import clean_answer, extract_answer, last_boxed, stated_answer
 from tests.security.serving import THOUGHTGRAPH
 from thoughtgraph.terminal import for_terminal
 

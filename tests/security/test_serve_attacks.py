@@ -12,8 +12,8 @@ import time
 import httpx
 import openai
 import pytest
+from thoughtgraph.backends.scripted import ScriptedBackend
 
-from backends.scripted import ScriptedBackend
 from tests.security.serving import CANARY_KEY, Listener, canary_server
 from tests.unit.test_server import serving
 

@@ -16,9 +16,9 @@ from dataclasses import fields
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from thoughtgraph.backends.scripted import ScriptedBackend
+from thoughtgraph.reasoning.api import METHODS
 
-from backends.scripted import ScriptedBackend
-from reasoning.api import METHODS
 from thoughtgraph.server import create_app
 from thoughtgraph.server.protocol import BUDGET_FIELDS, STANDARD_FIELDS
 

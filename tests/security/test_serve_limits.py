@@ -7,9 +7,9 @@ import typing
 from dataclasses import fields
 
 import pytest
+from thoughtgraph.reasoning.api import METHODS, make_config
+from thoughtgraph.reasoning.options import is_server_setting, size_kind
 
-from reasoning.api import METHODS, make_config
-from reasoning.options import is_server_setting, size_kind
 from thoughtgraph.server.limits import ServeLimits, client_options, oversized
 from thoughtgraph.server.protocol import RequestError, parse_request
 
@@ -64,7 +64,8 @@ def test_backend_specs_bound_their_sizes_everywhere_a_spec_is_given(tmp_path):
     API or a server's configuration alike. Refused before any model loads, with the reason."""
     import subprocess
 
-    from backends import BackendConfigError, create_backend
+    from thoughtgraph.backends import BackendConfigError, create_backend
+
     from tests.security.serving import THOUGHTGRAPH
 
     for spec in ("llamacpp:smollm2#slots=100000", "llamacpp:smollm2#threads=99999"):

@@ -14,9 +14,8 @@ from pathlib import Path
 import ormsgpack
 from langgraph.checkpoint.serde.jsonplus import EXT_CONSTRUCTOR_POS_ARGS
 from langgraph.graph import StateGraph
+from thoughtgraph.agents.diagnosis.sessions import SessionSerializer, UnsafeSessionError, open_checkpointer, thread_ids
 from typing_extensions import TypedDict
-
-from agents.diagnosis.sessions import SessionSerializer, UnsafeSessionError, open_checkpointer, thread_ids
 
 THOUGHTGRAPH = str(Path(sys.executable).with_name("thoughtgraph"))
 

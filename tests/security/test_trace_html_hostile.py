@@ -9,8 +9,8 @@ import re
 import subprocess
 
 import pytest
+from thoughtgraph.reasoning.graph import ThoughtGraph
 
-from reasoning.graph import ThoughtGraph
 from tests.integration.test_trace_html import chromium
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,7 @@ argument is refused, as ``tests/security/test_attachments.py`` shows)."""
 from __future__ import annotations
 
 import pytest
-
-from agents.tools.arrays import attachments_root
+from thoughtgraph.agents.tools.arrays import attachments_root
 
 
 @pytest.fixture(autouse=True)

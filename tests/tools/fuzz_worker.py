@@ -45,8 +45,8 @@ def main(name: str, examples: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
+    from thoughtgraph.agents.tools.registry import OUTPUTS, ToolError, call_tool, get_tool
 
-    from agents.tools.registry import OUTPUTS, ToolError, call_tool, get_tool
     from tests.tools.schema_strategy import from_schema
     from tests.tools.tool_examples import VALID_CALLS
 

@@ -3,12 +3,11 @@ import json
 
 import numpy as np
 import pytest
-
-from agents.tools import get_tool, list_tools
-from agents.tools.calibre import divergence_rate, kmeans
-from agents.tools.pisces import aggregation_weights, staleness_factor, statistical_utility
-from agents.tools.remoe import lpt_schedule, soft_cosine
-from agents.tools.vfl import search_attack
+from thoughtgraph.agents.tools import get_tool, list_tools
+from thoughtgraph.agents.tools.calibre import divergence_rate, kmeans
+from thoughtgraph.agents.tools.pisces import aggregation_weights, staleness_factor, statistical_utility
+from thoughtgraph.agents.tools.remoe import lpt_schedule, soft_cosine
+from thoughtgraph.agents.tools.vfl import search_attack
 
 # -- Pisces ------------------------------------------------------------------------------------------
 

@@ -3,9 +3,14 @@ import itertools
 import numpy as np
 import pytest
 from scipy.stats import norm
-
-from agents.tools import get_tool
-from agents.tools.nvfp4 import E2M1_GRID, detect_hot_channels, hot_channel_patch, nvfp4_quantize, round_e4m3
+from thoughtgraph.agents.tools import get_tool
+from thoughtgraph.agents.tools.nvfp4 import (
+    E2M1_GRID,
+    detect_hot_channels,
+    hot_channel_patch,
+    nvfp4_quantize,
+    round_e4m3,
+)
 
 # -- LB-BSP ------------------------------------------------------------------------------------------
 
@@ -131,7 +136,7 @@ def test_smoothing_abstains_on_a_coin_flip_and_rejects_bad_shapes():
 def test_registry_lists_tools_and_results_are_json():
     import json
 
-    from agents.tools import FIDELITY, list_tools
+    from thoughtgraph.agents.tools import FIDELITY, list_tools
 
     names = list_tools()
     assert {"lbbsp_batch_sizes", "nvfp4_hot_channels", "randomized_smoothing_certify"} <= set(names)

@@ -6,11 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
-
-from agents.tools.calibre import divergence_rate
-from agents.tools.lbbsp import ema_speeds
-from agents.tools.registry import call_tool
-from agents.tools.remoe import PlanInput
+from thoughtgraph.agents.tools.calibre import divergence_rate
+from thoughtgraph.agents.tools.lbbsp import ema_speeds
+from thoughtgraph.agents.tools.registry import call_tool
+from thoughtgraph.agents.tools.remoe import PlanInput
 
 # -- Pisces ------------------------------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from thoughtgraph.agents.tools import list_tools
+from thoughtgraph.agents.tools.registry import call_tool
 
-from agents.tools import list_tools
-from agents.tools.registry import call_tool
 from tests.tools.tool_examples import VALID_CALLS
 
 WORKER = Path(__file__).with_name("fuzz_worker.py")

@@ -11,10 +11,9 @@ import pytest
 import torch
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
-
-from agents.tools.model_check import forward, load_state, sequential_layers
-from agents.tools.registry import ToolError, call_tool
-from agents.tools.smoothing import certify
+from thoughtgraph.agents.tools.model_check import forward, load_state, sequential_layers
+from thoughtgraph.agents.tools.registry import ToolError, call_tool
+from thoughtgraph.agents.tools.smoothing import certify
 
 MATRIX = np.array([[0.5, -1.0, 3.0, 0.0], [2.0, 0.25, -6.0, 1.5]])
 

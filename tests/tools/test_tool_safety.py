@@ -8,9 +8,8 @@ import math
 import resource
 
 import pytest
-
-from agents.tools import get_tool
-from agents.tools.registry import ToolError, call_tool
+from thoughtgraph.agents.tools import get_tool
+from thoughtgraph.agents.tools.registry import ToolError, call_tool
 
 
 def outcome(name: str, arguments: dict) -> dict | ToolError:

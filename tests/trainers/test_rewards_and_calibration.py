@@ -4,9 +4,13 @@ import json
 import math
 
 import pytest
-
-from trainers.calibration import bin_index, expected_calibration_error, reliability_bins, reliability_diagram
-from trainers.rewards import (
+from thoughtgraph.trainers.calibration import (
+    bin_index,
+    expected_calibration_error,
+    reliability_bins,
+    reliability_diagram,
+)
+from thoughtgraph.trainers.rewards import (
     ConfidenceReward,
     correctness_reward,
     gg_reward,
@@ -93,8 +97,8 @@ def test_ece_and_reliability_bins_by_hand(tmp_path):
 
 
 def test_sft_takes_only_finished_correct_traces_with_reasoning(tmp_path):
-    from trainers.common import SetupError
-    from trainers.sft import solved_traces
+    from thoughtgraph.trainers.common import SetupError
+    from thoughtgraph.trainers.sft import solved_traces
 
     run = tmp_path / "bot-gsm8k"
     run.mkdir()

@@ -2,8 +2,7 @@
 it states one. Each expected value below is written by hand from the text."""
 
 import pytest
-
-from reasoning.answers import clean_answer, extract_answer, stated_answer
+from thoughtgraph.reasoning.answers import clean_answer, extract_answer, stated_answer
 
 EXTRACTION = [
     # whole answers, not their first number
@@ -100,8 +99,8 @@ def test_clean_answer(stated, clean):
 
 
 def test_a_chain_stops_once_it_has_stated_its_answer():
-    from backends.scripted import ScriptedBackend, ScriptRule
-    from reasoning import solve
+    from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+    from thoughtgraph.reasoning import solve
 
     repeating = "Work.\nThe answer is 7.\nThe answer is 7.\nThe answer is 7.\nThe answer is 7."
     solution = solve("What is 3 + 4?", "cot", ScriptedBackend([ScriptRule("3 \\+ 4", [repeating])]))
@@ -112,7 +111,7 @@ def test_a_chain_stops_once_it_has_stated_its_answer():
 
 
 def test_a_stop_pattern_must_be_a_regular_expression():
-    from backends import InvalidRequestError, Request
+    from thoughtgraph.backends import InvalidRequestError, Request
 
     with pytest.raises(InvalidRequestError, match="not a regular expression"):
         Request.chat(("user", "q"), stop_pattern="(unclosed")

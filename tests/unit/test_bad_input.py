@@ -136,7 +136,7 @@ def test_a_question_with_lone_surrogates_is_refused_by_name(script):
 
 
 def test_a_dataset_file_with_bytes_that_are_not_utf8_names_file_and_line(tmp_path):
-    from evals.datasets import DataError, load_dataset
+    from thoughtgraph.evals.datasets import DataError, load_dataset
 
     folder = tmp_path / "gsm8k"
     folder.mkdir()
@@ -153,8 +153,7 @@ def test_a_dataset_file_with_bytes_that_are_not_utf8_names_file_and_line(tmp_pat
 
 def test_offline_hub_loading_says_to_pass_a_data_folder(monkeypatch):
     import datasets
-
-    from evals.datasets import DATA_ENV, DataError, load_dataset
+    from thoughtgraph.evals.datasets import DATA_ENV, DataError, load_dataset
 
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (LocalEntryNotFoundError)")
@@ -301,7 +300,7 @@ OPTION_VALUES = st.one_of(
 def test_property_any_option_value_gives_a_config_or_a_named_error(data):
     from dataclasses import fields
 
-    from reasoning.api import METHODS, make_config
+    from thoughtgraph.reasoning.api import METHODS, make_config
 
     method = data.draw(st.sampled_from(sorted(METHODS)))
     name = data.draw(st.sampled_from([f.name for f in fields(METHODS[method][0])]))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from backends import Capabilities
-from backends.scripted import ScriptedBackend, ScriptRule
-from reasoning import solve
-from reasoning.bot import BoTConfig, next_to_grow
-from reasoning.context import RunContext
-from reasoning.graph import ROOT
+from thoughtgraph.backends import Capabilities
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning import solve
+from thoughtgraph.reasoning.bot import BoTConfig, next_to_grow
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.graph import ROOT
 
 NO_ERROR = json.dumps({"bad_steps": [], "analysis": "all steps are right", "advice": "none"})
 
@@ -52,7 +52,7 @@ def test_leaf_wise_growth_takes_the_best_node_on_the_deepest_level():
 
 
 def context_budget():
-    from agents.runtime import Budget
+    from thoughtgraph.agents.runtime import Budget
 
     return Budget()
 
@@ -114,7 +114,7 @@ def test_an_unreadable_analysis_is_counted_and_the_iterations_go_on():
 
 
 def test_free_text_analyses_are_read():
-    from reasoning.steps import parse_analysis
+    from thoughtgraph.reasoning.steps import parse_analysis
 
     assert parse_analysis('```json\n{"bad_steps": [2], "analysis": "x", "advice": "y"}\n```').bad_steps == [2]
     assert parse_analysis("Step 2 is wrong: 3 + 4 is 7.").bad_steps == [2]

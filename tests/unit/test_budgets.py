@@ -9,11 +9,10 @@ import json
 import time
 
 import pytest
-
-from agents.runtime import Budget, BudgetExceeded
-from backends import Request
-from backends.scripted import ScriptedBackend, ScriptRule
-from reasoning import METHODS, solve
+from thoughtgraph.agents.runtime import Budget, BudgetExceeded
+from thoughtgraph.backends import Request
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning import METHODS, solve
 
 NO_ERROR = json.dumps({"bad_steps": [], "analysis": "all right", "advice": "none"})
 STEP_ONE = json.dumps({"bad_steps": [1], "analysis": "step 1 is wrong", "advice": "recompute"})

@@ -1,10 +1,9 @@
 import pytest
-
-from backends import Capabilities
-from backends.scripted import ScriptedBackend, ScriptRule
-from prompts import PromptError, load_prompt
-from reasoning import solve
-from reasoning.answers import extract_answer, last_boxed
+from thoughtgraph.backends import Capabilities
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.prompts import PromptError, load_prompt
+from thoughtgraph.reasoning import solve
+from thoughtgraph.reasoning.answers import extract_answer, last_boxed
 
 
 @pytest.mark.parametrize(
@@ -97,7 +96,7 @@ def test_prompt_errors_name_the_prompt(tmp_path):
 
 
 def test_solve_with_a_spec_string_builds_the_backend_once(tmp_path):
-    from reasoning.api import shared_backend
+    from thoughtgraph.reasoning.api import shared_backend
 
     script = tmp_path / "s.yaml"
     script.write_text("rules: [{match: 'apples', responses: ['The answer is 7.']}]\n")

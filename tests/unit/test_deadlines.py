@@ -10,11 +10,10 @@ import threading
 import time
 
 import pytest
-
-from backends.openai_server import OpenAIBackend
-from backends.scripted import ScriptedBackend, ScriptRule
-from evals.runner import EvalConfig, read_samples, run_eval
-from reasoning import solve
+from thoughtgraph.backends.openai_server import OpenAIBackend
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.evals.runner import EvalConfig, read_samples, run_eval
+from thoughtgraph.reasoning import solve
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 import json
 
 import pytest
-
-from evals.datasets import DataError, load_dataset, select
+from thoughtgraph.evals.datasets import DataError, load_dataset, select
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,10 @@ import asyncio
 import json
 
 import pytest
-
-from backends.scripted import ScriptedBackend, ScriptRule
-from evals.compare import format_table, load_results, plot, rows
-from evals.report import wilson_interval
-from evals.runner import EvalConfig, read_samples, run_eval
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.evals.compare import format_table, load_results, plot, rows
+from thoughtgraph.evals.report import wilson_interval
+from thoughtgraph.evals.runner import EvalConfig, read_samples, run_eval
 
 # Ten problems "what is k + k?" with gold 2k. The double answers 7 right, 2 wrong, and has no
 # rule for the last one, which therefore fails.

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
-from backends import Capabilities
-from backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
-from reasoning import solve
+from thoughtgraph.backends import Capabilities
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
+from thoughtgraph.reasoning import solve
 
 
 def lp(text: str, p: float = 0.9) -> ScriptedResponse:

@@ -1,8 +1,7 @@
 """Tables of tricky cases for every grader."""
 
 import pytest
-
-from evals.graders import (
+from thoughtgraph.evals.graders import (
     ExpressionError,
     check_game24,
     extract_choice,
@@ -179,7 +178,6 @@ def test_aqua_choice_extraction(text, letter):
 )
 def test_the_fallback_parser_builds_values_from_its_own_tree(text, value):
     import sympy
-
-    from evals.mathparse import parse, to_sympy
+    from thoughtgraph.evals.mathparse import parse, to_sympy
 
     assert to_sympy(parse(text)) == sympy.Rational(value)

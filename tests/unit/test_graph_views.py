@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from reasoning.graph import ROOT, Experience, ThoughtGraph
-from reasoning.solution import Solution
+from thoughtgraph.reasoning.graph import ROOT, Experience, ThoughtGraph
+from thoughtgraph.reasoning.solution import Solution
 
 
 def small_graph() -> ThoughtGraph:

@@ -11,13 +11,12 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from backends.scripted import ScriptedBackend, ScriptRule
-from evals.mathparse import OutsideGrammar, Ungradable, normalize, tokenize
-from evals.runner import EvalConfig, read_samples, run_eval
-from evals.sandbox import GradingSandbox
-from evals.scoring import DATASETS_GRADED, GradingInput, grade
-from reasoning.answers import extract_answer, stated_answer
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.evals.mathparse import OutsideGrammar, Ungradable, normalize, tokenize
+from thoughtgraph.evals.runner import EvalConfig, read_samples, run_eval
+from thoughtgraph.evals.sandbox import GradingSandbox
+from thoughtgraph.evals.scoring import DATASETS_GRADED, GradingInput, grade
+from thoughtgraph.reasoning.answers import extract_answer, stated_answer
 
 SANDBOX_SECONDS = 3.0
 GOLD = {"gsm8k": "72", "math": "\\frac{3}{4}", "math500": "\\frac{3}{4}", "game24": "", "aqua": "C"}

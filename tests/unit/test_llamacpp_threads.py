@@ -2,9 +2,8 @@
 deterministic engine, and refuses anything else by name."""
 
 import pytest
-
-from backends import BackendConfigError
-from backends import llamacpp as engine
+from thoughtgraph.backends import BackendConfigError
+from thoughtgraph.backends import llamacpp as engine
 
 
 def fake_stat(monkeypatch, samples, cores=2, affinity=2):

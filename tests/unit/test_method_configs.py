@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from reasoning.api import METHODS, make_config
-from reasoning.options import OptionError
+from thoughtgraph.reasoning.api import METHODS, make_config
+from thoughtgraph.reasoning.options import OptionError
 
 INVALID = [
     ("cot", {"chain_tokens": 0}, "CoTConfig: chain_tokens and answer_tokens must be positive"),

@@ -4,17 +4,16 @@ import json
 import math
 
 import pytest
-
-from agents.runtime import Budget, BudgetExceeded
-from backends import Capabilities, CapabilityError, Choice
-from backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
-from reasoning import solve
-from reasoning.bot import BoTConfig, aggregate_best_first, aggregate_greedy, plan_tree
-from reasoning.context import RunContext
-from reasoning.gg import GGConfig, checks_degeneration, degenerate, step_score
-from reasoning.graph import ROOT
-from reasoning.steps import majority_vote, parse_analysis, parse_score, weighted_vote
-from reasoning.tot import keep_best
+from thoughtgraph.agents.runtime import Budget, BudgetExceeded
+from thoughtgraph.backends import Capabilities, CapabilityError, Choice
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
+from thoughtgraph.reasoning import solve
+from thoughtgraph.reasoning.bot import BoTConfig, aggregate_best_first, aggregate_greedy, plan_tree
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.gg import GGConfig, checks_degeneration, degenerate, step_score
+from thoughtgraph.reasoning.graph import ROOT
+from thoughtgraph.reasoning.steps import majority_vote, parse_analysis, parse_score, weighted_vote
+from thoughtgraph.reasoning.tot import keep_best
 
 NO_ERROR = json.dumps({"bad_steps": [], "analysis": "all steps are right", "advice": "none"})
 
@@ -263,7 +262,7 @@ def test_budget_values_are_validated():
 
 
 def test_dataset_presets_fill_defaults_and_options_override_them():
-    from reasoning.api import make_config
+    from thoughtgraph.reasoning.api import make_config
 
     config = make_config("bot", preset="game24", trees=3)
     assert config.max_depth == 4 and config.temperatures == (0.1, 0.3, 0.5, 0.7) and config.trees == 3
@@ -286,8 +285,8 @@ def test_tot_value_words_map_sure_likely_impossible():
 
 
 async def test_thoughts_stream_as_they_are_produced_then_the_solution():
-    from reasoning import Solution, stream_thoughts
-    from reasoning.graph import ThoughtNode
+    from thoughtgraph.reasoning import Solution, stream_thoughts
+    from thoughtgraph.reasoning.graph import ThoughtNode
 
     backend = ScriptedBackend([ScriptRule("Write step 1", ["first"]), ScriptRule("Write step 2", ["The answer is 2."])],
                               default=NO_ERROR)  # fmt: skip

@@ -7,9 +7,8 @@ import math
 
 import pytest
 import torch
-
-from backends.hf import PerRowSampler, _batch_key, _row_seed
-from backends.types import Request
+from thoughtgraph.backends.hf import PerRowSampler, _batch_key, _row_seed
+from thoughtgraph.backends.types import Request
 
 
 def pick(sampler: PerRowSampler, scores: torch.Tensor) -> list[int]:

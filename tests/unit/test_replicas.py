@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from backends import Request, RetryPolicy, UsageLedger, create_backend
+from thoughtgraph.backends import Request, RetryPolicy, UsageLedger, create_backend
+
 from tests.unit.test_server import ANSWER, scripted, serving
 
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.05, max_backoff_seconds=0.1)

@@ -8,11 +8,10 @@ import json
 import math
 
 import pytest
-
-from agents.runtime import derived_seed
-from backends import Capabilities
-from backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
-from reasoning import solve
+from thoughtgraph.agents.runtime import derived_seed
+from thoughtgraph.backends import Capabilities
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptedResponse, ScriptRule, scripted_tokens
+from thoughtgraph.reasoning import solve
 
 NO_ERROR = json.dumps({"bad_steps": [], "analysis": "all right", "advice": "none"})
 
@@ -140,7 +139,7 @@ def test_chain_of_thought_asks_for_the_answer_alone_with_the_chain_as_history():
 def test_boosting_of_thoughts_requests():
     import random
 
-    from reasoning.bot import POOL
+    from thoughtgraph.reasoning.bot import POOL
 
     backend = ScriptedBackend(
         [

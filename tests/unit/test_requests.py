@@ -1,6 +1,5 @@
 import pytest
-
-from backends import Constraint, InvalidRequestError, Message, Request
+from thoughtgraph.backends import Constraint, InvalidRequestError, Message, Request
 
 
 def test_chat_request_builds_messages_from_pairs():

@@ -5,10 +5,9 @@ should."""
 import dataclasses
 
 import pytest
-
-from backends.scripted import ScriptedBackend, ScriptRule
-from reasoning.api import solve_async
-from reasoning.rsim import RSIMConfig, load_strategies, read_strategy
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning.api import solve_async
+from thoughtgraph.reasoning.rsim import RSIMConfig, load_strategies, read_strategy
 
 QUESTION = "Natalia sold 48 clips in April and half as many in May. How many in total?"
 

@@ -3,9 +3,8 @@ import math
 from pathlib import Path
 
 import pytest
-
-from backends import BackendConfigError, Constraint, Request, create_backend
-from backends.scripted import ScriptedBackend, ScriptError, ScriptRule, scripted_tokens
+from thoughtgraph.backends import BackendConfigError, Constraint, Request, create_backend
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptError, ScriptRule, scripted_tokens
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "arithmetic.yaml"
 

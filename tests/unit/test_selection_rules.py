@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import random
 
-from agents.runtime import Budget
-from backends.scripted import ScriptedBackend, ScriptRule
-from reasoning import solve
-from reasoning.context import RunContext
-from reasoning.graph import ROOT
-from reasoning.tot import keep_best
+from thoughtgraph.agents.runtime import Budget
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning import solve
+from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.graph import ROOT
+from thoughtgraph.reasoning.tot import keep_best
 
 
 def test_self_consistency_takes_the_majority_not_the_first_answer():
@@ -107,7 +107,7 @@ def test_tot_value_seeds_belong_to_the_thought_not_to_its_arrival():
 
 
 def test_worst_case_calls_are_exact_where_nothing_ends_early_and_bound_every_run():
-    from reasoning.api import make_config
+    from thoughtgraph.reasoning.api import make_config
 
     endless = ScriptedBackend(
         [

@@ -16,9 +16,9 @@ import httpx
 import openai
 import pytest
 import uvicorn
+from thoughtgraph.backends.errors import BackendUnavailableError
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule, scripted_tokens
 
-from backends.errors import BackendUnavailableError
-from backends.scripted import ScriptedBackend, ScriptRule, scripted_tokens
 from thoughtgraph.server import create_app
 
 ANSWER = "Step one: 6 times 7.\nThe answer is 42."

@@ -4,8 +4,7 @@ import asyncio
 import time
 
 import pytest
-
-from backends import (
+from thoughtgraph.backends import (
     Backend,
     BackendUnavailableError,
     Capabilities,
@@ -20,8 +19,8 @@ from backends import (
     Usage,
     UsageLedger,
 )
-from backends.coalesce import RequestCoalescer
-from backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.backends.coalesce import RequestCoalescer
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
 
 
 class FlakyBackend(Backend):

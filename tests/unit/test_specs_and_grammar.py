@@ -1,10 +1,9 @@
 import re
 
 import pytest
-
-from backends import BackendConfigError, Constraint, InvalidRequestError, create_backend
-from backends.grammar import choice_to_gbnf, constraint_to_gbnf, regex_to_gbnf
-from backends.presets import resolve_gguf
+from thoughtgraph.backends import BackendConfigError, Constraint, InvalidRequestError, create_backend
+from thoughtgraph.backends.grammar import choice_to_gbnf, constraint_to_gbnf, regex_to_gbnf
+from thoughtgraph.backends.presets import resolve_gguf
 
 
 @pytest.mark.parametrize(
@@ -62,7 +61,7 @@ def test_choice_becomes_an_alternation_of_literals():
 
 
 async def test_logprobs_asked_of_a_backend_without_them_fail_before_any_call():
-    from backends import CapabilityError, Request
+    from thoughtgraph.backends import CapabilityError, Request
 
     backend = create_backend("openai:http://127.0.0.1:9/v1#m", logprobs=False)  # nothing listens there
     with pytest.raises(CapabilityError, match="cannot return token logprobs"):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from backends.scripted import ScriptedBackend, ScriptRule
-from reasoning import solve
-from reasoning.graph import ROOT
-from reasoning.tr import ThoughtRollbackConfig
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning import solve
+from thoughtgraph.reasoning.graph import ROOT
+from thoughtgraph.reasoning.tr import ThoughtRollbackConfig
 
 NO_ERROR = json.dumps({"bad_steps": [], "analysis": "all right", "advice": "none"})
 
@@ -71,9 +70,9 @@ def test_limit_fields_have_the_reference_meanings_and_defaults():
 
 def limits_on_a_chain(**config):
     """The question -> a -> b -> c, plus d below a and e below the question, with the given limits (others 9)."""
-    from agents.runtime import Budget
-    from reasoning.context import RunContext
-    from reasoning.tr import LIMITS, RollbackLimits
+    from thoughtgraph.agents.runtime import Budget
+    from thoughtgraph.reasoning.context import RunContext
+    from thoughtgraph.reasoning.tr import LIMITS, RollbackLimits
 
     context = RunContext("q", ScriptedBackend(default="x"), Budget())
     a = context.add_thought(ROOT, "a").id

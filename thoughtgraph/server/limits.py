@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from reasoning.options import SizeKind, is_server_setting, size_kind
+from thoughtgraph.reasoning.options import SizeKind, is_server_setting, size_kind
 
 
 @dataclass(frozen=True)

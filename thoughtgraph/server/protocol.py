@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.runtime import Budget
-from reasoning.api import METHODS, make_config
+from thoughtgraph.agents.runtime import Budget
+from thoughtgraph.reasoning.api import METHODS, make_config
 from thoughtgraph.server.limits import ServeLimits, client_options, oversized, server_settings
 
 BUDGET_FIELDS = {"max_calls": "max_calls", "max_total_tokens": "max_tokens", "max_seconds": "max_seconds"}

@@ -1,7 +1,7 @@
 # ruff: noqa: E501 - hand-written log lines and reports are data; breaking them would hide what they say
 """How the shipped incident corpus was written: hand-written reports, log lines, components, mitigations and
 on-call actions per failure family, with numbers, ranks, model names and wording varied by a seeded random
-generator. Run ``python -m agents.diagnosis.corpus.compose`` to rewrite ``history.jsonl`` and ``heldout.jsonl``
+generator. Run ``python -m thoughtgraph.agents.diagnosis.corpus.compose`` to rewrite ``history.jsonl`` and ``heldout.jsonl``
 (deterministic). The incidents are ours, not real on-call records; categories that users confuse in
 practice share report wording here on purpose (slow training: straggler or data loading; loss blow-up:
 divergence or low-precision outliers; NCCL hang: desync or network; failed resume: corrupt checkpoint or full
