@@ -9,7 +9,23 @@ loaded on first use.
 from __future__ import annotations
 
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+_LAYERS = ("backends", "prompts", "reasoning", "agents", "trainers", "evals")
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _is_checkout(root: Path) -> bool:
+    """A thoughtgraph checkout (or a copy of one, as mutation testing makes); an installed wheel has no
+    pyproject.toml beside it."""
+    project = root / "pyproject.toml"
+    layers = all((root / layer / "__init__.py").is_file() for layer in _LAYERS)
+    return layers and project.is_file() and 'name = "thoughtgraph"' in project.read_text(encoding="utf-8")
+
+
+if _is_checkout(_ROOT):  # then ``thoughtgraph.<layer>`` is the folder beside this one, whichever copy is installed
+    __path__.append(str(_ROOT))
 
 try:
     __version__ = metadata.version("thoughtgraph")

@@ -80,3 +80,16 @@ def test_no_layer_imports_a_layer_above_it():
                 if target not in ALLOWED[own]:
                     breaches.append(f"{module} imports {match.group(1)}")
     assert breaches == []
+
+
+def test_a_copy_of_the_checkout_imports_its_own_layers(tmp_path):
+    """What mutation testing relies on: run from a copy of the tree, ``thoughtgraph.<layer>`` is the copy's
+    folder, not the installed one."""
+    import shutil
+
+    for name in (*LAYERS, "thoughtgraph"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    probe = "import thoughtgraph.reasoning.answers as a, thoughtgraph.backends as b; print(a.__file__, b.__file__)"
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert all(path.startswith(str(tmp_path)) for path in shown.stdout.split())
