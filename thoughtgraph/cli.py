@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +23,21 @@ from thoughtgraph.server.limits import ServeLimits
 from thoughtgraph.terminal import for_terminal
 
 _LIMITS = ServeLimits()
+USER_ERRORS: tuple[type[Exception], ...] = (BackendError, PromptError, ValueError, FileNotFoundError)
+"""What a user got wrong (a bad option, a missing file, a backend that cannot start): one red line, exit 2."""
+
+
+@contextmanager
+def user_errors(*more: type[Exception]) -> Iterator[None]:
+    """Every command's error handling: ``USER_ERRORS`` (and ``more``) end the command with the message, shown
+    safely on a terminal, and exit status 2, never a traceback."""
+    try:
+        yield
+    except (*USER_ERRORS, *more) as error:
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
 app = typer.Typer(help="LLM reasoning methods and agents on one graph-of-agents runtime.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval", help="Benchmarks: `thoughtgraph eval run ...`, `thoughtgraph eval compare ...`.")
 
@@ -120,7 +137,7 @@ def solve(
     file: Annotated[Path | None, typer.Option("--file", help="Read the question from this UTF-8 file.")] = None,
 ) -> None:
     """Answer QUESTION with a reasoning method; print the answer, the reasoning and the cost."""
-    try:
+    with user_errors():
         question = _read_question(question, file)
         options = parse_options(option or [])
         show = not (quiet or as_json)
@@ -140,9 +157,6 @@ def solve(
                 **options,
             )
         )
-    except (BackendError, PromptError, ValueError) as error:
-        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
     if html is not None and solution.graph is not None:
         try:
             html.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +232,7 @@ def serve(
         if not api_key:
             typer.secho(f"error: the environment variable {api_key_env} is not set", fg="red", err=True)
             raise typer.Exit(2)
-    try:
+    with user_errors():
         limits = ServeLimits(
             max_width=max_width, max_depth=max_depth, max_tokens=max_tokens, max_count=max_count,
             max_run_calls=max_run_calls, max_run_tokens=max_run_tokens, max_run_seconds=max_run_seconds,
@@ -228,9 +242,6 @@ def serve(
         )  # fmt: skip
         server_options = _server_options(option or [])
         engine = create_backend(backend, cache=cache)
-    except (BackendError, ValueError) as error:
-        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"thoughtgraph serving {', '.join(METHODS)} on {engine.spec} at http://{host}:{port}/v1"
                + (" (API key required)" if api_key else ""))  # fmt: skip
     app = create_app(engine, api_key=api_key, limits=limits, server_options=server_options, list_traces=list_traces)
@@ -290,22 +301,20 @@ def diagnose(
     from thoughtgraph.agents.diagnosis.chat import list_sessions as show_sessions
 
     try:
-        if list_sessions:
-            asyncio.run(show_sessions(db, _write_line))
-            return
-        if delete is not None:
-            asyncio.run(delete_session(db, delete))
-            typer.echo(f"deleted session {delete}")
-            return
-        attachments = read_attachments(attach or [])
-        folder = attachments_dir or (str(Path(attach[0].partition("=")[2] or attach[0]).parent) if attach else None)
-        asyncio.run(
-            chat(read=_read_line, write=_write_line, session=session, db=db, backend=None if no_model else backend,
-                 kb=kb, attachments=attachments, embeddings=embeddings, attachments_dir=folder)
-        )  # fmt: skip
-    except (UnknownSession, FileNotFoundError, ValueError, BackendError) as error:
-        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        with user_errors(UnknownSession):
+            if list_sessions:
+                asyncio.run(show_sessions(db, _write_line))
+                return
+            if delete is not None:
+                asyncio.run(delete_session(db, delete))
+                typer.echo(f"deleted session {delete}")
+                return
+            attachments = read_attachments(attach or [])
+            folder = attachments_dir or (str(Path(attach[0].partition("=")[2] or attach[0]).parent) if attach else None)
+            asyncio.run(
+                chat(read=_read_line, write=_write_line, session=session, db=db, backend=None if no_model else backend,
+                     kb=kb, attachments=attachments, embeddings=embeddings, attachments_dir=folder)
+            )  # fmt: skip
     except (EOFError, KeyboardInterrupt):
         typer.echo("\nstopped; the session is saved (resume with --session ID)")
 
@@ -331,19 +340,13 @@ def diagnose_mine(
     from thoughtgraph.agents.diagnosis.incidents import load_incidents
     from thoughtgraph.agents.diagnosis.mining import mine_with_model
 
-    try:
+    with user_errors():
         incidents, problems = load_incidents(*corpus)
-    except FileNotFoundError as error:
-        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
     for problem in problems:
         typer.secho(for_terminal(f"skipped {problem}"), fg=typer.colors.YELLOW, err=True)
-    try:
+    with user_errors():
         embedder = LlamaCppEmbedder(embeddings) if embeddings else None
         model = create_backend(backend) if backend else None
-    except (BackendError, ValueError) as error:
-        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
     kb = mine_with_model(incidents, model, embedder)
     path = kb.save(out)
     typer.echo(
@@ -351,6 +354,39 @@ def diagnose_mine(
         + (f", {kb.summaries_failed} summaries unparsed" if backend else "")
         + f": {path}"
     )
+
+
+train_app = typer.Typer(
+    help="Trainers (TRL + PEFT): `thoughtgraph train gg-calibrate --config FILE.yaml`; `--help` lists a "
+    "trainer's options. The same scripts run under `accelerate launch -m thoughtgraph.trainers.NAME`.",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+TRAINERS = {
+    "gg-calibrate": ("gg_calibrate", "GG confidence calibration (GRPO, LoRA)."),
+    "rsim": ("rsim", "rSIM leader-follower RL: the planner, then the reasoner."),
+    "sft": ("sft", "SFT on the solved traces of evals runs."),
+    "calibration": ("calibration", "Measure ECE of a backend's final-step confidence (before/after training)."),
+}
+"""Subcommand -> (module of ``thoughtgraph.trainers``, help). Each module's ``main(argv)`` parses its own
+options (TRL's ``TrlParser``: a YAML config plus overrides), exactly as ``python -m`` runs it."""
+
+
+def _trainer_command(name: str, module: str) -> Any:
+    def run(ctx: typer.Context) -> None:
+        import importlib
+
+        sys.argv = [f"thoughtgraph train {name}", *ctx.args]  # what the trainer's parser shows as its usage
+        importlib.import_module(f"thoughtgraph.trainers.{module}").main(list(ctx.args))
+
+    return run
+
+
+for _name, (_module, _help) in TRAINERS.items():
+    train_app.command(
+        _name, help=_help, add_help_option=False,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(_trainer_command(_name, _module))  # fmt: skip
 
 
 models_app = typer.Typer(help="Model files: `thoughtgraph models export smollm2 DIR`.", no_args_is_help=True)
@@ -365,9 +401,6 @@ def models_export(
     """Dequantise a GGUF into a transformers folder (what the trainers and the hf backend load)."""
     from thoughtgraph.backends.hf import export_hf_folder
 
-    try:
+    with user_errors():
         folder = export_hf_folder(model, out)
-    except BackendError as error:
-        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"exported {model} to {folder} (hf:{folder})")

@@ -148,7 +148,7 @@ async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_toke
 def main(argv: list[str] | None = None) -> None:
     from thoughtgraph.backends import create_backend
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--backend", required=True)
     parser.add_argument("--dataset", default="gsm8k")
     parser.add_argument("--limit", type=int, default=50)

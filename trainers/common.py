@@ -86,14 +86,14 @@ def check_config_env(argv: list[str]) -> None:
 
 def parse(*argument_types: type, argv: list[str] | None = None) -> tuple[Any, ...]:
     """(our dataclasses..., TRL config) from ``--config FILE.yaml`` and overrides; unknown keys are an error, and
-    so is an ``env:`` entry outside ``CONFIG_ENV``."""
+    so is an ``env:`` entry outside ``CONFIG_ENV``. Abbreviations are off: ``--max_step`` is not ``--max_steps``."""
     import sys
 
     from trl import TrlParser
 
     check_config_env(list(argv) if argv is not None else sys.argv[1:])
     try:
-        return tuple(TrlParser(argument_types).parse_args_and_config(args=argv))
+        return tuple(TrlParser(argument_types, allow_abbrev=False).parse_args_and_config(args=argv))
     except ValueError as error:
         raise SetupError(str(error)) from None
 
