@@ -21,6 +21,7 @@ from typing import Literal
 
 import sympy
 from thoughtgraph.evals.mathparse import (
+    Node,
     OutsideGrammar,
     Ungradable,
     arithmetic_value,
@@ -117,23 +118,32 @@ def _strip_math(answer: str) -> str:
     return text
 
 
-def _sympy_value(text: str) -> sympy.Basic | None:
-    """The value of a stripped answer, built from its parse tree; None outside the fallback grammar."""
+_NOT_BUILT = (OutsideGrammar, ZeroDivisionError, TypeError, ValueError, AttributeError)
+
+
+def _tree(text: str) -> Node | None:
+    """The parse tree of a stripped answer, its sizes bounded (``value_digits``: Ungradable when too large);
+    None outside the fallback grammar."""
     try:
-        return to_sympy(parse(text))
+        tree = parse(text)
+        value_digits(tree)
     except Ungradable:
         raise
-    except (OutsideGrammar, ZeroDivisionError, TypeError, ValueError, AttributeError):
+    except _NOT_BUILT:
         return None
+    return tree
 
 
-def _check_size(text: str) -> None:
-    """Ungradable when the answer's tree would build a number over ``MAX_VALUE_DIGITS`` digits."""
+def _sympy_value(tree: Node | None) -> sympy.Basic | None:
+    """The value built from a bounded parse tree; None when there is no tree or it has no value."""
+    if tree is None:
+        return None
     try:
-        value_digits(parse(text))
-    except (OutsideGrammar, ZeroDivisionError, TypeError, ValueError, AttributeError) as error:
-        if isinstance(error, Ungradable):
-            raise
+        return to_sympy(tree)
+    except Ungradable:
+        raise
+    except _NOT_BUILT:
+        return None
 
 
 def _math_verify_equal(prediction: str, gold: str) -> bool | None:
@@ -175,11 +185,10 @@ def math_equal(prediction: str | None, gold: str) -> bool:
         return True
     if not (_inside_grammar(prediction) and _inside_grammar(gold)):
         return False
-    for text in (left, right):  # sizes bounded before math-verify or sympy builds anything
-        _check_size(text)
+    trees = [_tree(left), _tree(right)]  # parsed once, sizes bounded before math-verify or sympy builds anything
     if _math_verify_equal(prediction, gold):
         return True
-    left_value, right_value = _sympy_value(left), _sympy_value(right)
+    left_value, right_value = (_sympy_value(tree) for tree in trees)
     if left_value is None or right_value is None:
         return False
     try:

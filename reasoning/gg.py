@@ -91,6 +91,9 @@ class GGConfig:
             raise ValueError(f"GGConfig.min_step_tokens must be in [0, step_tokens], got {self.min_step_tokens}")
         if self.vote not in ("confidence", "majority", "top1"):
             raise ValueError(f"GGConfig.vote must be confidence, majority or top1, got {self.vote!r}")
+        for name in ("step_boundary", "degeneration_word"):  # a stop string; a word counted in each step
+            if not getattr(self, name):
+                raise ValueError(f"GGConfig.{name} must not be empty")
 
     def worst_case_calls(self) -> int:
         """First step: one request per subtree; then one per beam and step; at the cap, one per beam."""

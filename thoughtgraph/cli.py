@@ -199,6 +199,7 @@ def serve(
     max_depth: Annotated[int, typer.Option(help="Most sequential steps a request may ask for.")] = _LIMITS.max_depth,
     max_tokens: Annotated[int, typer.Option(help="Most tokens one model call may write.")] = _LIMITS.max_tokens,
     max_count: Annotated[int, typer.Option(help="Largest other count or list option.")] = _LIMITS.max_count,
+    max_option_chars: Annotated[int, typer.Option(help="Longest text option.")] = _LIMITS.max_option_chars,
     max_run_calls: Annotated[int, typer.Option(help="Most model calls of one run.")] = _LIMITS.max_run_calls,
     max_run_tokens: Annotated[int, typer.Option(help="Most tokens of one run.")] = _LIMITS.max_run_tokens,
     max_run_seconds: Annotated[
@@ -235,6 +236,7 @@ def serve(
     with user_errors():
         limits = ServeLimits(
             max_width=max_width, max_depth=max_depth, max_tokens=max_tokens, max_count=max_count,
+            max_option_chars=max_option_chars,
             max_run_calls=max_run_calls, max_run_tokens=max_run_tokens, max_run_seconds=max_run_seconds,
             max_body_bytes=max_body_bytes, max_problem_chars=max_problem_chars,
             max_concurrent_runs=max_concurrent_runs, max_connections=max_connections,

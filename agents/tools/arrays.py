@@ -92,19 +92,28 @@ def read_attachment(path: str | Path, name: str, *, limit: int = MAX_FILE_BYTES)
             raise InputError(f"{name}: {path} is not a plain file")
         if info.st_size > limit:
             raise InputError(f"{name}: {path} is {info.st_size:,} bytes; the limit is {limit:,}")
-        return file.read(limit + 1)[:limit]
+        data = file.read(limit + 1)
+    if len(data) > limit:  # it grew after the check
+        raise InputError(f"{name}: {path} is over {limit:,} bytes")
+    return data
 
 
-def check_path(path: str, name: str, suffixes: tuple[str, ...] = TENSOR_SUFFIXES) -> None:
-    """Cheap checks of a file argument (no reading): a data-only format, inside the attachments folder, not
-    too large."""
-    file, _ = _source(path)
+def _data_format(file: Path, name: str, suffixes: tuple[str, ...]) -> str:
+    """The file's suffix, when it is a data-only format this argument takes."""
     suffix = file.suffix.lower()
     if suffix in CODE_SUFFIXES:
         raise InputError(f"{name}: {file.name!r} is a PyTorch pickle or TorchScript file, which can run code when "
                          "loaded; save the tensors as .safetensors (safetensors.torch.save_file) or .npy")  # fmt: skip
     if suffix not in suffixes:
         raise InputError(f"{name}: {file.name!r} is not one of {', '.join(suffixes)}")
+    return suffix
+
+
+def check_path(path: str, name: str, suffixes: tuple[str, ...] = TENSOR_SUFFIXES) -> None:
+    """Cheap checks of a file argument when it is validated (no reading): a data-only format, inside the
+    attachments folder, not too large. ``read_attachment`` checks the opened file again when it is read."""
+    file, _ = _source(path)
+    _data_format(file, name, suffixes)
     resolved = resolve_attachment(file, name)
     if not resolved.is_file():
         raise InputError(f"{name}: {file} is not a file")
@@ -135,9 +144,8 @@ def _is_number(cell: str) -> bool:
 
 def load_tensors(path: str, name: str = "path") -> dict[str, np.ndarray]:
     """Every tensor in a file, by name, as float64 arrays (not yet checked for finiteness)."""
-    check_path(path, name)
     file, _ = _source(path)
-    suffix = file.suffix.lower()
+    suffix = _data_format(file, name, TENSOR_SUFFIXES)
     data = read_attachment(file, name)
     try:
         if suffix == ".npy":

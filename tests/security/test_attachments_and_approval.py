@@ -59,7 +59,7 @@ def test_paths_inside_an_incident_cannot_leave_its_folder(folders):
     for path in (str(outside / "secret.npy"), "../home/secret.npy", "link.npy", "sub/up.npy", "/etc/hostname.npy"):
         error, summary = hot_channels(path, incident)
         assert error is not None and ("outside the attachments folder" in error or "no file at" in error), path
-        assert "7" not in summary.replace("check error", "")
+        assert summary.startswith("check error")  # the check read nothing, so it reports no channels
 
 
 def test_a_full_diagnosis_reads_no_file_outside_the_attachments_folder(folders):

@@ -45,9 +45,11 @@ def test_a_request_cannot_send_the_servers_key_to_a_url_it_names(server):
             error = refused.value.body
             assert error["param"] == field and error["code"] == "server_setting"
             assert f"`{field}` is server configuration" in error["message"]
+            assert CANARY_KEY not in str(error)
         assert listener.requests == [] and not listener.saw(CANARY_KEY)
         # the refusal does not depend on the method either
-        assert post(server, {"model": "cot", "messages": QUESTION, "answer_pattern": "x"}).status_code == 400
+        refused = post(server, {"model": "cot", "messages": QUESTION, "answer_pattern": "x"})
+        assert refused.status_code == 400 and CANARY_KEY not in refused.text
     finally:
         listener.close()
 
@@ -72,6 +74,9 @@ def test_sizes_over_the_servers_limits_are_refused_before_any_work(server):
         ({"model": "gg", "paths": 10_000, "candidates": 10_000}, "paths", "at most 16"),
         ({"model": "cot", "seed": 10**30}, "seed", "64-bit"),
         ({"model": "cot", "stop": ["x" * 10_000]}, "stop", "at most 256 characters"),
+        ({"model": "gg", "final_answer_cue": "x" * 500_000}, "final_answer_cue", "at most 1,000 characters"),
+        ({"model": "rsim", "start_steps": ["ok", "y" * 5_000]}, "start_steps", "at most 1,000 characters"),
+        ({"model": "gg", "step_boundary": ""}, "step_boundary", "must not be empty"),
     ]
     for extra, param, limit in cases:
         started = time.monotonic()

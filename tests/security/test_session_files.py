@@ -6,13 +6,20 @@ which shows the file is a real attack and not a malformed one."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pickle
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import ormsgpack
-from langgraph.checkpoint.serde.jsonplus import EXT_CONSTRUCTOR_POS_ARGS
+import pytest
+from langgraph.checkpoint.serde.jsonplus import (
+    EXT_CONSTRUCTOR_KW_ARGS,
+    EXT_CONSTRUCTOR_POS_ARGS,
+    EXT_CONSTRUCTOR_SINGLE_ARG,
+)
 from langgraph.graph import StateGraph
 from thoughtgraph.agents.diagnosis.sessions import SessionSerializer, UnsafeSessionError, open_checkpointer, thread_ids
 from typing_extensions import TypedDict
@@ -87,24 +94,24 @@ async def test_sessions_of_plain_data_still_load_and_list(tmp_path):
         assert state["channel_values"]["note"] == "ok"
 
 
-def test_the_serializer_refuses_every_constructor_kind_and_pickle():
+def test_the_serializer_refuses_every_constructor_kind_and_pickle(tmp_path):
     serializer = SessionSerializer()
-    for code in range(0, 3):
-        blob = ormsgpack.packb({"x": ormsgpack.Ext(code, ormsgpack.packb(["os", "system", ["true"]]))})
-        try:
+    canary = tmp_path / "canary"
+    for code in (EXT_CONSTRUCTOR_SINGLE_ARG, EXT_CONSTRUCTOR_POS_ARGS, EXT_CONSTRUCTOR_KW_ARGS):
+        arguments = {"command": f"touch {canary}"} if code == EXT_CONSTRUCTOR_KW_ARGS else [f"touch {canary}"]
+        if code == EXT_CONSTRUCTOR_SINGLE_ARG:
+            arguments = f"touch {canary}"
+        blob = ormsgpack.packb({"x": ormsgpack.Ext(code, ormsgpack.packb(["os", "system", arguments]))})
+        with pytest.raises(UnsafeSessionError, match=r"os\.system"):
             serializer.loads_typed(("msgpack", blob))
-        except UnsafeSessionError as error:
-            assert "os.system" in str(error)
-        else:
-            raise AssertionError(f"ext code {code} was loaded")
-    import pickle
 
-    try:
-        serializer.loads_typed(("pickle", pickle.dumps(1)))
-    except NotImplementedError:
-        pass
-    else:
-        raise AssertionError("a pickled checkpoint was loaded")
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {canary}",))
+
+    with pytest.raises(NotImplementedError, match="pickle"):  # LangGraph's words for a type it will not read
+        serializer.loads_typed(("pickle", pickle.dumps(Payload())))
+    assert not canary.exists()
 
 
 def test_session_ids_from_a_file_cannot_drive_the_terminal(tmp_path):

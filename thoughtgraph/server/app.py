@@ -4,7 +4,7 @@ server-sent events) and ``/v1/traces/{id}`` (the run's thought graph as JSON or 
 Every request runs its method on the one shared backend, so requests from all clients reach the
 engine together (the engine batches or queues them). A client that disconnects cancels its run: the
 budget and the engine's work stop with it. Traces of the last ``trace_limit`` runs stay in memory; a
-trace is read by its id (random, 128 bits), and the listing of all traces is off unless the server is
+trace is read by its id (a random UUID, 122 random bits), and the listing of all traces is off unless the server is
 started with ``list_traces`` (it would show every client's problems to anyone holding the key).
 
 What a request may ask for is bounded by ``ServeLimits`` (``thoughtgraph.server.limits``): sizes, budgets,

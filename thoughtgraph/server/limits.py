@@ -26,6 +26,9 @@ class ServeLimits:
     """Tokens one model call may write (``max_tokens``, ``chain_tokens``, ``step_tokens`` ...)."""
     max_count: int = 256
     """Any other count a method takes, and the length of a list option."""
+    max_option_chars: int = 1_000
+    """Longest text option (``final_answer_cue``, ``step_boundary``, a ``start_steps`` entry ...): such text
+    goes into prompts and stop strings, so it is bounded like the problem is."""
     max_run_calls: int = 2000
     """Model calls one run may make (a request's ``max_calls`` may ask for fewer)."""
     max_run_tokens: int = 2_000_000
@@ -66,12 +69,30 @@ def server_settings(config_type: type) -> list[str]:
     return sorted(f.name for f in fields(config_type) if is_server_setting(f))
 
 
+def _longest_text(value: Any) -> int:
+    """Length of the longest string in an option value (strings inside lists too; 0 when there is none)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return max((_longest_text(v) for v in value), default=0)
+    return 0
+
+
 def oversized(config_type: type, options: dict[str, Any], limits: ServeLimits) -> tuple[str, str] | None:
-    """(option, message) for the first option over its size ceiling, or None. Values are read as given (ints,
-    or lists for tuple options); type errors are left to the config's own check."""
+    """(option, message) for the first option over its size ceiling or with a text over ``max_option_chars``,
+    or None. Values are read as given (ints, or lists for tuple options); type errors are left to the config's
+    own check."""
     for item in fields(config_type):
+        if item.name not in options:
+            continue
+        longest = _longest_text(options[item.name])
+        if longest > limits.max_option_chars:
+            return item.name, (
+                f"`{item.name}` holds text over this server's limit: at most {limits.max_option_chars:,} characters "
+                f"(the server sets it with --max-option-chars), got {longest:,}"
+            )
         kind = size_kind(item)
-        if kind is None or item.name not in options:
+        if kind is None:
             continue
         value, ceiling = options[item.name], limits.ceiling(kind)
         size = len(value) if isinstance(value, list | tuple) else value
