@@ -27,7 +27,7 @@ from thoughtgraph.backends import Request, UsageLedger
 from thoughtgraph.backends.llamacpp import LlamaCppBackend
 from thoughtgraph.evals.datasets import load_dataset
 from thoughtgraph.evals.runner import EvalConfig, run_eval
-from thoughtgraph.reasoning import solve_async
+from thoughtgraph.reasoning import METHODS, solve_async
 
 ENGINES = {"batched": {}, "one_sequence": {"deterministic": True}}
 
@@ -87,10 +87,7 @@ async def evals_run(backends: dict, problems: int, data_dir: str) -> dict:
 
 
 async def cache_share(backends: dict, question: str) -> dict:
-    small = {
-        "bot": {"iterations": 2, "trees": 3, "max_expansions": 2, "step_tokens": 48},
-        "tr": {"max_steps": 6, "max_solutions": 2, "step_tokens": 48},
-    }
+    small = {method: METHODS[method].tiny for method in ("bot", "tr")}
     shares = {}
     for name, backend in backends.items():
         for method, config in small.items():

@@ -6,7 +6,7 @@
 2. Concurrency: wall time of BoT and GG on the batching hf backend with concurrent batches
    (max_batch 16) against one request at a time (max_batch 1), as a ratio.
 3. Cost: calls, prompt and completion tokens per problem for every method on the same GSM8K
-   problems with the embedded model and the small configs below, so methods compare on cost.
+   problems with the embedded model and each method's tiny preset (MethodSpec.tiny), so methods compare on cost.
 
 Usage: python bench/methods.py [--problems 20] [--part all|overhead|concurrency|cost] [--skip-hf]
                               [--data-dir ../shared/data]
@@ -27,17 +27,10 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
 
 from thoughtgraph.backends import Request, UsageLedger, create_backend
 from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
-from thoughtgraph.reasoning import solve_async
+from thoughtgraph.reasoning import METHODS, solve_async
 
-SMALL = {
-    "cot": {"chain_tokens": 128},
-    "sc": {"samples": 4, "chain_tokens": 128},
-    "bon": {"samples": 4, "chain_tokens": 128},
-    "tot": {"proposals": 2, "beam": 2, "max_depth": 3, "step_tokens": 48},
-    "bot": {"iterations": 2, "trees": 3, "max_expansions": 2, "step_tokens": 48},
-    "tr": {"max_steps": 6, "max_solutions": 2, "step_tokens": 48},
-    "gg": {"paths": 4, "candidates": 2, "max_steps": 4, "step_tokens": 48},
-}
+TINY = {name: spec.tiny for name, spec in METHODS.items()}
+
 ANALYSIS = json.dumps({"bad_steps": [1], "analysis": "step 1 is off", "advice": "recheck"})
 
 
@@ -55,7 +48,7 @@ def scripted() -> ScriptedBackend:
 
 async def overhead() -> dict:
     rates = {}
-    for method, config in SMALL.items():
+    for method, config in TINY.items():
         started, thoughts = time.perf_counter(), 0
         while time.perf_counter() - started < 1.0:
             solution = await solve_async("What is 3 * 4?", method, scripted(), seed=thoughts, **config)
@@ -68,7 +61,7 @@ async def real_run_outside_share(question: str) -> dict:
     backend = create_backend("llamacpp:smollm2")
     shares = {}
     for method in ("bot", "tr", "gg"):
-        solution = await solve_async(question, method, backend, **SMALL[method])
+        solution = await solve_async(question, method, backend, **TINY[method])
         usage = solution.usage
         shares[method] = round(1 - usage["backend_seconds"] / usage["wall_seconds"], 4)
     backend.close()
@@ -83,7 +76,7 @@ async def concurrency(question: str) -> dict:
             backend = create_backend("hf:smollm2", max_batch=max_batch)
             await backend.generate_one(Request(prompt="warm up", max_tokens=2))
             started = time.perf_counter()
-            await solve_async(question, method, backend, **SMALL[method])
+            await solve_async(question, method, backend, **TINY[method])
             times[max_batch] = time.perf_counter() - started
             backend.close()
         ratios[method] = {
@@ -97,7 +90,7 @@ async def concurrency(question: str) -> dict:
 async def cost(questions: list[str]) -> dict:
     backend = create_backend("llamacpp:smollm2")
     table = {}
-    for method, config in SMALL.items():
+    for method, config in TINY.items():
         with UsageLedger() as ledger:
             for question in questions:
                 await solve_async(question, method, backend, **config)

@@ -19,7 +19,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ from thoughtgraph.evals.files import checked_run_folder, open_log, refuse_link, 
 from thoughtgraph.evals.report import summarize
 from thoughtgraph.evals.sandbox import GradingSandbox, shared_sandbox
 from thoughtgraph.evals.scoring import GradingInput
-from thoughtgraph.reasoning.api import METHODS, make_config, run_method
+from thoughtgraph.reasoning.api import make_config, run_method
+from thoughtgraph.reasoning.methods import METHODS
 
 from thoughtgraph import __version__
 
@@ -140,7 +141,7 @@ def git_commit() -> str | None:
 
 def _method_config(config: EvalConfig, answer_pattern: str | None) -> Any:
     options = dict(config.method_options)
-    config_fields = {f.name for f in fields(METHODS[config.method][0])} if config.method in METHODS else set()
+    config_fields = set(METHODS[config.method].option_names()) if config.method in METHODS else set()
     if "answer_pattern" in config_fields:
         options.setdefault("answer_pattern", answer_pattern)
     return make_config(config.method, **options)

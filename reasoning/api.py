@@ -5,70 +5,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
-from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from thoughtgraph.agents.runtime import Budget, BudgetExceeded
 from thoughtgraph.backends import DEFAULT_BACKEND, Backend, shared_backend
-from thoughtgraph.reasoning.bon import BestOfNConfig, best_of_n
-from thoughtgraph.reasoning.bot import BoTConfig, boosting_of_thoughts
 from thoughtgraph.reasoning.context import RunContext, ThoughtListener
-from thoughtgraph.reasoning.cot import CoTConfig, chain_of_thought
-from thoughtgraph.reasoning.gg import GGConfig, guided_by_gut
 from thoughtgraph.reasoning.graph import ThoughtNode
-from thoughtgraph.reasoning.options import check_options
-from thoughtgraph.reasoning.outcome import Outcome, outcome_from_graph
-from thoughtgraph.reasoning.rsim import RSIMConfig, rsim
-from thoughtgraph.reasoning.sc import SelfConsistencyConfig, self_consistency
+from thoughtgraph.reasoning.methods import method_spec
+from thoughtgraph.reasoning.outcome import outcome_from_graph
 from thoughtgraph.reasoning.solution import Solution
-from thoughtgraph.reasoning.tot import ToTConfig, tree_of_thoughts
-from thoughtgraph.reasoning.tr import ThoughtRollbackConfig, thought_rollback
 
-MethodRunner = Callable[[RunContext, Any], Awaitable[Outcome]]
 T = TypeVar("T")
 
-# method name -> (config type, runner). A new method is a new entry.
-METHODS: dict[str, tuple[type, MethodRunner]] = {
-    "cot": (CoTConfig, chain_of_thought),
-    "sc": (SelfConsistencyConfig, self_consistency),
-    "bon": (BestOfNConfig, best_of_n),
-    "tot": (ToTConfig, tree_of_thoughts),
-    "bot": (BoTConfig, boosting_of_thoughts),
-    "tr": (ThoughtRollbackConfig, thought_rollback),
-    "gg": (GGConfig, guided_by_gut),
-    "rsim": (RSIMConfig, rsim),
-}
-
-
-PRESETS = Path(__file__).parent / "presets"
 ENGINE_SETTLE_SECONDS = 5.0
 """After a deadline, how long to wait for in-process engine work that was cancelled to stop and report
 its usage (llama.cpp stops at its next token; an engine that cannot stop is waited for this long)."""
 
 
-def load_preset(method: str, preset: str) -> dict[str, Any]:
-    """Per-dataset defaults from ``reasoning/presets/<method>.yaml``."""
-    path = PRESETS / f"{method}.yaml"
-    presets = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    if preset not in presets:
-        raise ValueError(f"method {method!r} has no preset {preset!r}; it has {sorted(presets) or 'none'}")
-    return dict(presets[preset])
-
-
 def make_config(method: str, preset: str | None = None, **options: Any) -> Any:
     """The method's config: its defaults, then the preset's values, then ``options``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
-    if preset is not None:
-        options = {**load_preset(method, preset), **options}
-    config_type = METHODS[method][0]
-    known = {f.name for f in fields(config_type)}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(f"method {method!r} has no option(s) {sorted(unknown)}; it has {sorted(known)}")
-    return config_type(**check_options(config_type, options))
+    return method_spec(method).make_config(preset, **options)
 
 
 async def solve_async(
@@ -117,7 +73,7 @@ async def run_method(
         deadline = asyncio.timeout(budget.seconds_left())
         try:
             async with deadline:  # everything the run waits for, request timeouts and retries included
-                outcome = await METHODS[method][1](context, settings)
+                outcome = await method_spec(method).run(context, settings)
         except BudgetExceeded:
             outcome = outcome_from_graph(context.graph)
         except TimeoutError:

@@ -13,6 +13,7 @@ from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
 from thoughtgraph.reasoning.sc import SelfConsistencyConfig, sample_chains
+from thoughtgraph.reasoning.spec import MethodSpec
 from thoughtgraph.reasoning.steps import judge
 
 
@@ -56,3 +57,6 @@ async def best_of_n(context: RunContext, config: BestOfNConfig) -> Outcome:
     context.graph.chosen = [best]
     node = context.graph.nodes[best]
     return Outcome(node.answer, node.text, Counter([node.answer] if node.answer else []))
+
+
+SPEC = MethodSpec("bon", "Best-of-N", BestOfNConfig, best_of_n, tiny={"samples": 2, "chain_tokens": 64})

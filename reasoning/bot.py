@@ -43,6 +43,7 @@ from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.graph import ROOT, Experience, ThoughtGraph, ThoughtNode
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.spec import MethodSpec, dataset_presets
 from thoughtgraph.reasoning.steps import analyst, judge, majority_vote, thinker
 
 Policy = Literal["dfs", "bfs", "leaf_best"]
@@ -303,3 +304,13 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
     answer = state["answers"][-1] or None
     _, votes = majority_vote(state["answers"])
     return Outcome(answer, "\n".join(context.graph.nodes[i].text for i in chain), votes or Counter())
+
+
+SPEC = MethodSpec(
+    "bot",
+    "Boosting of Thoughts",
+    BoTConfig,
+    boosting_of_thoughts,
+    tiny={"iterations": 1, "trees": 2, "max_expansions": 1, "step_tokens": 32},
+    presets=dataset_presets("bot"),
+)

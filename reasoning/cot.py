@@ -18,6 +18,7 @@ from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN
 from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.options import server_setting, sized
 from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.spec import MethodSpec
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,6 @@ async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
     context.graph.chosen = [state["node"]]
     answer = state["answer"]
     return Outcome(answer, state["chain"], Counter([answer] if answer else []))
+
+
+SPEC = MethodSpec("cot", "Chain of thought", CoTConfig, chain_of_thought, tiny={"chain_tokens": 64})

@@ -45,6 +45,7 @@ from thoughtgraph.reasoning.cot import CoTConfig, answer_after
 from thoughtgraph.reasoning.graph import ROOT
 from thoughtgraph.reasoning.options import server_setting, sized
 from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.spec import MethodSpec, dataset_presets
 from thoughtgraph.reasoning.steps import majority_vote, thinker, weighted_vote
 
 DEGENERATE_SCORE = -100.0
@@ -286,3 +287,13 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
     chosen = max((n for n in kept if n.answer == answer), key=lambda n: n.confidence or 0.0, default=None)
     graph.chosen = graph.path(chosen.id) if chosen else []
     return Outcome(answer, "\n".join(graph.steps(chosen.id)) if chosen else "", votes)
+
+
+SPEC = MethodSpec(
+    "gg",
+    "Guided by Gut",
+    GGConfig,
+    guided_by_gut,
+    tiny={"paths": 2, "candidates": 2, "max_steps": 2, "step_tokens": 32},
+    presets=dataset_presets("gg"),
+)

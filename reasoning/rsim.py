@@ -30,6 +30,7 @@ from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.cot import CoTConfig, answer_after
 from thoughtgraph.reasoning.options import server_setting, sized
 from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.spec import MethodSpec
 
 STRATEGIES = Path(__file__).parent / "presets" / "rsim_strategies.yaml"
 
@@ -198,3 +199,6 @@ def _answer_config(config: RSIMConfig) -> CoTConfig:
 
 def _trace(state: dict[str, Any]) -> str:
     return "\n".join(f"[{s}] {t}" for s, t in zip(state["strategies"], state["steps"], strict=True))
+
+
+SPEC = MethodSpec("rsim", "rSIM planner-guided reasoning", RSIMConfig, rsim, tiny={"max_steps": 2, "step_tokens": 32})

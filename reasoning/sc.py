@@ -13,6 +13,7 @@ from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.cot import solver
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.spec import MethodSpec
 from thoughtgraph.reasoning.steps import majority_vote
 
 
@@ -69,3 +70,8 @@ async def self_consistency(context: RunContext, config: SelfConsistencyConfig) -
     chosen = next((i for i in state["nodes"] if graph.nodes[i].answer == answer), state["nodes"][0])
     graph.chosen = [chosen]
     return Outcome(answer, graph.nodes[chosen].text, votes)
+
+
+SPEC = MethodSpec(
+    "sc", "Self-consistency", SelfConsistencyConfig, self_consistency, tiny={"samples": 2, "chain_tokens": 64}
+)

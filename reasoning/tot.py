@@ -17,6 +17,7 @@ from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.graph import ROOT
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.spec import MethodSpec, dataset_presets
 from thoughtgraph.reasoning.steps import judge, thinker
 
 
@@ -144,3 +145,13 @@ async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
     graph.chosen = graph.path(best.id)
     answer = best.answer or extract_answer("\n".join(graph.steps(best.id)))
     return Outcome(answer, "\n".join(graph.steps(best.id)), Counter([answer] if answer else []))
+
+
+SPEC = MethodSpec(
+    "tot",
+    "Tree of Thoughts",
+    ToTConfig,
+    tree_of_thoughts,
+    tiny={"proposals": 2, "beam": 1, "max_depth": 2, "step_tokens": 32},
+    presets=dataset_presets("tot"),
+)

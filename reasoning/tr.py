@@ -35,6 +35,7 @@ from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.graph import ROOT, Experience, ThoughtNode
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
+from thoughtgraph.reasoning.spec import MethodSpec
 from thoughtgraph.reasoning.steps import analyst, majority_vote, thinker, weighted_vote
 
 LIMITS = ("max_outgoing", "max_incoming", "max_into_target_from_chain", "max_chain_rollbacks")
@@ -219,3 +220,12 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
     chosen = next((n for n in solutions if n.answer == answer), None)
     graph.chosen = graph.path(chosen.id) if chosen else []
     return Outcome(answer, "\n".join(graph.steps(chosen.id)) if chosen else "", votes)
+
+
+SPEC = MethodSpec(
+    "tr",
+    "Thought Rollback",
+    ThoughtRollbackConfig,
+    thought_rollback,
+    tiny={"max_steps": 3, "max_solutions": 1, "step_tokens": 32},
+)

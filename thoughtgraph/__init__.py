@@ -32,19 +32,19 @@ try:
 except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout that was never installed
     __version__ = "0+unknown"
 
-_FRONT_DOOR = {"solve", "solve_async", "stream_thoughts", "make_config", "METHODS"}
+_FRONT_DOOR = {"solve", "solve_async", "stream_thoughts", "make_config", "METHODS", "MethodSpec", "Solution",
+               "register_method"}  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
     if name in _FRONT_DOOR:
-        from thoughtgraph.reasoning import api
+        from thoughtgraph import reasoning
 
-        return getattr(api, name)
-    if name == "Solution":
-        from thoughtgraph.reasoning.solution import Solution
-
-        return Solution
+        return getattr(reasoning, name)
     raise AttributeError(f"module 'thoughtgraph' has no attribute {name!r}")
 
 
-__all__ = ["METHODS", "Solution", "__version__", "make_config", "solve", "solve_async", "stream_thoughts"]
+__all__ = [
+    "METHODS", "MethodSpec", "Solution", "__version__", "make_config", "register_method", "solve", "solve_async",
+    "stream_thoughts",
+]  # fmt: skip

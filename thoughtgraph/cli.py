@@ -16,8 +16,9 @@ from thoughtgraph.backends import DEFAULT_BACKEND, BackendError, UsageLedger, cr
 from thoughtgraph.evals.cli import app as eval_app
 from thoughtgraph.evals.cli import parse_options
 from thoughtgraph.prompts import PromptError
-from thoughtgraph.reasoning.api import METHODS, make_config, stream_thoughts
+from thoughtgraph.reasoning.api import make_config, stream_thoughts
 from thoughtgraph.reasoning.graph import ThoughtNode
+from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.reasoning.solution import Solution
 from thoughtgraph.server.limits import ServeLimits
 from thoughtgraph.terminal import for_terminal

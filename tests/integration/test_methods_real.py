@@ -4,19 +4,11 @@ import json
 
 import pytest
 from thoughtgraph.backends import UsageLedger
-from thoughtgraph.reasoning import solve_async
+from thoughtgraph.reasoning import METHODS, solve_async
 
 pytestmark = pytest.mark.integration
 
-SMALL = {
-    "cot": {"chain_tokens": 64},
-    "sc": {"samples": 2, "chain_tokens": 64},
-    "bon": {"samples": 2, "chain_tokens": 64},
-    "tot": {"proposals": 2, "beam": 1, "max_depth": 2, "step_tokens": 32},
-    "bot": {"iterations": 1, "trees": 2, "max_expansions": 1, "step_tokens": 32},
-    "tr": {"max_steps": 3, "max_solutions": 1, "step_tokens": 32},
-    "gg": {"paths": 2, "candidates": 2, "max_steps": 2, "step_tokens": 32},
-}
+TINY = {name: spec.tiny for name, spec in METHODS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +17,10 @@ def gsm8k_question(data_dir):
         return json.loads(handle.readline())["question"]
 
 
-@pytest.mark.parametrize("method", list(SMALL))
+@pytest.mark.parametrize("method", list(TINY))
 async def test_method_returns_a_well_formed_solution_on_the_real_model(method, llama_backend, gsm8k_question):
     with UsageLedger() as outside:
-        solution = await solve_async(gsm8k_question, method, llama_backend, max_calls=20, seed=1, **SMALL[method])
+        solution = await solve_async(gsm8k_question, method, llama_backend, max_calls=20, seed=1, **TINY[method])
     assert solution.method == method
     assert len(solution.graph) >= 1 and solution.graph.question == gsm8k_question
     assert solution.answer is None or isinstance(solution.answer, str)

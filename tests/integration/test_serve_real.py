@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from thoughtgraph.reasoning import METHODS
 
 from tests.conftest import thoughtgraph_serve
-from tests.integration.test_methods_real import SMALL
 
 pytestmark = pytest.mark.integration
-METHODS = ["cot", "bot", "tr", "gg"]
+SERVED = ["cot", "bot", "tr", "gg"]
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,12 @@ def trace_of(url: str, trace_id: str) -> dict:
     return httpx.get(f"{url}/traces/{trace_id}", timeout=10).json()
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", SERVED)
 def test_plain_and_streaming_completions_with_usage_from_the_ledger(server, question, method):
     client = openai.OpenAI(base_url=server, api_key="unused", timeout=300)
     assert method in {m.id for m in client.models.list()}
     messages = [{"role": "user", "content": question}]
-    options = {**SMALL[method], "max_calls": 20}
+    options = {**METHODS[method].tiny, "max_calls": 20}
     reply = client.chat.completions.create(model=method, messages=messages, seed=1, extra_body=options)
     extension = reply.model_extra["thoughtgraph"]
     trace = trace_of(server, extension["trace_id"])

@@ -31,7 +31,7 @@ APP = create_app(
     max_run_calls=12,
     max_run_seconds=5.0,
 )
-OPTION_NAMES = sorted({f.name for config, _ in METHODS.values() for f in fields(config)})
+OPTION_NAMES = sorted({f.name for spec in METHODS.values() for f in fields(spec.config)})
 SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=30)
 JSON = st.recursive(
     SCALARS,
@@ -54,7 +54,7 @@ def plausible_request(draw: st.DrawFn) -> dict:
     """A request a real client could send: a method, a question, and a few of that method's own options (or
     budgets, or standard fields) with small or odd values."""
     method = draw(st.sampled_from(list(METHODS)))
-    names = [f.name for f in fields(METHODS[method][0]) if not f.metadata.get("server_setting")]
+    names = [f.name for f in fields(METHODS[method].config) if not f.metadata.get("server_setting")]
     chosen = draw(st.lists(st.sampled_from([*names, *BUDGET_FIELDS, "max_tokens", "temperature", "seed", "stop",
                                             "stream"]), max_size=3, unique=True))  # fmt: skip
     body = {"model": method, "messages": [{"role": "user", "content": "What is 6 times 7?"}]}

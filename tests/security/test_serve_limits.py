@@ -7,16 +7,17 @@ import typing
 from dataclasses import fields
 
 import pytest
-from thoughtgraph.reasoning.api import METHODS, make_config
+from thoughtgraph.reasoning.api import make_config
+from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.reasoning.options import is_server_setting, size_kind
 
-from thoughtgraph.server.limits import ServeLimits, client_options, oversized
+from thoughtgraph.server.limits import ServeLimits, oversized
 from thoughtgraph.server.protocol import RequestError, parse_request
 
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_int_or_list_option_is_sized_or_server_configuration(method):
-    config = METHODS[method][0]
+    config = METHODS[method].config
     hints = typing.get_type_hints(config)
     for option in fields(config):
         text = str(hints[option.name])
@@ -28,7 +29,7 @@ def test_every_int_or_list_option_is_sized_or_server_configuration(method):
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_the_defaults_fit_the_default_limits_and_one_over_is_refused(method):
-    config = METHODS[method][0]
+    config = METHODS[method].config
     defaults = {f.name: getattr(make_config(method), f.name) for f in fields(config) if size_kind(f)}
     as_given = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items() if v is not None}
     assert oversized(config, as_given, ServeLimits()) is None
@@ -48,7 +49,7 @@ def test_server_options_are_the_servers_and_requests_cannot_override_them():
     assert run.config.max_steps == 5  # a client-settable option: the request's value wins
     with pytest.raises(RequestError, match="server configuration"):
         parse_request({**body, "planner": "scripted:p.yaml"}, server_options={"rsim": {"planner": "x"}})
-    assert "planner" not in client_options(METHODS["rsim"][0])
+    assert "planner" not in METHODS["rsim"].client_options()
 
 
 def test_budgets_are_lowered_to_the_servers_ceilings():

@@ -300,10 +300,11 @@ OPTION_VALUES = st.one_of(
 def test_property_any_option_value_gives_a_config_or_a_named_error(data):
     from dataclasses import fields
 
-    from thoughtgraph.reasoning.api import METHODS, make_config
+    from thoughtgraph.reasoning.api import make_config
+    from thoughtgraph.reasoning.methods import METHODS
 
     method = data.draw(st.sampled_from(sorted(METHODS)))
-    name = data.draw(st.sampled_from([f.name for f in fields(METHODS[method][0])]))
+    name = data.draw(st.sampled_from([f.name for f in fields(METHODS[method].config)]))
     value = data.draw(OPTION_VALUES)
     try:
         make_config(method, **{name: value})

@@ -16,16 +16,6 @@ from thoughtgraph.reasoning import METHODS, solve
 
 NO_ERROR = json.dumps({"bad_steps": [], "analysis": "all right", "advice": "none"})
 STEP_ONE = json.dumps({"bad_steps": [1], "analysis": "step 1 is wrong", "advice": "recompute"})
-SMALL = {  # configs small enough that an unlimited run stays short
-    "cot": {},
-    "sc": {"samples": 4},
-    "bon": {"samples": 3},
-    "tot": {"proposals": 2, "beam": 2, "max_depth": 3},
-    "bot": {"iterations": 2, "trees": 2, "max_depth": 3},
-    "tr": {"max_depth": 4, "max_solutions": 2},
-    "gg": {"paths": 2, "candidates": 2, "max_steps": 3},
-    "rsim": {"max_steps": 3},
-}
 
 
 def backend(latency: float = 0.0) -> ScriptedBackend:
@@ -46,7 +36,7 @@ def backend(latency: float = 0.0) -> ScriptedBackend:
 
 
 def run(method: str, latency: float = 0.0, **budget):
-    return solve("What is 2 + 4?", method, backend(latency), **SMALL[method], **budget)
+    return solve("What is 2 + 4?", method, backend(latency), **METHODS[method].tiny, **budget)
 
 
 def test_the_smallest_case_from_the_issue_best_of_n_with_two_calls():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from thoughtgraph.reasoning.api import METHODS, make_config
+from thoughtgraph.reasoning.api import make_config
+from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.reasoning.options import OptionError
 
 INVALID = [
@@ -59,7 +60,7 @@ VALID_BOUNDARIES = [
 @pytest.mark.parametrize(("method", "options", "message"), INVALID)
 def test_invalid_values_are_refused_with_a_message_naming_the_field(method, options, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        METHODS[method][0](**options)
+        METHODS[method].config(**options)
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from thoughtgraph.agents.runtime import Budget
 from thoughtgraph.backends import Backend
 from thoughtgraph.backends.errors import BackendError
-from thoughtgraph.reasoning.api import METHODS, run_method, thoughts_then_result
+from thoughtgraph.reasoning.api import run_method, thoughts_then_result
 from thoughtgraph.reasoning.graph import ThoughtNode
 from thoughtgraph.reasoning.graph_html import CONTENT_SECURITY_POLICY
+from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.reasoning.solution import Solution
 from thoughtgraph.server.limits import ServeLimits
 from thoughtgraph.server.protocol import RequestError, RunRequest, cut_at_stop, openai_usage, parse_request

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from thoughtgraph.reasoning.options import SizeKind, is_server_setting, size_kind
+from thoughtgraph.reasoning.options import SizeKind, size_kind
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,6 @@ class ServeLimits:
     def ceiling(self, kind: SizeKind) -> int:
         return {"width": self.max_width, "depth": self.max_depth, "tokens": self.max_tokens,
                 "count": self.max_count}[kind]  # fmt: skip
-
-
-def client_options(config_type: type) -> list[str]:
-    """The options of a method config that a network client may set (server settings left out)."""
-    return sorted(f.name for f in fields(config_type) if not is_server_setting(f))
-
-
-def server_settings(config_type: type) -> list[str]:
-    return sorted(f.name for f in fields(config_type) if is_server_setting(f))
 
 
 def _longest_text(value: Any) -> int:

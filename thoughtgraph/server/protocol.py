@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thoughtgraph.agents.runtime import Budget
-from thoughtgraph.reasoning.api import METHODS, make_config
-from thoughtgraph.server.limits import ServeLimits, client_options, oversized, server_settings
+from thoughtgraph.reasoning.api import make_config
+from thoughtgraph.reasoning.methods import METHODS
+from thoughtgraph.server.limits import ServeLimits, oversized
 
 BUDGET_FIELDS = {"max_calls": "max_calls", "max_total_tokens": "max_tokens", "max_seconds": "max_seconds"}
 PER_CALL_TOKENS = ("chain_tokens", "step_tokens")
@@ -69,7 +70,7 @@ class RunRequest:
 
 def method_options(method: str) -> list[str]:
     """The options of ``method`` a request may set."""
-    return client_options(METHODS[method][0])
+    return METHODS[method].client_options()
 
 
 def _problem(messages: object, max_chars: int) -> str:
@@ -118,8 +119,8 @@ def parse_request(
         shown = repr(method)[:80]
         raise RequestError(f"unknown model {shown}; models: {', '.join(METHODS)}", status=404, param="model",
                            code="model_not_found")  # fmt: skip
-    config_type = METHODS[method][0]
-    for name in server_settings(config_type):
+    config_type = METHODS[method].config
+    for name in METHODS[method].server_settings():
         if name in body:
             raise RequestError(
                 f"`{name}` is server configuration: a request may not set it (whoever runs the server sets it with "
