@@ -9,6 +9,7 @@ a problem is put to a method (``prompt``) and which output constraint suits its 
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -19,6 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from thoughtgraph.evals.graders import gsm8k_gold
+from thoughtgraph.evals.scoring import (
+    GradingInput,
+    Score,
+    Scorer,
+    graded,
+    score_choice,
+    score_game24,
+    score_gsm8k,
+    score_math,
+)
 from thoughtgraph.reasoning.answers import NUMBER_PATTERN, last_boxed
 
 DATA_ENV = "THOUGHTGRAPH_DATA"
@@ -47,10 +58,21 @@ class DatasetSpec:
     """(hub path, configs concatenated in order) for HF datasets when no local folder is given;
     None where no hub copy with these fields is known (use a local folder)."""
     build: Callable[[dict[str, Any], int, str], Problem]
+    """One record (its index and split) as a Problem; ValueError names what the record lacks."""
+    score: Scorer
+    """Reads the prediction from the answer (and reasoning) and grades it against the gold. A module-level
+    function: the grading process imports it by name."""
     answer_pattern: str | None
     """Regex a constrained final answer must match; None for free-form answers (MATH)."""
     default_range: tuple[int, int] | None = None
     """(start, stop) of the problems used by default (Game of 24: puzzles 900-999)."""
+
+    def __post_init__(self) -> None:
+        if "<" in self.score.__qualname__:
+            raise ValueError(
+                f"dataset {self.name!r}: its scorer {self.score.__qualname__} must be a module-level function "
+                "(the grading process imports it by name)"
+            )
 
 
 def _gsm8k(record: dict[str, Any], index: int, split: str) -> Problem:
@@ -102,33 +124,73 @@ MATH_SUBJECTS = (
 )  # fmt: skip
 
 DATASETS: dict[str, DatasetSpec] = {
-    "gsm8k": DatasetSpec(
-        "gsm8k",
-        {"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
-        ("openai/gsm8k", ("main",)),
-        _gsm8k,
-        NUMBER_PATTERN,
-    ),
-    "math": DatasetSpec(
-        "math",
-        {"test": "math/test.jsonl", "train": "math/train.jsonl"},
-        ("EleutherAI/hendrycks_math", MATH_SUBJECTS),
-        _math,
-        None,
-    ),
-    "math500": DatasetSpec("math500", {"test": "math/test500.jsonl"}, ("HuggingFaceH4/MATH-500", (None,)), _math, None),
-    "game24": DatasetSpec(
-        "game24",
-        {"test": "game24/24.csv"},
-        None,
-        _game24,
-        r"[0-9+\-*/() ]{5,40}",
-        default_range=(900, 1000),
-    ),
-    "aqua": DatasetSpec(
-        "aqua", {"test": "aqua/test.json", "dev": "aqua/dev.json"}, ("deepmind/aqua_rat", ("raw",)), _aqua, "[A-E]"
-    ),
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "gsm8k",
+            files={"test": "gsm8k/test.jsonl", "train": "gsm8k/train.jsonl"},
+            hub=("openai/gsm8k", ("main",)),
+            build=_gsm8k,
+            score=score_gsm8k,
+            answer_pattern=NUMBER_PATTERN,
+        ),
+        DatasetSpec(
+            "math",
+            files={"test": "math/test.jsonl", "train": "math/train.jsonl"},
+            hub=("EleutherAI/hendrycks_math", MATH_SUBJECTS),
+            build=_math,
+            score=score_math,
+            answer_pattern=None,
+        ),
+        DatasetSpec(
+            "math500",
+            files={"test": "math/test500.jsonl"},
+            hub=("HuggingFaceH4/MATH-500", (None,)),
+            build=_math,
+            score=score_math,
+            answer_pattern=None,
+        ),
+        DatasetSpec(
+            "game24",
+            files={"test": "game24/24.csv"},
+            hub=None,
+            build=_game24,
+            score=score_game24,
+            answer_pattern=r"[0-9+\-*/() ]{5,40}",
+            default_range=(900, 1000),
+        ),
+        DatasetSpec(
+            "aqua",
+            files={"test": "aqua/test.json", "dev": "aqua/dev.json"},
+            hub=("deepmind/aqua_rat", ("raw",)),
+            build=_aqua,
+            score=score_choice,
+            answer_pattern="[A-E]",
+        ),
+    )
 }
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Make ``spec`` reachable by name from ``load_dataset``, the eval runner and ``thoughtgraph eval``."""
+    if spec.name in DATASETS and DATASETS[spec.name] is not spec:
+        raise ValueError(f"a dataset named {spec.name!r} is already registered")
+    DATASETS[spec.name] = spec
+    return spec
+
+
+def grade(item: GradingInput) -> Score:
+    """The Score of one answer by its dataset's scorer. Raises ValueError for a dataset without one."""
+    spec = DATASETS.get(item.dataset)
+    if spec is not None:
+        return graded(item, spec.score)
+    if item.scorer is None:
+        raise ValueError(f"no scoring rule for dataset {item.dataset!r}")
+    module, _, name = item.scorer.partition(":")
+    scorer = importlib.import_module(module)
+    for part in name.split("."):
+        scorer = getattr(scorer, part)
+    return graded(item, scorer)
 
 
 def _field(record: dict[str, Any], name: str) -> str:

@@ -35,7 +35,7 @@ from thoughtgraph.backends import (
     UsageLedger,
     create_backend,
 )
-from thoughtgraph.evals.datasets import DataError, Problem, load_dataset, select
+from thoughtgraph.evals.datasets import DATASETS, DataError, Problem, load_dataset, select
 from thoughtgraph.evals.files import checked_run_folder, open_log, refuse_link, write_file
 from thoughtgraph.evals.report import summarize
 from thoughtgraph.evals.sandbox import GradingSandbox, shared_sandbox
@@ -175,7 +175,7 @@ async def _solve_one(
             solution = None
     if solution is not None:
         state.answered = True
-        graded = await asyncio.to_thread(sandbox.grade, GradingInput.of(config.dataset, problem, solution))
+        graded = await asyncio.to_thread(sandbox.grade, GradingInput.of(DATASETS[config.dataset], problem, solution))
         record.update(
             status="ok",
             prediction=graded.prediction,

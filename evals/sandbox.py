@@ -142,7 +142,7 @@ def _serve(memory_bytes: int) -> None:
     import logging
     import resource
 
-    from thoughtgraph.evals.scoring import grade
+    from thoughtgraph.evals.datasets import grade
 
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     grade(GradingInput("math", "\\frac{1}{2}", "", "0.5"))  # load math-verify's parser before the cap

@@ -12,11 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.evals.datasets import DATASETS, grade
 from thoughtgraph.evals.mathparse import OutsideGrammar, Ungradable, normalize, tokenize
 from thoughtgraph.evals.runner import EvalConfig, read_samples, run_eval
 from thoughtgraph.evals.sandbox import GradingSandbox
-from thoughtgraph.evals.scoring import DATASETS_GRADED, GradingInput, grade
+from thoughtgraph.evals.scoring import GradingInput
 from thoughtgraph.reasoning.answers import extract_answer, stated_answer
+
+DATASETS_GRADED = list(DATASETS)
 
 SANDBOX_SECONDS = 3.0
 GOLD = {"gsm8k": "72", "math": "\\frac{3}{4}", "math500": "\\frac{3}{4}", "game24": "", "aqua": "C"}
