@@ -11,6 +11,6 @@ from thoughtgraph.agents.tools import (  # noqa: F401 - importing registers the 
     smoothing,
     vfl,
 )
-from thoughtgraph.agents.tools.registry import FIDELITY, get_tool, list_tools
+from thoughtgraph.agents.tools.registry import TOOLS, ToolError, ToolSpec, call_tool, get_tool, list_tools, tool_spec
 
-__all__ = ["FIDELITY", "get_tool", "list_tools"]
+__all__ = ["TOOLS", "ToolError", "ToolSpec", "call_tool", "get_tool", "list_tools", "tool_spec"]

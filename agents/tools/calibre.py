@@ -117,7 +117,7 @@ class LossOutput(BaseModel):
     prototype_classification: float
 
 
-@tool("calibre_loss", LossInput, "approximation")
+@tool("calibre_loss", LossInput, "approximation", effects="reads_files")
 def calibre_loss_tool(inputs: LossInput) -> LossOutput:
     """Calibre's calibrated self-supervised loss on two views' encodings (an approximation: NT-Xent
     plus alpha x (prototype contrastive + prototype classification) over K-means pseudo-labels; the
@@ -168,7 +168,7 @@ class AggregateOutput(BaseModel):
     """The same weights rescaled to sum to one."""
 
 
-@tool("calibre_aggregation_weights", AggregateInput, "faithful")
+@tool("calibre_aggregation_weights", AggregateInput, "faithful", effects="reads_files")
 def calibre_aggregation_weights(inputs: AggregateInput) -> AggregateOutput:
     """Calibre's divergence-weighted aggregation (faithful to the reference code, TL-System/plato: a
     client's divergence rate is the mean over its K-means clusters of each cluster's mean distance to

@@ -137,7 +137,7 @@ def _gpu_time(profile: Profile, batch: float) -> float:
     return float(np.interp(batch, profile.batches, profile.seconds))
 
 
-@tool("lbbsp_batch_sizes", BatchSizeInput, "approximation")
+@tool("lbbsp_batch_sizes", BatchSizeInput, "approximation", effects="reads_files")
 def lbbsp_batch_sizes(inputs: BatchSizeInput) -> BatchSizeOutput:
     """LB-BSP batch sizing (an approximation: the paper's CPU rule x_i = X v_i / sum(v) and its GPU rule of
     bisection over profiled time curves with memory caps, as published, but the speed predictor is an

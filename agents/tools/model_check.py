@@ -173,7 +173,7 @@ def check_model(trusted: StateDict, received: StateDict, inputs: CheckInput) -> 
         if COUNTER.search(name) or old.size == 0:
             continue
         change = _norm(new - old) / max(_norm(old), scale * np.sqrt(old.size))
-        changes[name] = round(change, 6)
+        changes[name] = round(float(change), 6)  # numpy rounds by multiplying, which overflows near 1e308
         large_change = change > inputs.max_relative_change
         if large_change:
             findings.append(f"{name}: relative change {change:.3g} exceeds {inputs.max_relative_change}")
@@ -201,7 +201,7 @@ def check_model(trusted: StateDict, received: StateDict, inputs: CheckInput) -> 
     return CheckOutput(suspicious=bool(findings), findings=findings, relative_change=changes, probe=probe_status)
 
 
-@tool("check_received_model", CheckInput, "approximation")
+@tool("check_received_model", CheckInput, "approximation", effects="reads_files")
 def check_received_model(inputs: CheckInput) -> CheckOutput:
     """Client-side detection of a manipulated global model before local training (an approximation of
     "Hear No Evil": strict key/shape checks, per-tensor relative change against a floor of the model's

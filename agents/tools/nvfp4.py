@@ -50,7 +50,7 @@ class QuantizeOutput(BaseModel):
     tensor_scale: float
 
 
-@tool("nvfp4_quantize", ArrayInput, "faithful")
+@tool("nvfp4_quantize", ArrayInput, "faithful", effects="reads_files")
 def nvfp4_quantize_tool(inputs: ArrayInput) -> QuantizeOutput:
     """NVFP4 fake quantisation (faithful to the format: E2M1 values, 16-element blocks with E4M3
     scales, an FP32 per-tensor scale): the error it introduces on the given matrix."""
@@ -102,7 +102,7 @@ def detect_hot_channels(stats: np.ndarray, hot_factor: float, persistence: float
     )
 
 
-@tool("nvfp4_hot_channels", HotChannelInput, "approximation")
+@tool("nvfp4_hot_channels", HotChannelInput, "approximation", effects="reads_files")
 def nvfp4_hot_channels(inputs: HotChannelInput) -> HotChannelOutput:
     """Persistent hot-channel detection over a window of steps (an approximation of the paper's
     analysis: a channel is hot at a step above hot_factor x the step's median channel magnitude, and
@@ -155,7 +155,7 @@ def hot_channel_patch(x: np.ndarray, w: np.ndarray, hot: list[int]) -> PatchOutp
     return PatchOutput(error_quantised=before, error_patched=after, error_reduction=reduction)
 
 
-@tool("nvfp4_hot_channel_patch", PatchInput, "approximation")
+@tool("nvfp4_hot_channel_patch", PatchInput, "approximation", effects="reads_files")
 def nvfp4_hot_channel_patch(inputs: PatchInput) -> PatchOutput:
     """The hot-channel patch (an approximation of the paper's fix on one matmul): the hot activation
     channels are taken out of the NVFP4 blocks (so they no longer inflate their neighbours' block

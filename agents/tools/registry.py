@@ -13,6 +13,7 @@ leave: no NaN or infinity ever reaches an agent or a JSON file.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal, TypeVar, get_type_hints
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
@@ -20,16 +21,38 @@ from pydantic import BaseModel, ValidationError
 from thoughtgraph.agents.tools.validation import InputError, check_finite_output
 
 Fidelity = Literal["faithful", "approximation"]
+Effects = Literal["pure", "reads_files", "changes_state"]
+"""What calling a tool can do beyond computing its result: nothing (``pure``); read files from the attachments
+folder (``reads_files``); change something outside the call (``changes_state``: an agent calls it only after a
+person approves)."""
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out", bound=BaseModel)
 
-_TOOLS: dict[str, BaseTool] = {}
-_CALLS: dict[str, Callable[[dict], dict]] = {}
-INPUTS: dict[str, type[BaseModel]] = {}
-"""Each tool's input model: what arguments validate against (once, in ``call_tool`` and the tool)."""
-OUTPUTS: dict[str, type[BaseModel]] = {}
-"""Each tool's output model: what a result validates against."""
-FIDELITY: dict[str, Fidelity] = {}
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One agent tool, declared by the ``@tool`` decorator on its function."""
+
+    name: str
+    inputs: type[BaseModel]
+    """What arguments validate against (once, in ``call_tool`` and the langchain tool)."""
+    outputs: type[BaseModel]
+    """What a result validates against (the function's return annotation)."""
+    fidelity: Fidelity
+    """``faithful`` to its paper, or an ``approximation``; the docstring says which and why."""
+    effects: Effects
+    function: Callable[[BaseModel], BaseModel]
+    as_tool: BaseTool
+    """The langchain-core tool an agent graph binds."""
+    run: Callable[[dict], dict]
+    """JSON arguments in, JSON result out; ToolError for anything wrong."""
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.effects == "changes_state"
+
+
+TOOLS: dict[str, ToolSpec] = {}
 
 
 class ToolError(ValueError):
@@ -76,14 +99,18 @@ def _as_tool_message(error: ToolException) -> str:
     return str(error)
 
 
-def tool(name: str, inputs: type[In], fidelity: Fidelity) -> Callable[[Callable[[In], Out]], Callable[[In], Out]]:
+def tool(
+    name: str, inputs: type[In], fidelity: Fidelity, effects: Effects = "pure"
+) -> Callable[[Callable[[In], Out]], Callable[[In], Out]]:
     """Register ``function(inputs) -> output model`` as the tool ``name``; the function stays callable."""
 
     def register(function: Callable[[In], Out]) -> Callable[[In], Out]:
-        if name in _TOOLS:
+        if name in TOOLS:
             raise ValueError(f"tool {name!r} is registered twice")
         if f"{fidelity}" not in (function.__doc__ or "").lower():
             raise ValueError(f"tool {name!r}: its docstring must say it is {fidelity} and why")
+        if effects not in ("pure", "reads_files", "changes_state"):
+            raise ValueError(f"tool {name!r}: effects must be pure, reads_files or changes_state, got {effects!r}")
         run = _runner(name, inputs, function)
 
         def call(**arguments: object) -> dict:
@@ -94,34 +121,35 @@ def tool(name: str, inputs: type[In], fidelity: Fidelity) -> Callable[[Callable[
 
         # The schema goes to langchain as JSON Schema (what models see), not as the pydantic model: langchain
         # would validate the arguments itself, and every check - files included - would then run twice.
-        _TOOLS[name] = StructuredTool.from_function(
+        as_tool = StructuredTool.from_function(
             func=call,
             name=name,
             description=(function.__doc__ or "").strip(),
             args_schema=inputs.model_json_schema(),
             handle_tool_error=_as_tool_message,
         )
-        _CALLS[name] = run
-        INPUTS[name] = inputs
-        OUTPUTS[name] = get_type_hints(function)["return"]
-        FIDELITY[name] = fidelity
+        outputs = get_type_hints(function)["return"]
+        TOOLS[name] = ToolSpec(name, inputs, outputs, fidelity, effects, function, as_tool, run)  # type: ignore[arg-type]
         return function
 
     return register
 
 
 def list_tools() -> list[str]:
-    return sorted(_TOOLS)
+    return sorted(TOOLS)
+
+
+def tool_spec(name: str) -> ToolSpec:
+    if name not in TOOLS:
+        raise KeyError(f"no tool named {name!r}; tools: {', '.join(list_tools())}")
+    return TOOLS[name]
 
 
 def get_tool(name: str) -> BaseTool:
-    if name not in _TOOLS:
-        raise KeyError(f"no tool named {name!r}; tools: {', '.join(list_tools())}")
-    return _TOOLS[name]
+    """The langchain-core tool ``name``, for an agent graph."""
+    return tool_spec(name).as_tool
 
 
 def call_tool(name: str, arguments: dict) -> dict:
     """Run a tool from Python: its JSON result, or ``ToolError`` with the message an agent would get."""
-    if name not in _CALLS:
-        raise KeyError(f"no tool named {name!r}; tools: {', '.join(list_tools())}")
-    return _CALLS[name](arguments)
+    return tool_spec(name).run(arguments)

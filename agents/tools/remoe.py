@@ -88,7 +88,7 @@ class PredictOutput(BaseModel):
     neighbours: list[int]
 
 
-@tool("remoe_predict_experts", PredictInput, "approximation")
+@tool("remoe_predict_experts", PredictInput, "approximation", effects="reads_files")
 def remoe_predict_experts(inputs: PredictInput) -> PredictOutput:
     """Expert-activation prediction for a new prompt (an approximation of Remoe's similar-prompt search:
     soft cosine similarity to past prompts under a given feature-similarity matrix, the top-k

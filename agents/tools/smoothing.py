@@ -124,7 +124,7 @@ def classifier(inputs: SmoothingInput) -> Callable[[np.ndarray], np.ndarray]:
     return lambda batch: forward(state, layers, batch).argmax(axis=1)
 
 
-@tool("randomized_smoothing_certify", SmoothingInput, "faithful")
+@tool("randomized_smoothing_certify", SmoothingInput, "faithful", effects="reads_files")
 def randomized_smoothing_certify(inputs: SmoothingInput) -> SmoothingOutput:
     """Certify a classifier at x with randomized smoothing (faithful to CERTIFY: top class from n0
     noisy samples, Clopper-Pearson lower bound on n more, abstain below 0.5, radius sigma * inverse

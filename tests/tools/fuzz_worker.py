@@ -45,7 +45,7 @@ def main(name: str, examples: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
-    from thoughtgraph.agents.tools.registry import OUTPUTS, ToolError, call_tool, get_tool
+    from thoughtgraph.agents.tools.registry import TOOLS, ToolError, call_tool, get_tool
 
     from tests.tools.schema_strategy import from_schema
     from tests.tools.tool_examples import VALID_CALLS
@@ -80,7 +80,7 @@ def main(name: str, examples: int) -> None:
             assert str(error).startswith(f"tool error: {name}:")
         else:
             outcomes["result"] += 1
-            OUTPUTS[name].model_validate(result)  # the result is valid against the tool's output schema
+            TOOLS[name].outputs.model_validate(result)  # the result is valid against the tool's output schema
             text = json.dumps(result, allow_nan=False)  # raises on NaN/inf
             assert all(math.isfinite(x) for x in _numbers(json.loads(text)))
         elapsed = time.perf_counter() - started

@@ -136,12 +136,12 @@ def test_smoothing_abstains_on_a_coin_flip_and_rejects_bad_shapes():
 def test_registry_lists_tools_and_results_are_json():
     import json
 
-    from thoughtgraph.agents.tools import FIDELITY, list_tools
+    from thoughtgraph.agents.tools import TOOLS, list_tools
 
     names = list_tools()
     assert {"lbbsp_batch_sizes", "nvfp4_hot_channels", "randomized_smoothing_certify"} <= set(names)
     assert all(n == n.lower() and " " not in n for n in names)
-    assert set(FIDELITY.values()) <= {"faithful", "approximation"}
+    assert {spec.fidelity for spec in TOOLS.values()} <= {"faithful", "approximation"}
     json.dumps(get_tool("lbbsp_simulate").invoke({"iterations": 5}))
     with pytest.raises(KeyError, match="no tool named"):
         get_tool("nonsense")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import resource
 
 import pytest
@@ -127,3 +128,20 @@ def test_non_finite_numbers_never_reach_json():
     ]:
         result = assert_clean(name, arguments)
         assert isinstance(result, ToolError) and "NaN or infinite" in str(result)
+
+
+def _reads_files(schema: dict) -> bool:
+    """Whether an input schema has a field that names a file (by its name or description)."""
+    text = json.dumps(schema)
+    return ".npy" in text or re.search(r'"(\w+_)?path": \{', text) is not None
+
+
+def test_each_tool_declares_its_effects_and_a_tool_that_takes_a_file_says_it_reads_files():
+    from thoughtgraph.agents.tools import TOOLS
+
+    readers = {name for name, spec in TOOLS.items() if _reads_files(spec.inputs.model_json_schema())}
+    assert {"check_received_model", "randomized_smoothing_certify", "nvfp4_quantize"} <= readers
+    assert not readers & {"lbbsp_simulate", "pisces_simulate", "fedreview_simulate"}  # simulators take numbers
+    for name, spec in TOOLS.items():
+        assert spec.effects == ("reads_files" if name in readers else "pure"), name
+        assert not spec.needs_approval  # no registered tool changes state; checks that do are approved first
