@@ -22,7 +22,7 @@ from thoughtgraph.agents.diagnosis.artifacts import ArtifactError, finite, kinds
 from thoughtgraph.agents.diagnosis.signatures import signatures
 from thoughtgraph.agents.tools.arrays import attachments_root
 from thoughtgraph.agents.tools.fedreview import coordinate_median
-from thoughtgraph.agents.tools.registry import ToolError, call_tool
+from thoughtgraph.agents.tools.registry import TOOLS, ToolError, call_tool
 from thoughtgraph.agents.tools.validation import InputError
 
 Effect = Literal["confirms", "supports", "weakens", "refutes"]
@@ -48,20 +48,60 @@ class Check:
     meaning: dict[str, dict[str, Effect]]
     """signal -> category -> effect."""
     read_only: bool = True
-    """False for a check that changes state: it runs only after a person approves it. Declared here, with the
-    code; a knowledge-base file can mark a check as needing approval, never the reverse."""
+    """False for a check that changes state (or calls a tool that does): it runs only after a person approves
+    it. Decided by ``@check`` from the code's declarations; a knowledge-base file can mark a check as needing
+    approval, never the reverse."""
     cost_seconds: float = 0.1
     depends_on: tuple[str, ...] = ()
     description: str = ""
     bind: Callable[[dict[str, str]], list[dict[str, str]]] | None = None
     """Artifact arguments for an incident's artifacts (name -> kind); default: ``artifact`` set to each artifact
     of the ``needs`` kind."""
+    tools: tuple[str, ...] = ()
+    """The registry tools the check may call (``agents.tools``); calling another is an error."""
 
     def bindings(self, artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
         """One set of artifact arguments per step this check can run on these artifacts (none: not applicable)."""
         if self.bind is not None:
             return self.bind(artifact_kinds)
         return [{"artifact": name} for name, kind in artifact_kinds.items() if kind == self.needs]
+
+
+CHECKS: dict[str, Check] = {}
+CheckFunction = Callable[[dict[str, Any], dict[str, str]], CheckResult]
+
+
+def check(
+    name: str,
+    *,
+    needs: str,
+    meaning: dict[str, dict[str, Effect]] | None = None,
+    changes_state: bool = False,
+    tools: tuple[str, ...] = (),
+    depends_on: tuple[str, ...] = (),
+    cost_seconds: float = 0.1,
+    bind: Callable[[dict[str, str]], list[dict[str, str]]] | None = None,
+    description: str = "",
+) -> Callable[[CheckFunction], CheckFunction]:
+    """Register ``function(arguments, artifacts) -> CheckResult`` as the diagnosis check ``name``. A check runs
+    without approval only when it does not change state itself and calls no tool that does."""
+
+    def register(function: CheckFunction) -> CheckFunction:
+        if name in CHECKS:
+            raise ValueError(f"check {name!r} is registered twice")
+        unknown = [tool for tool in tools if tool not in TOOLS]
+        if unknown:
+            raise ValueError(f"check {name!r} names unknown tool(s) {unknown}")
+        missing = [step for step in depends_on if step not in CHECKS]
+        if missing:
+            raise ValueError(f"check {name!r} depends on check(s) declared after it or nowhere: {missing}")
+        read_only = not changes_state and not any(TOOLS[tool].needs_approval for tool in tools)
+        CHECKS[name] = Check(
+            name, function, needs, meaning or {}, read_only, cost_seconds, depends_on, description, bind, tools
+        )
+        return function
+
+    return register
 
 
 def _artifact(arguments: dict[str, Any], artifacts: dict[str, str]) -> tuple[str, str]:
@@ -76,9 +116,26 @@ def _call(name: str, arguments: dict[str, Any], used: list[str]) -> dict[str, An
     return call_tool(name, arguments)
 
 
+# --- which artifacts a check reads ------------------------------------------------------------------
+
+
+def _every_log(artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
+    """A log search reads every log at once: one step, no artifact argument, if there is a log at all."""
+    return [{}] if "log" in artifact_kinds.values() else []
+
+
+def _installed_and_required(artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
+    """``pip freeze`` output against a requirements/constraints/lock file, told apart by name."""
+    found = [name for name, kind in artifact_kinds.items() if kind == "packages"]
+    required = [name for name in found if re.search(r"require|constraint|lock", name, re.IGNORECASE)]
+    installed = [name for name in found if name not in required]
+    return [{"artifact": installed[0], "required": required[0]}] if installed and required else []
+
+
 # --- logs ---------------------------------------------------------------------------------------------
 
 
+@check("log_search", needs="log", bind=_every_log, description="search the logs for a phrase, with context")
 def log_search(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Literal, case-insensitive search of every log artifact (or the named one), with context lines."""
     pattern = arguments.get("pattern")
@@ -107,11 +164,7 @@ def log_search(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckRes
     return CheckResult(summary, {"found": found}, {"matches": matches})
 
 
-def _every_log(artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
-    """A log search reads every log at once: one step, no artifact argument, if there is a log at all."""
-    return [{}] if "log" in artifact_kinds.values() else []
-
-
+@check("error_signatures", needs="log", description="normalised error signatures of a log")
 def error_signatures(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     name, text = _artifact(arguments, artifacts)
     found = signatures(text)
@@ -122,6 +175,12 @@ def error_signatures(arguments: dict[str, Any], artifacts: dict[str, str]) -> Ch
     )
 
 
+@check(
+    "collective_sequence",
+    needs="log",
+    meaning={"desync": {"collective_timeout": "confirms", "network_partition": "weakens", "straggler": "weakens"}},
+    description="compare NCCL watchdog sequence numbers across ranks",
+)
 def collective_sequence(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Per-rank sequence numbers of the collectives NCCL's watchdog reports: ranks at different SeqNum means
     they called different collectives (a desynchronised program), not a slow network."""
@@ -140,6 +199,12 @@ def collective_sequence(arguments: dict[str, Any], artifacts: dict[str, str]) ->
     return CheckResult(summary, {"desync": desync}, {"seq_by_rank": last})
 
 
+@check(
+    "disk_usage",
+    needs="disk_usage",
+    meaning={"disk_full": {"disk_full": "confirms", "checkpoint_corruption": "weakens"}},
+    description="read df output",
+)
 def disk_usage(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """``df`` output: the fullest filesystem and whether it is (nearly) full."""
     name, text = _artifact(arguments, artifacts)
@@ -155,6 +220,13 @@ def disk_usage(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckRes
     return CheckResult(f"fullest filesystem {mount} at {used}%", {"disk_full": used >= 97}, {"use_percent": usage})
 
 
+@check(
+    "package_versions",
+    needs="packages",
+    meaning={"version_drift": {"version_mismatch": "confirms"}},
+    bind=_installed_and_required,
+    description="installed packages against pinned requirements",
+)
 def package_versions(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Installed packages (``pip freeze``) against the pinned requirements: every pin that differs."""
 
@@ -179,14 +251,6 @@ def package_versions(arguments: dict[str, Any], artifacts: dict[str, str]) -> Ch
     return CheckResult(summary, {"version_drift": bool(drift)}, {"differences": drift})
 
 
-def _installed_and_required(artifact_kinds: dict[str, str]) -> list[dict[str, str]]:
-    """``pip freeze`` output against a requirements/constraints/lock file, told apart by name."""
-    found = [name for name, kind in artifact_kinds.items() if kind == "packages"]
-    required = [name for name in found if re.search(r"require|constraint|lock", name, re.IGNORECASE)]
-    installed = [name for name in found if name not in required]
-    return [{"artifact": installed[0], "required": required[0]}] if installed and required else []
-
-
 # --- metrics ------------------------------------------------------------------------------------------
 
 
@@ -194,6 +258,16 @@ def _series(rows: list[dict[str, str]], column: str, name: str) -> np.ndarray:
     return np.array([number(row[column], where=f"{name} row {i + 2} column {column}") for i, row in enumerate(rows)])
 
 
+@check(
+    "metric_anomalies",
+    needs="metrics",
+    meaning={
+        "grad_norm_spike": {"loss_divergence": "supports"},
+        "memory_gb_growth": {"gpu_oom": "supports"},
+        "loss_nan": {"loss_divergence": "supports", "low_precision_outliers": "supports"},
+    },
+    description="non-finite values, spikes and growth of a metric column",
+)
 def metric_anomalies(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """One metric column: non-finite values, spikes (above the median by 10 MADs and 3x), sustained growth."""
     name, text = _artifact(arguments, artifacts)
@@ -218,6 +292,17 @@ def metric_anomalies(arguments: dict[str, Any], artifacts: dict[str, str]) -> Ch
     return CheckResult(summary, signals, {"points": int(values.size), "non_finite": non_finite})
 
 
+@check(
+    "worker_step_spread",
+    needs="step_times",
+    meaning={
+        "slow_worker": {"straggler": "confirms", "dataloader_stall": "weakens"},
+        "data_wait": {"dataloader_stall": "confirms", "straggler": "weakens"},
+    },
+    tools=("lbbsp_batch_sizes",),
+    cost_seconds=0.3,
+    description="per-worker step-time spread, data wait, and LB-BSP's batch split",
+)
 def worker_step_spread(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Per-worker step times: one worker much slower than the median (a straggler) versus every worker
     waiting on data. LB-BSP (``lbbsp_batch_sizes``) then proposes the batch split that evens them out."""
@@ -260,6 +345,12 @@ def worker_step_spread(arguments: dict[str, Any], artifacts: dict[str, str]) -> 
     return CheckResult(summary, {"slow_worker": ratio >= 1.3, "data_wait": wait_share >= 0.3}, details, used)
 
 
+@check(
+    "network_probe",
+    needs="network",
+    meaning={"packet_loss": {"network_partition": "confirms", "collective_timeout": "weakens"}},
+    description="packet loss between nodes",
+)
 def network_probe(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Node-to-node probes (src, dst, loss_pct[, rtt_ms]): packet loss between nodes."""
     name, text = _artifact(arguments, artifacts)
@@ -298,6 +389,19 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / norm) if norm > 0 else 0.0
 
 
+@check(
+    "fl_update_review",
+    needs="fl_round",
+    meaning={
+        "outlier_clients": {"poisoned_update": "confirms", "fl_client_drift": "weakens"},
+        "broad_divergence": {"fl_client_drift": "supports"},
+        "label_skew": {"fl_client_drift": "supports"},
+        "stale_clients": {"fl_client_drift": "supports"},
+    },
+    tools=("pisces_aggregation_weights",),
+    cost_seconds=0.3,
+    description="outlier client updates (FedReview rule), drift, label skew, Pisces weights",
+)
 def fl_update_review(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """One FL round's client updates. FedReview's reviewer rule (flag what lies more than 3 MADs above the
     median) applied to each update's distance from the coordinate-wise median, since we have the updates,
@@ -347,6 +451,15 @@ def fl_update_review(arguments: dict[str, Any], artifacts: dict[str, str]) -> Ch
     return CheckResult(summary, signals, details, used)
 
 
+@check(
+    "quarantine_clients",
+    needs="fl_round",
+    meaning={"recovers": {"poisoned_update": "confirms"}},
+    changes_state=True,
+    depends_on=("fl_update_review",),
+    cost_seconds=1.0,
+    description="exclude the flagged clients from the next round and re-aggregate without them",
+)
 def quarantine_clients(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """CHANGES STATE: excludes the flagged clients from the next aggregation (the exclusion is recorded in the
     session as an applied action, ``Diagnosis.actions``, for the FL server operator to apply) and re-aggregates
@@ -372,6 +485,14 @@ def quarantine_clients(arguments: dict[str, Any], artifacts: dict[str, str]) -> 
     return CheckResult(summary, {"recovers": recovers}, {"excluded": excluded, "before": before, "after": after})
 
 
+@check(
+    "model_integrity",
+    needs="model_pair",
+    meaning={"tampered": {"gradient_leakage": "confirms", "poisoned_update": "weakens"}},
+    tools=("check_received_model",),
+    cost_seconds=0.3,
+    description="received global model against the trusted one",
+)
 def model_integrity(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """The global model a client received against the last one it trusted (``check_received_model``:
     Hear No Evil style trap layers that make a model leak its training data)."""
@@ -391,6 +512,14 @@ def model_integrity(arguments: dict[str, Any], artifacts: dict[str, str]) -> Che
 # --- systems ----------------------------------------------------------------------------------------------
 
 
+@check(
+    "hot_channels",
+    needs="activation_stats",
+    meaning={"hot_channels": {"low_precision_outliers": "confirms", "loss_divergence": "weakens"}},
+    tools=("nvfp4_hot_channels",),
+    cost_seconds=0.2,
+    description="persistent hot activation channels (NVFP4 detector)",
+)
 def hot_channels(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Per-step per-channel max |activation|: persistent hot channels that low-precision (NVFP4/FP8) blocks
     clip (``nvfp4_hot_channels``)."""
@@ -405,6 +534,14 @@ def hot_channels(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckR
     )
 
 
+@check(
+    "moe_cost",
+    needs="expert_stats",
+    meaning={"overprovisioned": {"moe_serving_cost": "confirms"}},
+    tools=("remoe_plan_experts",),
+    cost_seconds=0.5,
+    description="MoE serving cost against Remoe's plan",
+)
 def moe_cost(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """The MoE deployment's cost against Remoe's plan for the same experts and SLO (``remoe_plan_experts``,
     our pay-per-use cost model): a deployment costing 1.5x the plan or more is over-provisioned."""
@@ -442,6 +579,12 @@ def moe_cost(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResul
     )
 
 
+@check(
+    "checkpoint_manifest",
+    needs="checkpoint_manifest",
+    meaning={"hash_mismatch": {"checkpoint_corruption": "supports"}},
+    description="checkpoint files against their manifest",
+)
 def checkpoint_manifest(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Checkpoint files against their manifest: hashes that differ, files shorter than recorded."""
     name, text = _artifact(arguments, artifacts)
@@ -467,127 +610,6 @@ def checkpoint_manifest(arguments: dict[str, Any], artifacts: dict[str, str]) ->
     )
 
 
-CHECKS: dict[str, Check] = {
-    check.name: check
-    for check in (
-        Check(
-            "log_search",
-            log_search,
-            "log",
-            {},
-            description="search the logs for a phrase, with context",
-            bind=_every_log,
-        ),
-        Check("error_signatures", error_signatures, "log", {}, description="normalised error signatures of a log"),
-        Check(
-            "collective_sequence",
-            collective_sequence,
-            "log",
-            {"desync": {"collective_timeout": "confirms", "network_partition": "weakens", "straggler": "weakens"}},
-            description="compare NCCL watchdog sequence numbers across ranks",
-        ),
-        Check(
-            "disk_usage",
-            disk_usage,
-            "disk_usage",
-            {"disk_full": {"disk_full": "confirms", "checkpoint_corruption": "weakens"}},
-            description="read df output",
-        ),
-        Check(
-            "package_versions",
-            package_versions,
-            "packages",
-            {"version_drift": {"version_mismatch": "confirms"}},
-            description="installed packages against pinned requirements",
-            bind=_installed_and_required,
-        ),
-        Check(
-            "metric_anomalies",
-            metric_anomalies,
-            "metrics",
-            {
-                "grad_norm_spike": {"loss_divergence": "supports"},
-                "memory_gb_growth": {"gpu_oom": "supports"},
-                "loss_nan": {"loss_divergence": "supports", "low_precision_outliers": "supports"},
-            },
-            description="non-finite values, spikes and growth of a metric column",
-        ),
-        Check(
-            "worker_step_spread",
-            worker_step_spread,
-            "step_times",
-            {
-                "slow_worker": {"straggler": "confirms", "dataloader_stall": "weakens"},
-                "data_wait": {"dataloader_stall": "confirms", "straggler": "weakens"},
-            },
-            cost_seconds=0.3,
-            description="per-worker step-time spread, data wait, and LB-BSP's batch split",
-        ),
-        Check(
-            "network_probe",
-            network_probe,
-            "network",
-            {"packet_loss": {"network_partition": "confirms", "collective_timeout": "weakens"}},
-            description="packet loss between nodes",
-        ),
-        Check(
-            "fl_update_review",
-            fl_update_review,
-            "fl_round",
-            {
-                "outlier_clients": {"poisoned_update": "confirms", "fl_client_drift": "weakens"},
-                "broad_divergence": {"fl_client_drift": "supports"},
-                "label_skew": {"fl_client_drift": "supports"},
-                "stale_clients": {"fl_client_drift": "supports"},
-            },
-            cost_seconds=0.3,
-            description="outlier client updates (FedReview rule), drift, label skew, Pisces weights",
-        ),
-        Check(
-            "quarantine_clients",
-            quarantine_clients,
-            "fl_round",
-            {"recovers": {"poisoned_update": "confirms"}},
-            read_only=False,
-            depends_on=("fl_update_review",),
-            cost_seconds=1.0,
-            description="exclude the flagged clients from the next round and re-aggregate without them",
-        ),
-        Check(
-            "model_integrity",
-            model_integrity,
-            "model_pair",
-            {"tampered": {"gradient_leakage": "confirms", "poisoned_update": "weakens"}},
-            cost_seconds=0.3,
-            description="received global model against the trusted one",
-        ),
-        Check(
-            "hot_channels",
-            hot_channels,
-            "activation_stats",
-            {"hot_channels": {"low_precision_outliers": "confirms", "loss_divergence": "weakens"}},
-            cost_seconds=0.2,
-            description="persistent hot activation channels (NVFP4 detector)",
-        ),
-        Check(
-            "moe_cost",
-            moe_cost,
-            "expert_stats",
-            {"overprovisioned": {"moe_serving_cost": "confirms"}},
-            cost_seconds=0.5,
-            description="MoE serving cost against Remoe's plan",
-        ),
-        Check(
-            "checkpoint_manifest",
-            checkpoint_manifest,
-            "checkpoint_manifest",
-            {"hash_mismatch": {"checkpoint_corruption": "supports"}},
-            description="checkpoint files against their manifest",
-        ),
-    )
-}
-
-
 def run_check(
     name: str, arguments: dict[str, Any], artifacts: dict[str, str], attachments_dir: str | None = None
 ) -> tuple[CheckResult, float]:
@@ -601,6 +623,9 @@ def run_check(
         try:
             with attachments_root(attachments_dir or "."):
                 result = check.run(arguments, artifacts)
+            undeclared = sorted(set(result.tools) - set(check.tools))
+            if undeclared:  # a bug in the check: its declaration is what approval is decided from
+                raise ValueError(f"the check called tool(s) {undeclared} it does not declare")
         except (ArtifactError, ToolError, InputError, KeyError, TypeError, ValueError) as error:
             message = str(error) if not isinstance(error, KeyError) else f"missing field {error}"
             result = CheckResult(f"check error: {name}: {message}", error=message)

@@ -303,3 +303,42 @@ def test_each_check_binds_its_own_artifact_arguments():
     assert CHECKS["log_search"].bindings({"m.csv": "metrics"}) == []
     assert CHECKS["metric_anomalies"].bindings(kinds) == [{"artifact": "m.csv"}, {"artifact": "n.csv"}]
     assert CHECKS["disk_usage"].bindings(kinds) == []
+
+
+def test_approval_follows_from_what_a_check_and_its_tools_declare(monkeypatch):
+    from pydantic import BaseModel
+    from thoughtgraph.agents.diagnosis import checks
+    from thoughtgraph.agents.tools import registry
+
+    class Nothing(BaseModel):
+        pass
+
+    monkeypatch.setattr(registry, "TOOLS", dict(registry.TOOLS))
+    monkeypatch.setattr(checks, "TOOLS", registry.TOOLS)
+    monkeypatch.setattr(checks, "CHECKS", dict(checks.CHECKS))
+
+    @registry.tool("restart_worker", Nothing, "approximation", effects="changes_state")
+    def restart_worker(_: Nothing) -> Nothing:
+        """Restarts a worker (an approximation of an operator's action, for this test)."""
+        return Nothing()
+
+    def uses(tool: str):
+        def run(arguments, artifacts):
+            used: list[str] = []
+            checks._call(tool, {}, used)
+            return checks.CheckResult("ran", tools=used)
+
+        return run
+
+    checks.check("restarts", needs="log", tools=("restart_worker",))(uses("restart_worker"))
+    checks.check("reads", needs="log", tools=("nvfp4_hot_channels",))(uses("restart_worker"))
+    assert checks.CHECKS["restarts"].read_only is False  # a state-changing tool makes the check need approval
+    assert checks.CHECKS["reads"].read_only is True
+    result, _ = checks.run_check("reads", {}, {"train.log": "x"})
+    assert result.error == "the check called tool(s) ['restart_worker'] it does not declare"
+    with pytest.raises(ValueError, match="names unknown tool"):
+        checks.check("typo", needs="log", tools=("restart_workers",))(uses("restart_worker"))
+    with pytest.raises(ValueError, match="registered twice"):
+        checks.check("restarts", needs="log")(uses("restart_worker"))
+    with pytest.raises(ValueError, match="depends on check\\(s\\) declared after it or nowhere"):
+        checks.check("later", needs="log", depends_on=("nowhere",))(uses("restart_worker"))
