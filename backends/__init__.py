@@ -12,7 +12,7 @@ from thoughtgraph.backends.errors import (
 )
 from thoughtgraph.backends.ledger import UsageLedger, record_event
 from thoughtgraph.backends.retry import RetryPolicy
-from thoughtgraph.backends.spec import DEFAULT_BACKEND, create_backend, shared_backend
+from thoughtgraph.backends.spec import DEFAULT_BACKEND, create_backend, register_backend, shared_backend
 from thoughtgraph.backends.types import Capabilities, Choice, Constraint, Message, Request, Result, Usage
 
 __all__ = [
@@ -36,5 +36,6 @@ __all__ = [
     "UsageLedger",
     "create_backend",
     "record_event",
+    "register_backend",
     "shared_backend",
 ]

@@ -68,6 +68,16 @@ FACTORIES: dict[str, Callable[..., Backend]] = {
 DEFAULT_BACKEND = "llamacpp:smollm2"
 
 
+def register_backend(scheme: str, factory: Callable[..., Backend]) -> None:
+    """Make ``"<scheme>:<target>"`` specs build ``factory(target, cache=..., **options)`` everywhere a backend
+    spec is read (``solve``, the CLI, ``serve``, the eval runner)."""
+    if not scheme.isidentifier() or scheme != scheme.lower():
+        raise ValueError(f"backend scheme {scheme!r} must be a lower-case identifier")
+    if scheme in FACTORIES and FACTORIES[scheme] is not factory:
+        raise ValueError(f"a backend scheme named {scheme!r} is already registered")
+    FACTORIES[scheme] = factory
+
+
 @lru_cache(maxsize=4)
 def shared_backend(spec: str) -> Backend:
     """One backend per spec string in the process, so repeated ``solve(..., backend="llamacpp:smollm2")``
