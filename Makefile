@@ -13,7 +13,7 @@ DEMO_QUESTION := Natalia sold clips to 48 of her friends in April, and then she 
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: install system-deps demo test lint bench mutation clean
+.PHONY: install system-deps demo test test-fast lint bench mutation clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,10 @@ lint: install
 
 test: install system-deps lint
 	$(BIN)/python -m pytest -ra --durations=10
+
+# The edit loop: the unit tests only (no real engine, server, browser or subprocess), after `make install`.
+test-fast:
+	$(BIN)/python -m pytest -q -m "not integration" --durations=5
 
 bench: install
 	$(BIN)/python bench/backends.py

@@ -27,6 +27,7 @@ import weakref
 from typing import Any
 
 import numpy as np
+
 from thoughtgraph.backends.base import Backend
 from thoughtgraph.backends.coalesce import RequestCoalescer, pending_requests, resolve
 from thoughtgraph.backends.decoding import CompletionText

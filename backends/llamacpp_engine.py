@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from thoughtgraph.backends.decoding import CompletionText
 from thoughtgraph.backends.engine_thread import EngineJob, EngineThread, report
 from thoughtgraph.backends.errors import BackendError

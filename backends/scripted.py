@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from thoughtgraph.backends.base import Backend
 from thoughtgraph.backends.errors import BackendConfigError, BackendError
 from thoughtgraph.backends.types import Capabilities, Choice, Request, Result, Usage

@@ -18,6 +18,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
 
 import numpy as np
+
 from thoughtgraph.agents.tools.registry import call_tool
 
 

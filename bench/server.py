@@ -26,8 +26,8 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
 import httpx
 import numpy as np
 import uvicorn
-from thoughtgraph.backends.scripted import ScriptedBackend
 
+from thoughtgraph.backends.scripted import ScriptedBackend
 from thoughtgraph.server import create_app
 
 QUESTION = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?"  # noqa: E501

@@ -7,6 +7,7 @@ import json
 from typing import Annotated
 
 import typer
+
 from thoughtgraph.backends import DEFAULT_BACKEND, BackendError
 from thoughtgraph.evals.compare import format_table, load_results, plot, rows
 from thoughtgraph.evals.datasets import DATA_ENV, DATASETS, DataError

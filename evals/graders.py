@@ -1,6 +1,6 @@
 """Graders: find a prediction in model text and decide if it equals the gold answer.
 
-Each grader is a plain function with its own table of tricky cases in ``tests/unit/test_graders.py``.
+Each grader is a plain function with its own table of tricky cases in ``tests/evals/test_graders.py``.
 Model text is data: no grader hands it to an evaluator (``eval``, ``sympify``, ``parse_expr``). Numbers
 are read with a regular expression into exact fractions; MATH answers and Game of 24 expressions go
 through the whitelist grammar of :mod:`evals.mathparse` (NFKC first, then length, nesting and
@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Literal
 
 import sympy
+
 from thoughtgraph.evals.mathparse import (
     Node,
     OutsideGrammar,

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from thoughtgraph import __version__
 from thoughtgraph.agents.runtime import Budget
 from thoughtgraph.backends import (
     DEFAULT_BACKEND,
@@ -42,8 +43,6 @@ from thoughtgraph.evals.sandbox import GradingSandbox, shared_sandbox
 from thoughtgraph.evals.scoring import GradingInput
 from thoughtgraph.reasoning.api import make_config, run_method
 from thoughtgraph.reasoning.methods import METHODS
-
-from thoughtgraph import __version__
 
 
 @dataclass

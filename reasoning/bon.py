@@ -9,6 +9,7 @@ from typing import Annotated, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+
 from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome

@@ -36,6 +36,7 @@ from typing import Annotated, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+
 from thoughtgraph.agents.runtime import derived_seed, rng
 from thoughtgraph.backends import record_event
 from thoughtgraph.reasoning.answers import stated_answer

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
+
 from thoughtgraph.agents.runtime import Agent
 from thoughtgraph.backends import Constraint, record_event
 from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer, stated_answer

@@ -37,6 +37,7 @@ from typing import Annotated, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+
 from thoughtgraph.agents.runtime import Agent, derived_seed
 from thoughtgraph.backends import Choice, record_event
 from thoughtgraph.reasoning.answers import NUMBER_PATTERN, extract_answer, stated_answer

@@ -23,6 +23,7 @@ from typing import Any, TypedDict
 
 import yaml
 from langgraph.graph import END, START, StateGraph
+
 from thoughtgraph.agents.runtime import Agent, Budget
 from thoughtgraph.backends import Backend, Constraint, record_event, shared_backend
 from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN, stated_answer

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+
 from thoughtgraph.backends import record_event
 from thoughtgraph.reasoning.answers import extract_answer, stated_answer
 from thoughtgraph.reasoning.context import RunContext

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 import yaml
+
 from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.options import check_options, is_server_setting
 from thoughtgraph.reasoning.outcome import Outcome

@@ -10,6 +10,7 @@ from typing import Annotated, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+
 from thoughtgraph.agents.runtime import Agent, derived_seed
 from thoughtgraph.backends import Constraint, record_event
 from thoughtgraph.reasoning.answers import extract_answer, stated_answer

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+
 from thoughtgraph.agents.runtime import derived_seed
 from thoughtgraph.backends import record_event
 from thoughtgraph.reasoning.answers import stated_answer

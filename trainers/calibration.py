@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from thoughtgraph.trainers.rewards import DEFAULT_BOUNDARY, is_correct, split_steps, step_confidences
 from tqdm import tqdm
+
+from thoughtgraph.trainers.rewards import DEFAULT_BOUNDARY, is_correct, split_steps, step_confidences
 
 BINS = 10
 

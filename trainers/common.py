@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from thoughtgraph.backends.errors import BackendConfigError
 from thoughtgraph.backends.hf import check_adapter, locate_hf_model
 
@@ -121,6 +122,7 @@ def check_adapter_path(path: str) -> Path:
 def training_problems(data: DataArguments) -> Any:
     """An HF ``Dataset`` of conversational prompts (the CoT prompt) with ``answer`` and ``dataset`` columns."""
     from datasets import Dataset
+
     from thoughtgraph.evals.datasets import DATA_ENV, DataError, load_dataset
     from thoughtgraph.prompts import load_prompt
 

@@ -135,8 +135,9 @@ def phase_rows(agent: str, problems: Any, arguments: RSIMTrainingArguments, froz
 
 def main(argv: list[str] | None = None) -> None:
     from datasets import Dataset
-    from thoughtgraph.backends.hf import HFBackend
     from trl import GRPOConfig, GRPOTrainer
+
+    from thoughtgraph.backends.hf import HFBackend
 
     try:
         model_args, data_args, arguments, config = parse(

@@ -16,6 +16,7 @@ from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+
 from thoughtgraph.agents.diagnosis.embeddings import LlamaCppEmbedder
 from thoughtgraph.agents.diagnosis.graph import DiagnosisRuntime, Limits, build_graph, recursion_limit
 from thoughtgraph.agents.diagnosis.incidents import HISTORY, Incident, load_incidents

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+
 from thoughtgraph.agents.diagnosis.artifacts import ArtifactError, finite, kinds, number, read_json, read_table
 from thoughtgraph.agents.diagnosis.signatures import signatures
 from thoughtgraph.agents.tools.arrays import attachments_root

@@ -30,6 +30,7 @@ class Embedder(Protocol):
 class LlamaCppEmbedder:
     def __init__(self, spec: str = "llamacpp:smollm2", *, n_threads: int = 2, n_ctx: int = 512) -> None:
         from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+
         from thoughtgraph.backends.presets import resolve_gguf
 
         engine, _, target = spec.partition(":")

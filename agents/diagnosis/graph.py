@@ -36,6 +36,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
+
 from thoughtgraph.agents.diagnosis import judge
 from thoughtgraph.agents.diagnosis.artifacts import kinds
 from thoughtgraph.agents.diagnosis.checks import CHECKS, run_check

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from rank_bm25 import BM25Okapi
+
 from thoughtgraph.agents.diagnosis.checks import CHECKS
 from thoughtgraph.agents.diagnosis.embeddings import Embedder, cosine_ranking, fuse
 from thoughtgraph.agents.diagnosis.incidents import Incident

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
+
 from thoughtgraph.agents.diagnosis.incidents import CATEGORIES
 from thoughtgraph.agents.runtime import Agent, Budget, BudgetExceeded
 from thoughtgraph.backends import Backend, BackendError, Constraint, UsageLedger

@@ -29,6 +29,7 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
+
 from thoughtgraph.agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array
 
 MAX_FILE_BYTES = 1 << 30

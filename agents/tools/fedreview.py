@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
+
 from thoughtgraph.agents.tools import fl_common as fl
 from thoughtgraph.agents.tools.registry import tool
 

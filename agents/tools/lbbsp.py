@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
+
 from thoughtgraph.agents.tools.arrays import Matrix, as_array, check_array_argument
 from thoughtgraph.agents.tools.registry import tool
 from thoughtgraph.agents.tools.validation import InputError, finite_array

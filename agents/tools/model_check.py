@@ -17,6 +17,7 @@ import re
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
+
 from thoughtgraph.agents.tools.arrays import check_path, load_tensors
 from thoughtgraph.agents.tools.registry import tool
 from thoughtgraph.agents.tools.validation import MAX_ELEMENTS, InputError, finite_array

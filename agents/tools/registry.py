@@ -18,6 +18,7 @@ from typing import Literal, TypeVar, get_type_hints
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, ValidationError
+
 from thoughtgraph.agents.tools.validation import InputError, check_finite_output
 
 Fidelity = Literal["faithful", "approximation"]

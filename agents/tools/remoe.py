@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
+
 from thoughtgraph.agents.tools.arrays import Matrix, Vector, as_array, check_array_argument
 from thoughtgraph.agents.tools.registry import tool
 from thoughtgraph.agents.tools.validation import MAX_ELEMENTS, MAX_MAGNITUDE, InputError, finite_array

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from scipy.stats import beta, norm
+
 from thoughtgraph.agents.tools.arrays import TENSOR_SUFFIXES, Vector, check_path, load_array, load_tensors
 from thoughtgraph.agents.tools.model_check import forward, sequential_layers
 from thoughtgraph.agents.tools.registry import tool

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
+
 from thoughtgraph.agents.tools.registry import tool
 from thoughtgraph.agents.tools.validation import InputError
 

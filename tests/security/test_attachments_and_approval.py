@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 import torch
+
 from thoughtgraph.agents.diagnosis.api import stream_diagnosis
 from thoughtgraph.agents.diagnosis.checks import CHECKS, run_check
 from thoughtgraph.agents.diagnosis.graph import _runnable, bind, needs_approval

@@ -10,12 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import DATA_DIR
+from tests.security.serving import THOUGHTGRAPH
 from thoughtgraph.evals.files import RunFolderError, open_log, write_file
 from thoughtgraph.prompts import PromptError, load_prompt
 from thoughtgraph.trainers.common import SetupError, check_config_env
 
-from tests.conftest import DATA_DIR
-from tests.security.serving import THOUGHTGRAPH
+pytestmark = pytest.mark.integration  # the CLI as a subprocess
 
 
 def eval_run(out: Path, script: Path) -> subprocess.CompletedProcess:

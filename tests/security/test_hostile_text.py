@@ -9,12 +9,14 @@ import subprocess
 import time
 
 import pytest
+
+from tests.security.serving import THOUGHTGRAPH
 from thoughtgraph.evals.graders import extract_choice, extract_game24, extract_gsm8k, math_equal
 from thoughtgraph.evals.mathparse import MAX_VALUE_DIGITS, Ungradable, parse, to_sympy, value_digits
 from thoughtgraph.reasoning.answers import clean_answer, extract_answer, last_boxed, stated_answer
-
-from tests.security.serving import THOUGHTGRAPH
 from thoughtgraph.terminal import for_terminal
+
+pytestmark = pytest.mark.integration  # the CLI and a real server as subprocesses
 
 MEGABYTE = 1 << 20
 HOSTILE = {

@@ -12,10 +12,12 @@ import time
 import httpx
 import openai
 import pytest
-from thoughtgraph.backends.scripted import ScriptedBackend
 
 from tests.security.serving import CANARY_KEY, Listener, canary_server
-from tests.unit.test_server import serving
+from tests.thoughtgraph.test_server import serving
+from thoughtgraph.backends.scripted import ScriptedBackend
+
+pytestmark = pytest.mark.integration  # real `thoughtgraph serve` processes
 
 QUESTION = [{"role": "user", "content": "What is 6 times 7?"}]
 

@@ -14,13 +14,16 @@ import time
 from dataclasses import fields
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from thoughtgraph.backends.scripted import ScriptedBackend
-from thoughtgraph.reasoning.api import METHODS
 
+from thoughtgraph.backends.scripted import ScriptedBackend
+from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.server import create_app
 from thoughtgraph.server.protocol import BUDGET_FIELDS, STANDARD_FIELDS
+
+pytestmark = pytest.mark.integration  # a real server, fuzzed
 
 APP = create_app(
     ScriptedBackend(default="Step one.\nThe answer is 42.", latency_seconds=0.0),

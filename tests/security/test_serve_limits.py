@@ -7,10 +7,10 @@ import typing
 from dataclasses import fields
 
 import pytest
+
 from thoughtgraph.reasoning.api import make_config
 from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.reasoning.options import is_server_setting, size_kind
-
 from thoughtgraph.server.limits import ServeLimits, oversized
 from thoughtgraph.server.protocol import RequestError, parse_request
 
@@ -60,14 +60,14 @@ def test_budgets_are_lowered_to_the_servers_ceilings():
     assert run.budget["max_calls"] == 2 and run.budget["max_seconds"] == 1.5
 
 
+@pytest.mark.integration  # the CLI as a subprocess
 def test_backend_specs_bound_their_sizes_everywhere_a_spec_is_given(tmp_path):
     """``slots`` costs about 90 MB of KV cache each: an unbounded spec would exhaust memory from the CLI, the
     API or a server's configuration alike. Refused before any model loads, with the reason."""
     import subprocess
 
-    from thoughtgraph.backends import BackendConfigError, create_backend
-
     from tests.security.serving import THOUGHTGRAPH
+    from thoughtgraph.backends import BackendConfigError, create_backend
 
     for spec in ("llamacpp:smollm2#slots=100000", "llamacpp:smollm2#threads=99999"):
         with pytest.raises(BackendConfigError, match="out of range"):

@@ -21,8 +21,11 @@ from langgraph.checkpoint.serde.jsonplus import (
     EXT_CONSTRUCTOR_SINGLE_ARG,
 )
 from langgraph.graph import StateGraph
-from thoughtgraph.agents.diagnosis.sessions import SessionSerializer, UnsafeSessionError, open_checkpointer, thread_ids
 from typing_extensions import TypedDict
+
+from thoughtgraph.agents.diagnosis.sessions import SessionSerializer, UnsafeSessionError, open_checkpointer, thread_ids
+
+pytestmark = pytest.mark.integration  # the CLI as a subprocess
 
 THOUGHTGRAPH = str(Path(sys.executable).with_name("thoughtgraph"))
 

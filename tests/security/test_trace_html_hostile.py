@@ -9,9 +9,9 @@ import re
 import subprocess
 
 import pytest
-from thoughtgraph.reasoning.graph import ThoughtGraph
 
-from tests.integration.test_trace_html import chromium
+from tests.reasoning.test_trace_html import chromium
+from thoughtgraph.reasoning.graph import ThoughtGraph
 
 pytestmark = pytest.mark.integration
 

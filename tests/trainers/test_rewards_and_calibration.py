@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+
 from thoughtgraph.trainers.calibration import (
     bin_index,
     expected_calibration_error,

@@ -1,0 +1,180 @@
+"""Ledger, persistent cache, retries and coalescing, checked through small backends."""
+
+import asyncio
+import time
+
+import pytest
+
+from thoughtgraph.backends import (
+    Backend,
+    BackendUnavailableError,
+    Capabilities,
+    CapabilityError,
+    Choice,
+    Constraint,
+    Request,
+    RequestCache,
+    Result,
+    RetryPolicy,
+    TransientBackendError,
+    Usage,
+    UsageLedger,
+)
+from thoughtgraph.backends.coalesce import RequestCoalescer
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+
+
+class FlakyBackend(Backend):
+    """Fails with a transient error a set number of times, then answers."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, failures: int, **options):
+        super().__init__("flaky:test", "flaky", **options)
+        self.failures = failures
+        self.attempts = 0
+
+    async def _generate(self, requests):
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise TransientBackendError("connection reset by peer")
+        return [Result([Choice("ok", "stop", 1)], Usage(prompt_tokens=2, completion_tokens=1)) for _ in requests]
+
+
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.002)
+
+
+async def test_nested_ledgers_both_count_every_call_and_match_results():
+    backend = ScriptedBackend([ScriptRule("q", ["one two three"])])
+    with UsageLedger() as outer:
+        first = await backend.generate_one(Request(prompt="q"))
+        with UsageLedger() as inner:
+            second = await backend.generate_one(Request(prompt="q q", n=2))
+    assert inner.calls == 1
+    assert inner.completion_tokens == second.usage.completion_tokens == 6
+    assert outer.calls == 2
+    assert outer.prompt_tokens == first.usage.prompt_tokens + second.usage.prompt_tokens == 3
+    assert outer.completion_tokens == 9
+    assert outer.wall_seconds >= inner.wall_seconds > 0
+
+
+async def test_ledger_follows_concurrent_tasks_started_inside_it():
+    backend = ScriptedBackend(default="a b")
+    with UsageLedger() as ledger:
+        await asyncio.gather(*(backend.generate_one(Request(prompt=f"p{i}")) for i in range(5)))
+    assert ledger.calls == 5
+    assert ledger.completion_tokens == 10
+
+
+async def test_cache_returns_identical_results_without_calling_the_engine(tmp_path):
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    backend = ScriptedBackend([ScriptRule("q", ["first", "second"])], cache=cache)
+    request = Request(prompt="q", logprobs=True)
+    fresh = await backend.generate_one(request)
+    with UsageLedger() as ledger:
+        again = await backend.generate_one(request)
+    assert backend.engine_calls == 1  # the double would have answered "second"
+    assert again.choices == fresh.choices
+    assert again.usage.from_cache and ledger.cache_hits == 1
+    assert ledger.completion_tokens == fresh.usage.completion_tokens  # cost is reported, not hidden
+
+
+async def test_cache_survives_reopening_and_skips_unseeded_samples(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    first = ScriptedBackend(default="x", cache=RequestCache(path))
+    await first.generate_one(Request(prompt="q", temperature=0.7, seed=5))
+    await first.generate_one(Request(prompt="q", temperature=0.7))  # no seed: not cached
+    reopened = RequestCache(path)
+    assert len(reopened) == 1
+    second = ScriptedBackend(default="y", cache=reopened)
+    assert (await second.generate_one(Request(prompt="q", temperature=0.7, seed=5))).text == "x"
+    assert (await second.generate_one(Request(prompt="q", temperature=0.7))).text == "y"
+
+
+async def test_transient_failures_are_retried_and_counted():
+    backend = FlakyBackend(failures=2, retry=FAST_RETRY)
+    with UsageLedger() as ledger:
+        result = await backend.generate_one(Request(prompt="x"))
+    assert result.text == "ok"
+    assert backend.attempts == 3
+    assert ledger.events["retry"] == 2
+
+
+async def test_retries_give_up_with_an_error_naming_backend_attempts_and_cause():
+    backend = FlakyBackend(failures=10, retry=FAST_RETRY)
+    with pytest.raises(BackendUnavailableError) as caught:
+        await backend.generate_one(Request(prompt="x"))
+    assert caught.value.attempts == 3
+    assert "flaky:test" in str(caught.value)
+    assert "after 3 attempts" in str(caught.value)
+    assert "connection reset by peer" in str(caught.value)
+
+
+async def test_a_hung_attempt_times_out_and_is_retried():
+    class HangsOnce(FlakyBackend):
+        async def _generate(self, requests):
+            self.attempts += 1
+            if self.attempts == 1:
+                await asyncio.sleep(10)
+            return [Result([Choice("ok", "stop", 1)]) for _ in requests]
+
+    backend = HangsOnce(
+        failures=0, retry=RetryPolicy(max_attempts=2, initial_backoff_seconds=0.001, timeout_seconds=0.05)
+    )
+    assert (await backend.generate_one(Request(prompt="x"))).text == "ok"
+    assert backend.attempts == 2
+
+
+async def test_capabilities_are_checked_before_any_engine_work():
+    class NoLogprobs(FlakyBackend):
+        capabilities = Capabilities(logprobs=False, constraints=frozenset({"json_schema"}))
+
+    backend = NoLogprobs(failures=0)
+    with pytest.raises(CapabilityError, match="cannot return token logprobs"):
+        await backend.generate_one(Request(prompt="x", logprobs=True))
+    with pytest.raises(CapabilityError, match="cannot constrain output by regex"):
+        await backend.generate_one(Request(prompt="x", constraint=Constraint.regex("a+")))
+    with pytest.raises(CapabilityError, match="cannot return token logprobs"):
+        backend.require(logprobs=True)
+    assert backend.attempts == 0
+
+
+async def test_coalescer_hands_concurrent_requests_to_the_engine_as_one_batch():
+    seen: list[list[str]] = []
+
+    def run_batch(requests):
+        seen.append([r.prompt for r in requests])
+        time.sleep(0.01)
+        return [Result([Choice(r.prompt.upper(), "stop", 1)]) for r in requests]
+
+    coalescer = RequestCoalescer(run_batch, max_batch=8)
+    results = await asyncio.gather(*(coalescer.submit([Request(prompt=f"p{i}")]) for i in range(8)))
+    assert [r[0].text for r in results] == [f"P{i}" for i in range(8)]  # each caller gets its own answer
+    assert seen == [[f"p{i}" for i in range(8)]]
+    coalescer.close()
+
+
+async def test_coalescer_respects_max_batch_and_reports_engine_errors_to_every_caller():
+    def run_batch(requests):
+        if any(r.prompt == "boom" for r in requests):
+            raise RuntimeError("engine crashed")
+        return [Result([Choice("ok", "stop", 1)]) for _ in requests]
+
+    coalescer = RequestCoalescer(run_batch, max_batch=3)
+    await asyncio.gather(*(coalescer.submit([Request(prompt="x")]) for _ in range(7)))
+    assert max(coalescer.batch_sizes) == 3 and sum(coalescer.batch_sizes) == 7
+    with pytest.raises(RuntimeError, match="engine crashed"):
+        await coalescer.submit([Request(prompt="boom"), Request(prompt="x")])
+    coalescer.close()
+
+
+def test_generate_sync_works_repeatedly_and_refuses_a_running_loop():
+    backend = ScriptedBackend(default="fine")
+    assert backend.generate_sync([Request(prompt="a")])[0].text == "fine"
+    assert backend.generate_sync([Request(prompt="b")])[0].text == "fine"
+
+    async def inside():
+        backend.generate_sync([Request(prompt="c")])
+
+    with pytest.raises(RuntimeError, match="inside a running event loop"):
+        asyncio.run(inside())

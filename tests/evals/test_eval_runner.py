@@ -1,0 +1,115 @@
+"""The runner and reports with the ScriptedBackend test double: exact arithmetic on a designed set."""
+
+import asyncio
+import json
+
+import pytest
+
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.evals.compare import format_table, load_results, plot, rows
+from thoughtgraph.evals.report import wilson_interval
+from thoughtgraph.evals.runner import EvalConfig, read_samples, run_eval
+
+# Ten problems "what is k + k?" with gold 2k. The double answers 7 right, 2 wrong, and has no
+# rule for the last one, which therefore fails.
+ANSWERS = {1: 2, 2: 4, 3: 6, 4: 8, 5: 10, 6: 12, 7: 14, 8: 99, 9: 0}
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "data"
+    (folder / "gsm8k").mkdir(parents=True)
+    lines = [json.dumps({"question": f"What is {k} + {k}?", "answer": f"#### {2 * k}"}) for k in range(1, 11)]
+    (folder / "gsm8k" / "test.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def scripted():
+    return ScriptedBackend(
+        [ScriptRule(f"What is {k} \\+ {k}\\?", [f"{k} plus {k}. The answer is {v}."]) for k, v in ANSWERS.items()]
+    )
+
+
+def test_wilson_interval_matches_reference_values():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)
+    assert wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-5)
+    assert wilson_interval(10, 10) == pytest.approx((0.72247, 1.0), abs=1e-5)
+    assert wilson_interval(0, 0) == (0.0, 0.0)
+
+
+def test_accuracy_counts_and_interval_are_exact(data, tmp_path):
+    config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="r")
+    results = asyncio.run(run_eval(config, backend=scripted(), progress=False))
+    assert results["counts"] == {"solved": 7, "wrong": 2, "failed": 1}
+    assert results["accuracy"]["value"] == 0.7
+    assert results["accuracy"]["ci95"] == pytest.approx(list(wilson_interval(7, 10)))
+    assert results["accuracy_strict"]["value"] == 0.7
+    assert results["usage"]["total"]["calls"] == 9  # the failed problem's call never completed
+    assert results["prompt_versions"] == {"cot/solve": 1}
+    samples = read_samples(tmp_path / "runs" / "r" / "samples.jsonl")
+    failed = [s for s in samples if s["status"] == "failed"]
+    assert [s["id"] for s in failed] == ["gsm8k/test/9"] and "no rule matching" in failed[0]["error"]
+    on_disk = json.loads((tmp_path / "runs" / "r" / "results.json").read_text())
+    assert on_disk["counts"] == results["counts"] and on_disk["method_config"]["answer_pattern"]
+    lm_eval = on_disk["results"]["gsm8k"]
+    assert lm_eval["exact_match,none"] == 0.7 and lm_eval["exact_match,strict-match"] == 0.7
+    assert lm_eval["exact_match_stderr,none"] == pytest.approx((0.7 * 0.3 / 9) ** 0.5)
+    assert on_disk["n-samples"]["gsm8k"] == {"original": 10, "effective": 10}
+
+
+def test_rerun_resumes_and_only_solves_the_new_problems(data, tmp_path):
+    out = str(tmp_path / "runs")
+    first = scripted()
+    asyncio.run(run_eval(EvalConfig("gsm8k", data_dir=str(data), out=out, run_name="r", limit=4), backend=first,
+                         progress=False))  # fmt: skip
+    second = scripted()
+    results = asyncio.run(
+        run_eval(EvalConfig("gsm8k", data_dir=str(data), out=out, run_name="r", limit=6), backend=second,
+                 progress=False)
+    )  # fmt: skip
+    assert len(first.calls) == 4 and len(second.calls) == 2
+    assert results["n_samples"] == 6 and results["counts"]["solved"] == 6
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped_and_the_problem_redone(data, tmp_path):
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    complete = {"id": "gsm8k/test/0", "status": "ok", "correct": True, "usage": {}}
+    (run_dir / "samples.jsonl").write_text(json.dumps(complete) + "\n" + '{"id": "gsm8k/test/1", "sta')
+    backend = scripted()
+    config = EvalConfig("gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="r", limit=3)
+    results = asyncio.run(run_eval(config, backend=backend, progress=False))
+    assert len(backend.calls) == 2
+    ids = [s["id"] for s in read_samples(run_dir / "samples.jsonl")]
+    assert sorted(ids) == ["gsm8k/test/0", "gsm8k/test/1", "gsm8k/test/2"]
+    assert results["n_samples"] == 3
+
+
+def test_compare_table_and_plot(data, tmp_path):
+    out = tmp_path / "runs"
+    for name, limit in (("a", 4), ("b", 10)):
+        config = EvalConfig("gsm8k", data_dir=str(data), out=str(out), run_name=name, limit=limit)
+        asyncio.run(run_eval(config, backend=scripted(), progress=False))
+    loaded = [load_results(out / "a"), load_results(out / "b")]
+    table = rows(loaded)
+    assert [r["accuracy"] for r in table] == ["100.0%", "70.0%"]
+    text = format_table(table)
+    assert text.splitlines()[0].split()[:3] == ["run", "method", "backend"]
+    image = plot(loaded, tmp_path / "plot.png")
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileNotFoundError, match=r"no results\.json"):
+        load_results(tmp_path)
+
+
+def test_failed_problems_are_retried_on_rerun_and_logged_once(data, tmp_path):
+    out = str(tmp_path / "runs")
+    config = EvalConfig("gsm8k", data_dir=str(data), out=out, run_name="r")
+    first = asyncio.run(run_eval(config, backend=scripted(), progress=False))
+    assert first["counts"]["failed"] == 1
+    fixed = scripted()
+    fixed.rules.append(ScriptRule("What is 10 \\+ 10\\?", ["The answer is 20."]))
+    second = asyncio.run(run_eval(config, backend=fixed, progress=False))
+    assert len(fixed.calls) == 1  # only the failed problem ran again
+    assert second["counts"] == {"solved": 8, "wrong": 2, "failed": 0}
+    ids = [s["id"] for s in read_samples(tmp_path / "runs" / "r" / "samples.jsonl")]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 10

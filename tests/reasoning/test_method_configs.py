@@ -1,0 +1,97 @@
+"""Every method config refuses bad values with a message naming the field, and accepts the boundary."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from thoughtgraph.reasoning.api import make_config
+from thoughtgraph.reasoning.methods import METHODS
+from thoughtgraph.reasoning.options import OptionError
+
+INVALID = [
+    ("cot", {"chain_tokens": 0}, "CoTConfig: chain_tokens and answer_tokens must be positive"),
+    ("cot", {"answer_tokens": 0}, "CoTConfig: chain_tokens and answer_tokens must be positive"),
+    ("cot", {"temperature": -0.1}, "CoTConfig: temperature must be in [0, 5], got -0.1"),
+    ("cot", {"temperature": 5.1}, "CoTConfig: temperature must be in [0, 5], got 5.1"),
+    ("sc", {"samples": 0}, "samples and chain_tokens must be >= 1"),
+    ("sc", {"chain_tokens": 0}, "samples and chain_tokens must be >= 1"),
+    ("bon", {"samples": 0}, "samples and chain_tokens must be >= 1"),
+    *[("tot", {name: 0}, f"ToTConfig.{name} must be >= 1, got 0")
+      for name in ("proposals", "beam", "max_depth", "step_tokens")],
+    ("tot", {"value_mode": "vote"}, "ToTConfig.value_mode must be score or words, got 'vote'"),
+    *[("bot", {name: 0}, f"BoTConfig.{name} must be >= 1, got 0")
+      for name in ("iterations", "trees", "branching", "max_depth", "max_sinks", "step_tokens")],
+    ("bot", {"max_expansions": 0}, "BoTConfig.max_expansions must be >= 1 or None, got 0"),
+    ("bot", {"distinct_retries": -1}, "BoTConfig.distinct_retries must be >= 0, got -1"),
+    ("bot", {"aggregation": "mean"}, "BoTConfig.aggregation must be greedy or best_first, got 'mean'"),
+    ("bot", {"policies": ()}, "BoTConfig.policies must be drawn from dfs, bfs, leaf_best, got ()"),
+    ("bot", {"policies": ("dfs", "mcts")},
+     "BoTConfig.policies must be drawn from dfs, bfs, leaf_best, got ('dfs', 'mcts')"),
+    *[("tr", {name: 0}, f"ThoughtRollbackConfig.{name} must be >= 1, got 0")
+      for name in ("step_tokens", "max_depth", "max_solutions", "max_sinks", "max_steps")],
+    *[("tr", {name: -1}, f"ThoughtRollbackConfig.{name} must be >= 0, got -1")
+      for name in ("max_outgoing", "max_incoming", "max_into_target_from_chain", "max_chain_rollbacks")],
+    ("tr", {"vote": "mean"}, "ThoughtRollbackConfig.vote must be majority or weighted, got 'mean'"),
+    ("gg", {"paths": 6, "candidates": 4}, "GGConfig: paths (6) must be a positive multiple of candidates (4)"),
+    ("gg", {"paths": 0}, "GGConfig: paths (0) must be a positive multiple of candidates (4)"),
+    ("gg", {"paths": 4, "candidates": 0}, "GGConfig: paths (4) must be a positive multiple of candidates (0)"),
+    *[("gg", {name: 0}, f"GGConfig.{name} must be >= 1, got 0")
+      for name in ("max_steps", "step_tokens", "early_iterations", "degeneration_every", "answer_tokens")],
+    ("gg", {"min_step_tokens": -1}, "GGConfig.min_step_tokens must be in [0, step_tokens], got -1"),
+    ("gg", {"min_step_tokens": 257}, "GGConfig.min_step_tokens must be in [0, step_tokens], got 257"),
+    ("gg", {"vote": "mean"}, "GGConfig.vote must be confidence, majority or top1, got 'mean'"),
+]  # fmt: skip
+
+VALID_BOUNDARIES = [
+    ("cot", {"chain_tokens": 1, "answer_tokens": 1, "temperature": 0.0}),
+    ("cot", {"temperature": 5.0}),
+    ("sc", {"samples": 1, "chain_tokens": 1}),
+    ("tot", {"proposals": 1, "beam": 1, "max_depth": 1, "step_tokens": 1, "value_mode": "words"}),
+    ("bot", {"iterations": 1, "trees": 1, "branching": 1, "max_depth": 1, "max_sinks": 1, "step_tokens": 1,
+             "max_expansions": 1, "distinct_retries": 0, "aggregation": "greedy", "policies": ("bfs",)}),
+    ("tr", {"max_outgoing": 0, "max_incoming": 0, "max_into_target_from_chain": 0, "max_chain_rollbacks": 0,
+            "max_steps": 1, "vote": "weighted"}),
+    ("gg", {"paths": 1, "candidates": 1, "max_steps": 1, "min_step_tokens": 256, "vote": "top1"}),
+    ("gg", {"min_step_tokens": 0, "vote": "majority"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "options", "message"), INVALID)
+def test_invalid_values_are_refused_with_a_message_naming_the_field(method, options, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        METHODS[method].config(**options)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "message"),
+    [
+        ("sc", {"samples": "abc"}, "option 'samples' of SelfConsistencyConfig needs int, got 'abc'"),
+        ("sc", {"samples": [1]}, "option 'samples' of SelfConsistencyConfig needs int, got [1]"),
+        ("sc", {"samples": None}, "option 'samples' of SelfConsistencyConfig needs int, got None"),
+        ("sc", {"samples": True}, "option 'samples' of SelfConsistencyConfig needs int, got True"),
+        ("sc", {"temperature": float("nan")}, "option 'temperature' of SelfConsistencyConfig needs float, got nan"),
+        ("sc", {"temperature": "hot"}, "option 'temperature' of SelfConsistencyConfig needs float, got 'hot'"),
+        ("bot", {"aggregation": "mean"},
+         "option 'aggregation' of BoTConfig needs one of 'greedy', 'best_first', got 'mean'"),
+        ("bot", {"policies": "dfs"}, "option 'policies' of BoTConfig needs tuple, got 'dfs'"),
+        ("bot", {"max_expansions": "many"}, "option 'max_expansions' of BoTConfig needs int | None, got 'many'"),
+        ("cot", {"answer_pattern": 5}, "option 'answer_pattern' of CoTConfig needs str | None, got 5"),
+    ],
+)  # fmt: skip
+def test_options_of_the_wrong_type_are_named_with_the_type_they_need(method, options, message):
+    with pytest.raises(OptionError, match=f"^{re.escape(message)}$"):
+        make_config(method, **options)
+
+
+def test_options_are_converted_where_the_meaning_is_plain():
+    assert make_config("sc", temperature=1).temperature == 1.0  # an int where a float is asked
+    assert make_config("bot", policies=["dfs", "bfs"]).policies == ("dfs", "bfs")  # JSON lists as tuples
+    assert make_config("bot", max_expansions=None).max_expansions is None
+
+
+@pytest.mark.parametrize(("method", "options"), VALID_BOUNDARIES)
+def test_boundary_values_are_accepted(method, options):
+    config = make_config(method, **options)
+    assert all(getattr(config, key) == value for key, value in options.items())

@@ -1,0 +1,90 @@
+"""rSIM inference with the scripted double: the planner picks a strategy before each step, the reasoner writes
+it, the planner is a plug-in on its own backend, invalid choices are counted, and the loop ends where it
+should."""
+
+import dataclasses
+
+import pytest
+
+from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning.api import solve_async
+from thoughtgraph.reasoning.rsim import RSIMConfig, load_strategies, read_strategy
+
+QUESTION = "Natalia sold 48 clips in April and half as many in May. How many in total?"
+
+
+def planner_rules(*choices):
+    return ScriptRule("You plan how to solve", list(choices))
+
+
+def reasoner_rules(*steps):
+    return ScriptRule("You solve problems one step at a time", list(steps))
+
+
+async def test_planner_and_reasoner_alternate_until_the_answer():
+    backend = ScriptedBackend(
+        [
+            planner_rules("decompose", "compute", "conclude"),
+            reasoner_rules("In May she sold 48 / 2 = 24.", "48 + 24 = 72.", "The answer is 72."),
+        ]
+    )
+    solution = await solve_async(QUESTION, method="rsim", backend=backend)
+    assert solution.answer == "72"
+    assert (
+        solution.reasoning
+        == "[decompose] In May she sold 48 / 2 = 24.\n[compute] 48 + 24 = 72.\n[conclude] The answer is 72."
+    )
+    assert solution.usage["calls"] == 6
+    roles = ["plan" if "You plan" in c.messages[0].content else "reason" for c in backend.calls]
+    assert roles == ["plan", "reason"] * 3
+    # the reasoner gets the chosen strategy's instruction and the steps so far
+    third = backend.calls[5].messages[-1].content
+    assert "Step 2: 48 + 24 = 72." in third and 'Give the final answer now, in the form "The answer is' in third
+    assert backend.calls[0].constraint.kind == "choice" and "conclude" in backend.calls[0].constraint.choices
+
+
+async def test_a_planner_on_another_backend_is_a_plug_in():
+    planner = ScriptedBackend([planner_rules("compute", "conclude")])
+    reasoner = ScriptedBackend([reasoner_rules("48 + 24 = 72.", "The answer is 72.")])
+    solution = await solve_async(QUESTION, method="rsim", backend=reasoner, planner=planner)
+    assert solution.answer == "72"
+    assert len(planner.calls) == 2 and len(reasoner.calls) == 2
+    assert all("You plan" in c.messages[0].content for c in planner.calls)
+    assert solution.usage["calls"] == 4  # both agents count against the run's budget
+
+
+async def test_an_unreadable_choice_is_counted_and_replaced_by_the_fallback():
+    planner = ScriptedBackend([planner_rules("I would VERIFY it.", "hmm, not sure", "conclude")])
+    planner.capabilities = dataclasses.replace(planner.capabilities, constraints=frozenset())  # free text only
+    reasoner = ScriptedBackend([reasoner_rules("a", "b", "The answer is 7.")])
+    solution = await solve_async(QUESTION, method="rsim", backend=reasoner, planner=planner)
+    assert solution.reasoning.splitlines()[:2] == ["[verify] a", "[continue] b"]
+    assert solution.usage["events"]["invalid_strategy"] == 1
+
+
+async def test_max_steps_then_one_final_answer_request():
+    backend = ScriptedBackend(
+        [
+            planner_rules("continue"),
+            reasoner_rules("Step text without an answer."),
+            ScriptRule("final answer", ["72"]),
+        ]
+    )
+    solution = await solve_async(QUESTION, method="rsim", backend=backend, max_steps=2)
+    assert solution.answer == "72" and solution.usage["calls"] == 5  # 2 x (plan + reason) + the answer
+    assert RSIMConfig(max_steps=2).worst_case_calls() == 5
+
+
+def test_strategy_files_and_names_are_checked(tmp_path):
+    assert [n for n, _ in load_strategies()][:3] == ["decompose", "deep-think", "compute"]
+    assert len(load_strategies()) == 9
+    assert read_strategy("Let us self-reflect, then verify", ["verify", "self-reflect"]) == "self-reflect"
+    assert read_strategy("deep-thinking", ["deep-think"]) is None  # whole names only
+    twice = tmp_path / "s.yaml"
+    twice.write_text("strategies:\n  - {name: a, prompt: x}\n  - {name: a, prompt: y}\n")
+    with pytest.raises(ValueError, match="names a strategy twice"):
+        RSIMConfig(strategies_file=str(twice))
+    with pytest.raises(ValueError, match="no strategies file"):
+        RSIMConfig(strategies_file=str(tmp_path / "none.yaml"))
+    with pytest.raises(ValueError, match="fallback_strategy 'wander' is not a strategy"):
+        RSIMConfig(fallback_strategy="wander")
