@@ -1,13 +1,23 @@
-"""The thread a continuous-batching engine runs in: jobs arrive in an inbox, and each turn of the loop admits
-what fits and runs one decode step over everything admitted.
+"""The one shape of every in-process engine: a thread of its own, jobs arriving in an inbox, and each turn of
+the loop admitting what fits and running one step over everything admitted (a decode call for the
+continuous-batching engines of llama.cpp and transformers, a whole ``generate`` call for
+:class:`~backends.batch_thread.BatchThread`).
 
 Subclasses implement the abstract methods below and extend :class:`EngineJob` with their own fields. A
 failed step fails every job in hand with its error; closing fails them with a clear message. A caller that
 cannot be told (its event loop already closed) does not stop the engine.
+
+The asyncio side is :func:`run_jobs`: a backend's ``_generate`` hands its requests to the engine as jobs and
+awaits them. A caller that stops waiting (a deadline) sets its job's ``stop`` event, and the engine stops that
+request at its next token (or before it starts); the work that ran is not lost from the books: its usage is
+recorded in the ledgers that were open when the caller submitted it, and those ledgers can ``settle()`` until
+it has been.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -17,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thoughtgraph.backends.errors import BackendError
+from thoughtgraph.backends.ledger import owe, record_usage
 from thoughtgraph.backends.types import Request, Result
 
 logger = logging.getLogger(__name__)
@@ -125,3 +136,54 @@ def report(job: EngineJob, outcome: Result | BaseException) -> None:
         job.on_done(outcome)
     except Exception:  # nothing to hand the result to; the other requests go on
         logger.debug("a finished request's caller could not be told", exc_info=True)
+
+
+# -- the asyncio side ---------------------------------------------------------------------------------------
+
+Outcome = Result | BaseException
+MakeJob = Callable[[Request, threading.Event, Callable[[Outcome], None]], EngineJob]
+"""``make_job(request, stop, on_done)``: the engine's job for one request."""
+
+
+@dataclass
+class PendingRequest:
+    """A request handed to an engine thread, with its caller's future and the ledgers it owes usage to."""
+
+    request: Request
+    answer: asyncio.Future[Result]
+    settled: asyncio.Future[None]
+    """Done when the engine is finished with the request (its usage recorded), whatever the caller did."""
+    context: contextvars.Context
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+async def run_jobs(engine: EngineThread, requests: list[Request], make_job: MakeJob) -> list[Result]:
+    """Run ``requests`` on ``engine`` and return their results in order. Build every job before submitting any,
+    so a request the engine refuses (``make_job`` raises) leaves nothing owed."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    entries = [PendingRequest(r, loop.create_future(), loop.create_future(), context) for r in requests]
+    jobs = [
+        make_job(entry.request, entry.stop, lambda outcome, e=entry: loop.call_soon_threadsafe(_resolve, e, outcome))
+        for entry in entries
+    ]
+    for entry in entries:
+        owe(entry.settled)
+        entry.answer.add_done_callback(lambda answer, e=entry: e.stop.set() if answer.cancelled() else None)
+    for job in jobs:
+        engine.submit(job)
+    return list(await asyncio.gather(*(entry.answer for entry in entries)))
+
+
+def _resolve(entry: PendingRequest, outcome: Outcome) -> None:
+    """Hand the outcome to its caller (who records the usage), or record a result's usage for a caller that is
+    gone; either way the ledgers stop waiting for this request."""
+    if isinstance(outcome, BaseException):
+        if not entry.answer.done():
+            entry.answer.set_exception(outcome)
+    elif not entry.answer.done():
+        entry.answer.set_result(outcome)
+    else:
+        entry.context.run(record_usage, outcome.usage)
+    if not entry.settled.done():
+        entry.settled.set_result(None)

@@ -1,31 +1,33 @@
 """transformers on CPU or GPU (``hf:/path/to/folder``, ``hf:/path/model.gguf`` or ``hf:smollm2``).
 
-By default requests run in a continuous decode loop (``backends/hf_engine.py``): rows join a running
-batch and leave it when done, each with its own sampling settings, budget and stops. ``refill=False`` (and
-``from_model``, the policy being trained, where the tested ``generate`` path is kept) coalesces concurrent
-requests into padded ``model.generate`` batches instead, as follows. Requests that differ only in their
-sampling settings - temperature, top_p, seed - share one ``model.generate`` call: a per-row logits
-processor applies each row's temperature and top_p and draws its token from the row's own seeded
-generator (``PerRowSampler``), so BoT's trees with their own temperatures batch together, and a seeded
-request samples the same tokens alone or in any batch (up to the float rounding that padding can
-change in the logits). Requests group by what ``generate`` cannot vary per row: length limits, stop
-strings and n (see ``_batch_key``). A GGUF is dequantised by transformers on load
-(``gguf_file=``), which is also how the trainers load the embedded model. Logprobs come from the
-raw logits of each step (``output_logits``), so they do not depend on temperature or top_p.
+By default requests run in a continuous decode loop (``backends/hf_engine.py``): rows join a running batch and
+leave it when done, each with its own sampling settings, budget and stops. ``refill=False`` (and ``from_model``,
+the policy being trained, where the tested ``generate`` path is kept) hands requests that arrive together to
+padded ``model.generate`` batches instead (``backends/batch_thread.py``), as follows. Requests that differ only
+in their sampling settings - temperature, top_p, seed - share one ``model.generate`` call: a per-row logits
+processor applies each row's temperature and top_p and draws its token from the row's own seeded generator
+(``PerRowSampler``), so BoT's trees with their own temperatures batch together, and a seeded request samples the
+same tokens alone or in any batch (up to the float rounding that padding can change in the logits). Requests
+group by what ``generate`` cannot vary per row: length limits, stop strings and n (see ``_batch_key``). A GGUF
+is dequantised by transformers on load (``gguf_file=``), which is also how the trainers load the embedded model.
+Logprobs come from the raw logits of each step (``output_logits``), so they do not depend on temperature or
+top_p.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
+import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from thoughtgraph.backends.base import Backend
-from thoughtgraph.backends.coalesce import RequestCoalescer, pending_requests, resolve
+from thoughtgraph.backends.batch_thread import BatchThread
+from thoughtgraph.backends.engine_thread import Outcome, run_jobs
 from thoughtgraph.backends.errors import BackendConfigError
 from thoughtgraph.backends.hf_engine import HFJob, RefillEngine, sample_token
 from thoughtgraph.backends.presets import GGUF_PRESETS, resolve_gguf
@@ -145,45 +147,39 @@ class HFBackend(Backend):
             continue_message=self.tokenizer.chat_template is not None,
         )
         self._end_tokens = {self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)}
-        self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch)
         self.generate_calls: list[int] = []
         """Requests per ``model.generate`` call, in order (what tests and benchmarks read)."""
-        self.engine: RefillEngine | None = None
+        self.engine: RefillEngine | BatchThread
         if refill:  # our own decode loop: rows join and leave a running batch (backends/hf_engine.py)
             self.engine = RefillEngine(
                 self.model, device=self.device, pad_token_id=self.tokenizer.pad_token_id, end_tokens=self._end_tokens,
                 max_rows=max_batch, model_id=self.model_id, make_choice=self._choice, stop_hit=self._stop_hit,
             )  # fmt: skip
-            weakref.finalize(self, self.engine.close)
+        else:  # padded model.generate batches of whatever arrived together
+            self.engine = BatchThread(self._run_batch, max_batch=max_batch)
+        weakref.finalize(self, self.engine.close)  # the engine thread keeps the engine alive
 
     @property
     def batch_sizes(self) -> list[int]:
-        return self._coalescer.batch_sizes
+        """Requests per batch handed to ``model.generate`` (``refill=False``; empty for the refill engine)."""
+        return self.engine.batch_sizes if isinstance(self.engine, BatchThread) else []
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
-        if self.engine is None:
-            return await self._coalescer.submit(requests)
-        prompts = [self.prompt_ids(r) for r in requests]
-        loop = asyncio.get_running_loop()
-        entries = pending_requests(loop, requests)
-        for entry, prompt in zip(entries, prompts, strict=True):
-            request = entry.request
+        if isinstance(self.engine, BatchThread):
+            return await run_jobs(self.engine, requests, self.engine.job)
+
+        def make_job(request: Request, stop: threading.Event, on_done: Callable[[Outcome], None]) -> HFJob:
             seeds = [_row_seed(request, i) for i in range(request.n)]
-            job = HFJob(
-                request=request, prompt=prompt, stop=entry.stop, seeds=seeds,
-                on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(resolve, e, outcome),
-            )  # fmt: skip
-            self.engine.submit(job)
-        return list(await asyncio.gather(*(e.answer for e in entries)))
+            return HFJob(request=request, prompt=self.prompt_ids(request), stop=stop, seeds=seeds, on_done=on_done)
+
+        return await run_jobs(self.engine, requests, make_job)
 
     def _stop_hit(self, ids: list[int], request: Request) -> bool:
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         return any(stop in text for stop in request.stop)
 
     def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-        self._coalescer.close()
+        self.engine.close()
 
     def prompt_ids(self, request: Request) -> list[int]:
         if request.messages is not None:

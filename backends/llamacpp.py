@@ -1,15 +1,14 @@
 """llama.cpp in process: the embedded CPU default (``llamacpp:smollm2`` or ``llamacpp:/path/model.gguf``).
 
-Two engines. The default, :class:`~backends.llamacpp_engine.BatchedEngine`, decodes up to ``slots``
-sequences together with continuous batching and prefix sharing. ``deterministic=True`` (or ``slots=1``) is
-the one-sequence engine below, whose results do not depend on what else runs.
+One engine, :class:`~backends.llamacpp_engine.BatchedEngine`, in its own thread: it decodes up to ``slots``
+sequences together with continuous batching and prefix sharing. ``deterministic=True`` (or ``slots=1``) runs
+it with one slot and position-aligned prompt blocks, so results do not depend on what else runs. This class
+adapts the Backend protocol to it: chat templates, tokens, grammars, and the bridge from asyncio.
 
-Why our own decoding loops instead of ``create_completion``: llama-cpp-python only returns logprobs with
-``logits_all=True``, which computes logits for every prompt position and is about 10x slower. Both engines
-read the logits row a token was sampled from, which gives its log-probability at full decoding speed. The
-one-sequence engine drives ``Llama.generate``; its KV cache keeps the last sequence, so a request that shares
-a prompt prefix with it reuses the whole cached blocks of that prefix (see ``_load_prompt``). Either way the
-reused part is reported as ``usage.cached_prompt_tokens``.
+Why our own decoding loop instead of ``create_completion``: llama-cpp-python only returns logprobs with
+``logits_all=True``, which computes logits for every prompt position and is about 10x slower. The engine
+reads the logits row a token was sampled from, which gives its log-probability at full decoding speed.
+Shared prompt prefixes are reported as ``usage.cached_prompt_tokens``.
 
 Logprobs are those of the model's own distribution (before temperature, top_p or a grammar),
 the same convention vLLM and OpenAI servers use.
@@ -17,34 +16,27 @@ the same convention vLLM and OpenAI servers use.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from thoughtgraph.backends.base import Backend
-from thoughtgraph.backends.coalesce import RequestCoalescer, pending_requests, resolve
-from thoughtgraph.backends.decoding import CompletionText
+from thoughtgraph.backends.engine_thread import Outcome, run_jobs
 from thoughtgraph.backends.errors import BackendConfigError, InvalidRequestError
 from thoughtgraph.backends.grammar import constraint_to_gbnf
 from thoughtgraph.backends.llamacpp_engine import (
     BatchedEngine,
     Job,
-    common_prefix,
-    end_of_generation_tokens,
-    token_logprob,
 )
 from thoughtgraph.backends.presets import resolve_gguf
-from thoughtgraph.backends.types import Capabilities, Choice, Constraint, Request, Result, Usage
+from thoughtgraph.backends.types import Capabilities, Constraint, Request, Result
 
 DEFAULT_SLOTS = 8
-"""Sequences decoded together by default; ``slots=1`` (or ``deterministic=1``) is the one-sequence engine."""
+"""Sequences decoded together by default; ``slots=1`` (or ``deterministic=1``) is the deterministic engine."""
 
 OPTIONS = {"threads": (1, 256), "slots": (1, 64), "deterministic": (0, 1)}
 """Spec options after ``#`` (``llamacpp:smollm2#slots=8&threads=2``) and the least and largest value each
@@ -111,7 +103,6 @@ class LlamaCppBackend(Backend):
         slots: int | None = None,
         deterministic: bool | None = None,
         chunk_tokens: int = 64,
-        max_batch: int = 32,
         prefix_block_tokens: int = 32,
         **options: Any,
     ) -> None:
@@ -126,9 +117,9 @@ class LlamaCppBackend(Backend):
 
         threads = n_threads or free_cores()
         try:
-            self._llm = Llama(  # the one-sequence engine; with the batched one, only its tokenizer is used
+            self._llm = Llama(  # the model and its tokenizer; the engine makes its own context
                 model_path=str(path),
-                n_ctx=n_ctx if self.deterministic else 64,
+                n_ctx=64,
                 n_threads=threads,
                 logits_all=False,
                 verbose=False,
@@ -160,37 +151,26 @@ class LlamaCppBackend(Backend):
             continue_message=self._chat_formatter is not None,
         )
         self._grammars: dict[str, Any] = {}
-        self._end_tokens: np.ndarray | None = None
-        self._coalescer = RequestCoalescer(self._run_batch, max_batch=max_batch, cancellable=True)
-        self.engine: BatchedEngine | None = None
-        if not self.deterministic:
-            self.engine = BatchedEngine(
-                self._llm, slots=slots, n_ctx=n_ctx, threads=threads, model_id=self.model_id, chunk_tokens=chunk_tokens
-            )
-            # the engine thread keeps the engine alive: a backend dropped without close() still frees it
-            weakref.finalize(self, self.engine.close)
+        self.engine = BatchedEngine(
+            self._llm, slots=self.slots, n_ctx=n_ctx, threads=threads, model_id=self.model_id,
+            chunk_tokens=chunk_tokens, deterministic=self.deterministic, block_tokens=prefix_block_tokens,
+        )  # fmt: skip
+        # the engine thread keeps the engine alive: a backend dropped without close() still frees it
+        weakref.finalize(self, self.engine.close)
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
-        if self.engine is None:
-            return await self._coalescer.submit(requests)
-        prompts = [self._checked_prompt(r) for r in requests]  # refuse before anything is owed
-        loop = asyncio.get_running_loop()
-        entries = pending_requests(loop, requests)
-        for entry, prompt in zip(entries, prompts, strict=True):
-            job = Job(
-                request=entry.request, prompt=prompt, grammar=self._grammar(entry.request.constraint), stop=entry.stop,
-                on_done=lambda outcome, e=entry: loop.call_soon_threadsafe(resolve, e, outcome),
-            )  # fmt: skip
-            self.engine.submit(job)
-        return list(await asyncio.gather(*(e.answer for e in entries)))
+        def make_job(request: Request, stop: threading.Event, on_done: Callable[[Outcome], None]) -> Job:
+            prompt = self._checked_prompt(request)  # refused here, before anything is owed
+            return Job(request=request, prompt=prompt, grammar=self._grammar(request.constraint), stop=stop,
+                       on_done=on_done)  # fmt: skip
+
+        return await run_jobs(self.engine, requests, make_job)
 
     def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-        self._coalescer.close()
+        self.engine.close()
         self._llm.close()
 
-    # -- engine thread ----------------------------------------------------------------------------
+    # -- prompts and grammars -----------------------------------------------------------------------
 
     def prompt_tokens(self, request: Request) -> list[int]:
         """The exact token ids the model sees for ``request`` (chat template applied)."""
@@ -212,19 +192,6 @@ class LlamaCppBackend(Backend):
     def count_prompt_tokens(self, request: Request) -> int:
         return len(self.prompt_tokens(request))
 
-    def _run_batch(self, requests: list[Request], stops: list[threading.Event]) -> list[Result]:
-        """Run one request at a time, each time choosing the one whose prompt shares the most with
-        the KV cache: the engine keeps one sequence, so interleaved problems would evict each other.
-        A request whose ``stops`` event is set (its caller gave up) stops at its next token."""
-        prompts = [self.prompt_tokens(r) for r in requests]
-        results: dict[int, Result] = {}
-        while len(results) < len(requests):
-            cached = self._llm._input_ids[: self._llm.n_tokens].tolist()
-            pending = [i for i in range(len(requests)) if i not in results]
-            best = max(pending, key=lambda i: (common_prefix(cached, prompts[i]), -i))
-            results[best] = self._run(requests[best], prompts[best], stops[best])
-        return [results[i] for i in range(len(requests))]
-
     def _checked_prompt(self, request: Request) -> list[int]:
         prompt = self.prompt_tokens(request)
         if len(prompt) >= self.n_ctx:
@@ -233,96 +200,6 @@ class LlamaCppBackend(Backend):
                 "shorten it or create the backend with a larger n_ctx"
             )
         return prompt
-
-    def _run(self, request: Request, prompt: list[int], stop: threading.Event) -> Result:
-        started = time.perf_counter()
-        self._checked_prompt(request)
-        grammar = self._grammar(request.constraint)
-        choices, reused = [], 0
-        for index in range(request.n):
-            if stop.is_set():
-                break
-            self._llm.set_seed(request.seed + index if request.seed is not None else random.randrange(2**31))
-            choice, reused_now = self._sample(prompt, request, grammar, stop)
-            choices.append(choice)
-            if index == 0:
-                reused = reused_now
-        return Result(
-            choices=choices,
-            usage=Usage(
-                prompt_tokens=len(prompt),
-                completion_tokens=sum(c.completion_tokens for c in choices),
-                latency_seconds=time.perf_counter() - started,
-                cached_prompt_tokens=reused,
-            ),
-            model=self.model_id,
-        )
-
-    def _load_prompt(self, prompt: list[int]) -> int:
-        """Bring the KV cache to exactly ``prompt``, reusing whole cached blocks; return tokens reused.
-
-        Results must not depend on what ran before. llama.cpp's numbers for a token depend on the
-        batch it was computed in, so a prompt is always evaluated in blocks aligned to absolute
-        positions (only whole blocks are reused), and its last token alone. Then ``generate``
-        finds the prompt fully cached and samples at once.
-        """
-        llm, block = self._llm, self.prefix_block_tokens
-        common = common_prefix(llm._input_ids[: llm.n_tokens].tolist(), prompt[:-1])
-        reused = common - common % block
-        llm.n_tokens = reused
-        for start in range(reused, len(prompt) - 1, block):
-            llm.eval(prompt[start : min(start - start % block + block, len(prompt) - 1)])
-        llm.eval(prompt[-1:])
-        return reused
-
-    def _sample(self, prompt: list[int], request: Request, grammar: Any, stop: threading.Event) -> tuple[Choice, int]:
-        import llama_cpp
-
-        llm = self._llm
-        reused = self._load_prompt(prompt)
-        vocab = llm._model.vocab
-        completion = CompletionText(request, budget=min(request.max_tokens, self.n_ctx - len(prompt)))
-        for token in llm.generate(
-            prompt,
-            top_k=0,
-            top_p=request.top_p,
-            min_p=0.0,
-            temp=request.temperature,
-            repeat_penalty=1.0,
-            grammar=grammar,
-            logits_processor=self._end_mask(completion.pieces, request.min_tokens),
-        ):
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                completion.end("stop")
-                break
-            logprob = self._last_logprob(token) if request.logprobs else None
-            if not completion.add(llm.detokenize([token]), logprob):
-                break
-            if stop.is_set():
-                completion.end("cancelled")
-                break
-        return completion.choice(), reused
-
-    def _end_mask(self, pieces: list[bytes], min_tokens: int) -> Any:
-        """A logits processor that forbids end-of-generation tokens until ``min_tokens`` are generated."""
-        if not min_tokens:
-            return None
-        import llama_cpp
-
-        if self._end_tokens is None:
-            self._end_tokens = end_of_generation_tokens(self._llm._model.vocab, self._n_vocab)
-        end_tokens = self._end_tokens
-
-        def forbid_end(_input_ids: Any, scores: Any) -> Any:
-            if len(pieces) < min_tokens:
-                scores[end_tokens] = -np.inf
-            return scores
-
-        return llama_cpp.LogitsProcessorList([forbid_end])
-
-    def _last_logprob(self, token: int) -> float:
-        """log p(token) from the logits row the token was just sampled from."""
-        return token_logprob(self._llm._ctx.get_logits_ith(-1), self._n_vocab, token)
 
     def _grammar(self, constraint: Constraint | None) -> Any:
         if constraint is None:

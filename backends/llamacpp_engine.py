@@ -23,8 +23,10 @@ tokens until ``min_tokens``) built like ``Llama.generate``'s, its own stop strin
 
 Determinism: llama.cpp's numbers for a token depend on what else is in the decode call, so a seeded request
 here can give different text alone and in a busy batch (only where two tokens are nearly tied). Backends
-created with ``deterministic=True`` (``llamacpp:MODEL#deterministic=1``) or ``slots=1`` use the one-sequence
-engine instead, whose results do not depend on what else runs.
+created with ``deterministic=True`` (``llamacpp:MODEL#deterministic=1``) or ``slots=1`` run this engine with
+``deterministic=True``: one stream, prompts evaluated in blocks of ``block_tokens`` aligned to absolute
+positions and the last prompt token alone, and only whole cached blocks reused. A token's numbers then depend
+only on the tokens before it, so results do not depend on what ran before or beside.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class BatchedEngine(EngineThread):
         threads: int,
         model_id: str,
         chunk_tokens: int = 64,
+        deterministic: bool = False,
+        block_tokens: int = 32,
     ) -> None:
         import llama_cpp
         from llama_cpp import _internals
@@ -104,6 +108,10 @@ class BatchedEngine(EngineThread):
         self.slots = slots
         self.n_ctx = n_ctx
         self.chunk_tokens = chunk_tokens
+        if deterministic and (slots != 1 or not 0 < block_tokens <= chunk_tokens):
+            raise ValueError("the deterministic engine runs one slot, with 0 < block_tokens <= chunk_tokens")
+        self.deterministic = deterministic
+        self.block_tokens = block_tokens
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx * slots
         params.n_batch = params.n_ubatch = chunk_tokens + slots
@@ -162,6 +170,8 @@ class BatchedEngine(EngineThread):
             pending = max((common_prefix(s.job.prompt, prompt) for s in self._running if s.todo), default=0)
             if min(pending, limit) >= shared + SHARE_AT_LEAST:
                 continue  # another sequence is evaluating more of this prompt: wait and copy it
+            if self.deterministic:
+                shared -= shared % self.block_tokens  # whole blocks only, as they were evaluated
             self._start(sequence, shared if shared >= SHARE_AT_LEAST else 0, source)
 
     def _start(self, sequence: Sequence, shared: int, source: Stream) -> None:
@@ -201,7 +211,7 @@ class BatchedEngine(EngineThread):
         for sequence in self._running:
             if not sequence.todo or room <= 0:
                 continue
-            chunk = sequence.todo[:room]
+            chunk = sequence.todo[: self._chunk_size(sequence, room)]
             room -= len(chunk)
             position = len(sequence.kv_tokens)
             for offset, token in enumerate(chunk):
@@ -220,6 +230,16 @@ class BatchedEngine(EngineThread):
                 if sequence.todo:
                     continue  # more prompt to evaluate: no logits in this call
             self._sample(sequence, row)
+
+    def _chunk_size(self, sequence: Sequence, room: int) -> int:
+        """Prompt tokens of ``sequence`` to evaluate in this call: as many as there is room for, or, in the
+        deterministic engine, up to the next block boundary and never the last prompt token with others."""
+        if not self.deterministic:
+            return room
+        position, left = len(sequence.kv_tokens), len(sequence.todo)
+        if left == 1:
+            return 1
+        return min(self.block_tokens - position % self.block_tokens, left - 1, room)
 
     def _decode(self, batch: Any) -> None:
         import llama_cpp

@@ -212,5 +212,5 @@ def test_a_spec_sets_threads_slots_and_the_deterministic_engine():
     assert backend._llm.n_threads == 1 and backend.engine is not None and backend.engine.slots == 2
     backend.close()
     backend = create_backend("llamacpp:smollm2#deterministic=1")
-    assert backend.engine is None and backend.deterministic and not backend.capabilities.batching
+    assert backend.engine.slots == 1 and backend.engine.deterministic and not backend.capabilities.batching
     backend.close()

@@ -1,12 +1,14 @@
 """Ledger, persistent cache, retries and coalescing, checked through small backends."""
 
 import asyncio
+import threading
 import time
 
 import pytest
 
 from thoughtgraph.backends import (
     Backend,
+    BackendError,
     BackendUnavailableError,
     Capabilities,
     CapabilityError,
@@ -20,7 +22,8 @@ from thoughtgraph.backends import (
     Usage,
     UsageLedger,
 )
-from thoughtgraph.backends.coalesce import RequestCoalescer
+from thoughtgraph.backends.batch_thread import BatchThread
+from thoughtgraph.backends.engine_thread import run_jobs
 from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
 
 
@@ -139,7 +142,7 @@ async def test_capabilities_are_checked_before_any_engine_work():
     assert backend.attempts == 0
 
 
-async def test_coalescer_hands_concurrent_requests_to_the_engine_as_one_batch():
+async def test_a_batch_engine_gets_concurrent_requests_as_one_batch():
     seen: list[list[str]] = []
 
     def run_batch(requests):
@@ -147,25 +150,56 @@ async def test_coalescer_hands_concurrent_requests_to_the_engine_as_one_batch():
         time.sleep(0.01)
         return [Result([Choice(r.prompt.upper(), "stop", 1)]) for r in requests]
 
-    coalescer = RequestCoalescer(run_batch, max_batch=8)
-    results = await asyncio.gather(*(coalescer.submit([Request(prompt=f"p{i}")]) for i in range(8)))
+    engine = BatchThread(run_batch, max_batch=8)
+    results = await asyncio.gather(*(run_jobs(engine, [Request(prompt=f"p{i}")], engine.job) for i in range(8)))
     assert [r[0].text for r in results] == [f"P{i}" for i in range(8)]  # each caller gets its own answer
     assert seen == [[f"p{i}" for i in range(8)]]
-    coalescer.close()
+    engine.close()
 
 
-async def test_coalescer_respects_max_batch_and_reports_engine_errors_to_every_caller():
+async def test_a_batch_engine_respects_max_batch_and_reports_an_error_to_that_batch_only():
     def run_batch(requests):
         if any(r.prompt == "boom" for r in requests):
             raise RuntimeError("engine crashed")
         return [Result([Choice("ok", "stop", 1)]) for _ in requests]
 
-    coalescer = RequestCoalescer(run_batch, max_batch=3)
-    await asyncio.gather(*(coalescer.submit([Request(prompt="x")]) for _ in range(7)))
-    assert max(coalescer.batch_sizes) == 3 and sum(coalescer.batch_sizes) == 7
+    engine = BatchThread(run_batch, max_batch=3)
+    await asyncio.gather(*(run_jobs(engine, [Request(prompt="x")], engine.job) for _ in range(7)))
+    assert max(engine.batch_sizes) == 3 and sum(engine.batch_sizes) == 7
     with pytest.raises(RuntimeError, match="engine crashed"):
-        await coalescer.submit([Request(prompt="boom"), Request(prompt="x")])
-    coalescer.close()
+        await run_jobs(engine, [Request(prompt="boom"), Request(prompt="x")], engine.job)
+    assert (await run_jobs(engine, [Request(prompt="x")], engine.job))[0].text == "ok"  # the engine goes on
+    engine.close()
+    with pytest.raises(BackendError, match="is closed"):
+        await run_jobs(engine, [Request(prompt="x")], engine.job)
+
+
+async def test_a_request_cancelled_before_its_batch_starts_is_not_run_and_owes_nothing():
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def run_batch(requests):
+        ran.extend(r.prompt for r in requests)
+        started.set()
+        release.wait(5)
+        return [Result([Choice("ok", "stop", 1)], Usage(prompt_tokens=2, completion_tokens=1)) for _ in requests]
+
+    engine = BatchThread(run_batch, max_batch=1, window_seconds=0)
+    with UsageLedger() as ledger:
+        first = asyncio.create_task(run_jobs(engine, [Request(prompt="first")], engine.job))
+        await asyncio.to_thread(started.wait, 5)
+        second = asyncio.create_task(run_jobs(engine, [Request(prompt="second")], engine.job))
+        await asyncio.sleep(0.01)
+        second.cancel()
+        release.set()
+        assert (await first)[0].text == "ok"
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        await ledger.settle(5)
+        assert not ledger.pending  # the cancelled request is settled, not waited for
+    assert ran == ["first"]  # it never reached the engine
+    assert ledger.calls == 0  # run_jobs leaves recording to its caller (Backend.generate) for delivered results
+    engine.close()
 
 
 def test_generate_sync_works_repeatedly_and_refuses_a_running_loop():
