@@ -4,6 +4,7 @@ The model comes from THOUGHTGRAPH_VLLM_MODEL (an HF folder); by default the embe
 converted to an HF folder with transformers first.
 """
 
+import asyncio
 import json
 import os
 
@@ -81,3 +82,30 @@ async def test_chat_n_samples_stop_and_json_constraint(vllm_backend):
         Request.chat(("user", "7 times 6?"), max_tokens=8, constraint=Constraint.regex(r"[0-9]{1,3}"))
     )
     assert number.text.isdigit() and len(number.text) <= 3
+
+
+async def test_a_request_joins_the_running_batch_instead_of_waiting_for_it(vllm_backend):
+    long = asyncio.create_task(
+        vllm_backend.generate_one(Request(prompt="Tell a long story about a cat.", max_tokens=300, min_tokens=300))
+    )
+    await asyncio.sleep(1.0)  # the long request is decoding by now
+    short = await vllm_backend.generate_one(Request(prompt="Say hi.", max_tokens=4))
+    assert short.choices[0].completion_tokens <= 4
+    assert not long.done()  # the short one was served beside it, not after it
+    assert (await long).choices[0].completion_tokens == 300
+
+
+async def test_a_caller_that_gives_up_aborts_its_request_and_the_tokens_it_made_are_recorded(vllm_backend):
+    request = Request(prompt="Count from one to a thousand in words.", max_tokens=1000, min_tokens=1000)
+    with UsageLedger() as ledger:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(vllm_backend.generate_one(request), timeout=1.5)
+        await ledger.settle(10)
+    assert ledger.calls == 1 and 0 < ledger.completion_tokens < 1000
+    assert (await vllm_backend.generate_one(Request(prompt="Say hi.", max_tokens=3))).text  # the engine goes on
+
+
+def test_the_backend_serves_one_event_loop_after_another(vllm_backend):
+    first = vllm_backend.generate_sync([Request(prompt="One, two,", max_tokens=3)])
+    second = vllm_backend.generate_sync([Request(prompt="One, two,", max_tokens=3)])
+    assert first[0].text == second[0].text and first[0].text
