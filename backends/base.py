@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 
 from thoughtgraph.backends.cache import RequestCache
+from thoughtgraph.backends.decoding import cut
 from thoughtgraph.backends.errors import CapabilityError, InvalidRequestError
 from thoughtgraph.backends.ledger import record_usage
 from thoughtgraph.backends.retry import RetryPolicy
@@ -88,8 +89,8 @@ class Backend(ABC):
         if missing:
             fresh = await self._call_engine([requests[i] for i in missing])
             for i, result in zip(missing, fresh, strict=True):
-                for choice in result.choices:  # engines that cannot stop on a pattern are cut here
-                    choice.cut_at_pattern(requests[i].stop_pattern)
+                if requests[i].stop_pattern is not None:  # for engines that cannot stop on a pattern
+                    result.choices = [cut(choice, requests[i]) for choice in result.choices]
                 results[i] = result
                 if self.cache is not None:
                     self.cache.put(self.model_id, requests[i], result)

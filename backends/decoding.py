@@ -1,22 +1,28 @@
-"""One completion's text as its tokens arrive, for engines that sample token by token (llama.cpp).
+"""Where a completion ends: the one place stop strings, the stop pattern and token budgets are applied.
 
-:class:`CompletionText` turns sampled token pieces into text and decides when decoding ends: an
+:class:`CompletionText` turns token pieces into text as they arrive and decides when decoding ends: an
 end-of-generation token, a stop string (cut before it), the stop pattern (cut after its match), the token
-budget, or cancellation. ``min_tokens`` holds stop strings back until that many tokens exist (the engine also
-masks end-of-generation tokens until then). Logprobs and token strings are kept for the tokens the final text
-covers.
+budget, or cancellation. ``min_tokens`` holds stop strings back until that many tokens exist (engines also
+mask end-of-generation tokens until then). Logprobs and token strings are kept for the tokens the final text
+covers. Engines that sample token by token (llama.cpp, hf's refill loop) feed it each token; a completion an
+engine produced whole (hf ``generate``, the scripted double, a remote server that cannot stop on a pattern) is
+replayed through it by :meth:`CompletionText.replay`, so every backend cuts the same way.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable, Sequence
 
-from thoughtgraph.backends.types import Choice, Request
+from thoughtgraph.backends.types import Choice, FinishReason, Request
 
 
 class CompletionText:
-    def __init__(self, request: Request, budget: int) -> None:
+    def __init__(self, request: Request, budget: int | float | None = None) -> None:
+        """``budget``: tokens after which decoding ends with ``"length"`` (default: the request's
+        ``max_tokens``)."""
+        budget = request.max_tokens if budget is None else budget
         self.request = request
         self.budget = budget
         self.pieces: list[bytes] = []
@@ -35,9 +41,30 @@ class CompletionText:
         """Finish for a reason found outside the text: ``"stop"`` (end-of-generation token), ``"cancelled"``."""
         self.finish_reason = self.finish_reason or reason
 
-    def add(self, piece: bytes, logprob: float | None = None) -> bool:
+    @classmethod
+    def replay(
+        cls,
+        request: Request,
+        pieces: Sequence[bytes | str],
+        logprobs: Sequence[float] | None = None,
+        *,
+        finish_reason: FinishReason = "stop",
+        budget: int | float = float("inf"),
+    ) -> Choice:
+        """The choice a token-by-token engine would have made of ``pieces``: cut at the first stop string or
+        pattern match, or at ``budget`` tokens; ``finish_reason`` when none of those ends it first."""
+        completion = cls(request, budget)
+        for index, piece in enumerate(pieces):
+            if not completion.add(piece, logprobs[index] if logprobs is not None else None):
+                break
+        completion.end(finish_reason)
+        return completion.choice()
+
+    def add(self, piece: bytes | str, logprob: float | None = None) -> bool:
         """Append one sampled token; True while decoding should go on."""
         request = self.request
+        if isinstance(piece, str):
+            piece = piece.encode("utf-8")
         if logprob is not None:
             self.logprobs.append(logprob)
         self.pieces.append(piece)
@@ -79,3 +106,34 @@ def _tokens_within(pieces: list[bytes], byte_length: int) -> int:
             return count
         offset += len(piece)
     return len(pieces)
+
+
+def cut(choice: Choice, request: Request) -> Choice:
+    """``choice`` from an engine that could not stop on ``request``'s stop strings or pattern, cut as if it had
+    (its tokens, or its whole text as one piece when it has none). Usage stays what the engine produced."""
+    pieces = choice.tokens if choice.tokens is not None else [choice.text]
+    cut_choice = CompletionText.replay(request, pieces, choice.logprobs, finish_reason=choice.finish_reason)
+    if choice.tokens is None:
+        cut_choice.tokens = cut_choice.logprobs = None
+    cut_choice.completion_tokens = choice.completion_tokens
+    return cut_choice
+
+
+class IncrementalDetokenizer:
+    """Token ids to text pieces, one token at a time, for tokenizers that decode only whole sequences (HF):
+    each new token's text is what decoding a short window grows by, held back while it ends in a partial
+    character."""
+
+    def __init__(self, decode: Callable[[list[int]], str]) -> None:
+        self._decode = decode
+        self._ids: list[int] = []
+        self._prefix = self._read = 0
+
+    def add(self, token: int) -> str:
+        self._ids.append(token)
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
+        if len(after) <= len(before) or after.endswith("\ufffd"):
+            return ""
+        self._prefix, self._read = self._read, len(self._ids)
+        return after[len(before) :]

@@ -27,6 +27,7 @@ from typing import Any
 
 from thoughtgraph.backends.base import Backend
 from thoughtgraph.backends.batch_thread import BatchThread
+from thoughtgraph.backends.decoding import CompletionText, IncrementalDetokenizer
 from thoughtgraph.backends.engine_thread import Outcome, run_jobs
 from thoughtgraph.backends.errors import BackendConfigError
 from thoughtgraph.backends.hf_engine import HFJob, RefillEngine, sample_token
@@ -153,7 +154,7 @@ class HFBackend(Backend):
         if refill:  # our own decode loop: rows join and leave a running batch (backends/hf_engine.py)
             self.engine = RefillEngine(
                 self.model, device=self.device, pad_token_id=self.tokenizer.pad_token_id, end_tokens=self._end_tokens,
-                max_rows=max_batch, model_id=self.model_id, make_choice=self._choice, stop_hit=self._stop_hit,
+                max_rows=max_batch, model_id=self.model_id, detokenizer=self.detokenizer,
             )  # fmt: skip
         else:  # padded model.generate batches of whatever arrived together
             self.engine = BatchThread(self._run_batch, max_batch=max_batch)
@@ -173,10 +174,6 @@ class HFBackend(Backend):
             return HFJob(request=request, prompt=self.prompt_ids(request), stop=stop, seeds=seeds, on_done=on_done)
 
         return await run_jobs(self.engine, requests, make_job)
-
-    def _stop_hit(self, ids: list[int], request: Request) -> bool:
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        return any(stop in text for stop in request.stop)
 
     def close(self) -> None:
         self.engine.close()
@@ -271,26 +268,16 @@ class HFBackend(Backend):
         return results
 
     def _choice(self, ids: list[int], logprobs: list[float] | None, request: Request) -> Choice:
+        """A row ``generate`` produced, up to its first end token, cut by the request's stops."""
         length = next((k for k, token in enumerate(ids) if token in self._end_tokens), None)
+        kept = ids[:length] if length is not None else ids
+        detokenizer = self.detokenizer()
+        pieces = [detokenizer.add(token) for token in kept]
         finish = "stop" if length is not None else "length"
-        ids = ids[:length] if length is not None else ids
-        pieces = [self.tokenizer.decode([token]) for token in ids]
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        cut = min((text.find(s) for s in request.stop if s in text), default=-1)
-        kept = len(ids)
-        if cut >= 0:
-            text, finish = text[:cut], "stop"
-            kept, offset = 0, 0
-            while kept < len(pieces) and offset < cut:
-                offset += len(pieces[kept])
-                kept += 1
-        return Choice(
-            text=text,
-            finish_reason=finish,
-            completion_tokens=len(ids),
-            tokens=pieces[:kept] if request.logprobs else None,
-            logprobs=logprobs[:kept] if request.logprobs and logprobs else None,
-        )
+        return CompletionText.replay(request, pieces, logprobs, finish_reason=finish)
+
+    def detokenizer(self) -> IncrementalDetokenizer:
+        return IncrementalDetokenizer(lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
 
 
 def _batch_key(request: Request) -> tuple:

@@ -7,7 +7,7 @@ shared, left-padded ``DynamicCache``); a newcomer's prompt is prefilled alone an
 batch at the next step; finished rows are dropped from the cache (``batch_select_indices``) and the padding
 columns no row needs any more are cut. Each row samples with its own temperature, top_p and seeded generator
 (the same draw as ``PerRowSampler``), holds back end-of-sequence tokens until ``min_tokens``, stops at its own
-stop strings and token budget, and keeps the raw logits' log-probabilities.
+stop strings, stop pattern and token budget (``backends/decoding.py``), and keeps the raw logits' log-probabilities.
 
 Position ids are each row's own token count, so left padding does not move a row's positions; results can
 still differ from an unpadded run by float rounding in the padded attention.
@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from thoughtgraph.backends.decoding import CompletionText, IncrementalDetokenizer
 from thoughtgraph.backends.engine_thread import EngineJob, EngineThread, report
-from thoughtgraph.backends.types import Choice, Request, Result, Usage
+from thoughtgraph.backends.types import Result, Usage
 
 
 @dataclass(kw_only=True)
@@ -38,8 +39,10 @@ class Row:
     generator: Any
     length: int
     """Real tokens in this row's cache: its position ids continue from here."""
+    completion: CompletionText
+    """The row's text, and where it ends (stop strings, the stop pattern, the budget)."""
+    detokenizer: IncrementalDetokenizer
     ids: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
     done: bool = False
 
 
@@ -71,8 +74,7 @@ class RefillEngine(EngineThread):
         end_tokens: set[int],
         max_rows: int,
         model_id: str,
-        make_choice: Callable[[list[int], list[float] | None, Request], Choice],
-        stop_hit: Callable[[list[int], Request], bool],
+        detokenizer: Callable[[], IncrementalDetokenizer],
     ) -> None:
         self.model = model
         self.device = device
@@ -80,8 +82,7 @@ class RefillEngine(EngineThread):
         self.end_tokens = end_tokens
         self.max_rows = max_rows
         self.model_id = model_id
-        self._make_choice = make_choice
-        self._stop_hit = stop_hit
+        self._detokenizer = detokenizer
         self._queue: list[HFJob] = []
         self._rows: list[Row] = []
         self._cache: Any = None
@@ -134,7 +135,11 @@ class RefillEngine(EngineThread):
         cache, logits = output.past_key_values, output.logits[:, -1, :]
         if n > 1:
             cache.batch_repeat_interleave(n)
-        rows = [Row(job, torch.Generator(device=self.device).manual_seed(seed), len(job.prompt)) for seed in job.seeds]
+        rows = [
+            Row(job, torch.Generator(device=self.device).manual_seed(seed), len(job.prompt),
+                CompletionText(job.request), self._detokenizer())
+            for seed in job.seeds
+        ]  # fmt: skip
         job.rows = rows
         self._merge(cache, len(job.prompt), n)
         self._rows.extend(rows)
@@ -159,6 +164,7 @@ class RefillEngine(EngineThread):
         import torch
 
         for row in [r for r in self._rows if r.job.stop.is_set()]:
+            row.completion.end("cancelled")
             self._retire(row)
         self._compact()
         rows = self._rows
@@ -192,11 +198,13 @@ class RefillEngine(EngineThread):
             logits = logits.clone()
             logits[list(self.end_tokens)] = -float("inf")
         token = sample_token(logits, request.temperature, request.top_p, row.generator)
-        if request.logprobs:
-            row.logprobs.append(float(torch.log_softmax(logits.float(), dim=-1)[token]))
+        if token in self.end_tokens:
+            row.completion.end("stop")
+            self._retire(row)
+            return
+        logprob = float(torch.log_softmax(logits.float(), dim=-1)[token]) if request.logprobs else None
         row.ids.append(token)
-        ended = token in self.end_tokens or len(row.ids) >= request.max_tokens
-        if ended or (request.stop and self._stop_hit(row.ids, request)):
+        if not row.completion.add(row.detokenizer.add(token), logprob):
             self._retire(row)
 
     def _retire(self, row: Row) -> None:
@@ -226,10 +234,7 @@ class RefillEngine(EngineThread):
             self._mask = self._mask[:, first:]
 
     def _finish_job(self, job: HFJob) -> None:
-        request = job.request
-        choices = [self._make_choice(r.ids, r.logprobs if request.logprobs else None, request) for r in job.rows]
-        if not job.rows:  # cancelled before it started
-            choices = []
+        choices = [row.completion.choice() for row in job.rows]  # none: cancelled before it started
         usage = Usage(
             prompt_tokens=len(job.prompt),
             completion_tokens=sum(c.completion_tokens for c in choices),

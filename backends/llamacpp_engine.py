@@ -124,6 +124,8 @@ class BatchedEngine(EngineThread):
         self._vocab = llm._model.vocab
         self._n_vocab = llm.n_vocab()
         self._end_tokens: np.ndarray | None = None
+        self._pieces: dict[int, bytes] = {}
+        """Each token's bytes, detokenized once (a token's piece does not depend on its neighbours)."""
         self._streams = [Stream(i) for i in range(slots)]
         self._clock = itertools.count(1)
         self._waiting: list[Sequence] = []
@@ -257,7 +259,10 @@ class BatchedEngine(EngineThread):
             completion.end("stop")
         else:
             logprob = self._logprob(row, token) if sequence.job.request.logprobs else None
-            if completion.add(self._llm.detokenize([token]), logprob):
+            piece = self._pieces.get(token)
+            if piece is None:
+                piece = self._pieces[token] = self._llm.detokenize([token])
+            if completion.add(piece, logprob):
                 sequence.next_token = token
                 return
         self._retire(sequence)

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.decoding import CompletionText
 from thoughtgraph.backends.errors import BackendConfigError, BackendError
 from thoughtgraph.backends.types import Capabilities, Choice, Request, Result, Usage
 
@@ -186,50 +187,10 @@ class ScriptedBackend(Backend):
     def _choice(self, response: ScriptedResponse, request: Request) -> Choice:
         tokens = scripted_tokens(response.text)
         logprobs = response.logprobs or [DEFAULT_LOGPROB] * len(tokens)
-        finish = "stop"
-        cut = _first_stop(tokens, request.stop, request.min_tokens)
-        if request.stop_pattern is not None:
-            end = _pattern_end(tokens, request.stop_pattern)
-            if end is not None and (cut is None or end < cut):
-                cut = end
-        if cut is not None:
-            tokens, logprobs = tokens[:cut], logprobs[:cut]
-        elif len(tokens) > request.max_tokens:
-            tokens, logprobs, finish = tokens[: request.max_tokens], logprobs[: request.max_tokens], "length"
-        text = "".join(tokens)
+        choice = CompletionText.replay(request, tokens, logprobs, budget=request.max_tokens)
         if request.constraint is not None:
-            _check_constraint(text, request)
-        return Choice(
-            text=text,
-            finish_reason=finish,
-            completion_tokens=len(tokens),
-            tokens=tokens if request.logprobs else None,
-            logprobs=list(logprobs) if request.logprobs else None,
-        )
-
-
-def _first_stop(tokens: list[str], stops: tuple[str, ...], min_tokens: int = 0) -> int | None:
-    """Number of tokens before the first one at which a stop string has appeared in the text (a stop
-    inside the first ``min_tokens`` tokens does not count, as with vLLM's ``min_tokens``)."""
-    if not stops:
-        return None
-    longest, text = max(map(len, stops)), ""
-    for i, token in enumerate(tokens):
-        text += token
-        window = text[max(0, len(text) - len(token) - longest) :]  # the new token and what a stop may span
-        if i >= min_tokens and any(s in window for s in stops):
-            return i
-    return None
-
-
-def _pattern_end(tokens: list[str], pattern: str) -> int | None:
-    """Number of tokens after which the text first matches ``pattern`` (an engine checks after each token)."""
-    text = ""
-    for i, token in enumerate(tokens):
-        text += token
-        if re.search(pattern, text):
-            return i + 1
-    return None
+            _check_constraint(choice.text, request)
+        return choice
 
 
 def _check_constraint(text: str, request: Request) -> None:

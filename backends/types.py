@@ -156,21 +156,6 @@ class Choice:
     tokens: list[str] | None = None
     logprobs: list[float] | None = None
 
-    def cut_at_pattern(self, pattern: str | None) -> None:
-        """Keep the text up to the end of the first match of ``pattern`` (and the tokens that make it)."""
-        match = re.search(pattern, self.text) if pattern else None
-        if match is None or match.end() >= len(self.text.rstrip()):
-            return
-        self.text = self.text[: match.end()].rstrip()
-        self.finish_reason = "stop"
-        if self.tokens is not None:
-            kept, length = 0, 0
-            while kept < len(self.tokens) and length < len(self.text):
-                length += len(self.tokens[kept])
-                kept += 1
-            self.tokens = self.tokens[:kept]
-            self.logprobs = self.logprobs[:kept] if self.logprobs is not None else None
-
 
 @dataclass
 class Usage:

@@ -1,3 +1,4 @@
 from thoughtgraph.evals.cli import app
 
-app(prog_name="python -m thoughtgraph.evals")
+if __name__ == "__main__":
+    app(prog_name="python -m thoughtgraph.evals")

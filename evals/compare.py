@@ -57,7 +57,8 @@ def plot(runs: list[dict[str, Any]], path: str | Path) -> Path:
         tokens = r["usage"]["per_problem"]["total_tokens"]
         value = r["accuracy"]["value"]
         low, high = r["accuracy"]["ci95"]
-        axes.errorbar(tokens, value, yerr=[[value - low], [high - value]], fmt="o", capsize=4)
+        yerr = [[max(0.0, value - low)], [max(0.0, high - value)]]  # results written before the interval held p
+        axes.errorbar(tokens, value, yerr=yerr, fmt="o", capsize=4)
         axes.annotate(
             f"{r['method']} ({r['run']})", (tokens, value), textcoords="offset points", xytext=(6, 6), fontsize=8
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,14 +103,16 @@ def final_step_confidence(tokens: Sequence[str], logprobs: Sequence[float], boun
     return confidences[-1]
 
 
-async def measure(backend: Any, dataset: str, limit: int, out: Path, *, max_tokens: int = 256) -> dict[str, Any]:
+async def measure(
+    backend: Any, dataset: str, limit: int, out: Path, *, max_tokens: int = 256, data_dir: str | None = None
+) -> dict[str, Any]:
     from thoughtgraph.backends import Request
-    from thoughtgraph.evals.datasets import load_dataset
+    from thoughtgraph.evals.datasets import DATA_ENV, load_dataset
     from thoughtgraph.prompts import load_prompt
 
     if not backend.capabilities.logprobs:
         raise ValueError(f"backend {backend.spec} cannot return token logprobs, which calibration needs")
-    problems = load_dataset(dataset, "test").problems[:limit]
+    problems = load_dataset(dataset, "test", data_dir=data_dir or os.environ.get(DATA_ENV)).problems[:limit]
     prompt = load_prompt("cot/solve")
     progress = tqdm(total=len(problems), desc="calibration", unit="problem")
 
@@ -155,9 +158,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path("runs/calibration"))
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--data-dir", help="data folder (default: $THOUGHTGRAPH_DATA; neither: the HF hub)")
     args = parser.parse_args(argv)
+    backend = create_backend(args.backend)
     summary = asyncio.run(
-        measure(create_backend(args.backend), args.dataset, args.limit, args.out, max_tokens=args.max_tokens)
+        measure(backend, args.dataset, args.limit, args.out, max_tokens=args.max_tokens, data_dir=args.data_dir)
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "bins"}, indent=1))
     print(f"reliability diagram: {args.out / 'reliability.png'}")

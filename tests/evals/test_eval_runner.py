@@ -37,6 +37,16 @@ def test_wilson_interval_matches_reference_values():
     assert wilson_interval(0, 0) == (0.0, 0.0)
 
 
+def test_the_interval_always_holds_the_observed_share_and_a_zero_run_plots():
+    # 0 of 3: the centre minus the half-width is 0 on paper and 1e-17 in floats, which made matplotlib refuse a
+    # negative error bar (found by running the evals page of the docs)
+    for total in range(1, 60):
+        for successes in range(total + 1):
+            low, high = wilson_interval(successes, total)
+            assert low <= successes / total <= high
+    assert wilson_interval(0, 3)[0] == 0.0 and wilson_interval(3, 3)[1] == 1.0
+
+
 def test_accuracy_counts_and_interval_are_exact(data, tmp_path):
     config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="r")
     results = asyncio.run(run_eval(config, backend=scripted(), progress=False))
@@ -113,3 +123,13 @@ def test_failed_problems_are_retried_on_rerun_and_logged_once(data, tmp_path):
     assert second["counts"] == {"solved": 8, "wrong": 2, "failed": 0}
     ids = [s["id"] for s in read_samples(tmp_path / "runs" / "r" / "samples.jsonl")]
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 10
+
+
+def test_run_folders_are_named_by_the_model_a_server_serves_not_its_address():
+    def name(backend: str) -> str:
+        return EvalConfig(dataset="gsm8k", method="cot", backend=backend).name
+
+    one = name("openai:http://127.0.0.1:8001/v1#Qwen/Qwen2.5-Math-1.5B-Instruct")
+    assert one == name("openai:http://10.0.0.2:9000/v1,http://10.0.0.3:9000/v1#Qwen/Qwen2.5-Math-1.5B-Instruct")
+    assert one == "gsm8k-test-cot-openai-Qwen-Qwen2.5-Math-1.5B-Instruct-seed0"
+    assert name("llamacpp:smollm2") == "gsm8k-test-cot-llamacpp-smollm2-seed0"  # in-process specs are unchanged

@@ -31,8 +31,8 @@ def test_the_minimum_step_length_holds_while_decoding_and_nothing_past_the_step_
     step = solution.graph.nodes[1]
     assert step.text == "a\nb c d"
     assert backend.calls[0].min_tokens == 3
-    # the double bills the 4 tokens before the one holding the boundary, then "\boxed{1}": not 256
-    assert solution.usage["completion_tokens"] == 4 + 1
+    # billed as an engine bills: the 5 tokens sampled up to the one holding the boundary, then "\\boxed{1}"
+    assert solution.usage["completion_tokens"] == 5 + 1
 
 
 def test_at_the_step_cap_the_final_answer_cue_is_appended_and_the_chain_continued():

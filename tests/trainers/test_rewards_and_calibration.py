@@ -120,3 +120,21 @@ def test_sft_takes_only_finished_correct_traces_with_reasoning(tmp_path):
         solved_traces([str(run)], methods=["tr"])
     with pytest.raises(SetupError, match="not an evals run folder"):
         solved_traces([str(tmp_path)])
+
+
+def test_calibration_reads_problems_from_the_data_folder_it_is_given(tmp_path, monkeypatch):
+    from thoughtgraph.trainers.calibration import main
+
+    monkeypatch.delenv("THOUGHTGRAPH_DATA", raising=False)
+    (tmp_path / "data" / "gsm8k").mkdir(parents=True)
+    rows = [
+        {"question": "What is 2 + 3?", "answer": "#### 5"},
+        {"question": "What is 2 + 3 again?", "answer": "#### 6"},
+    ]
+    (tmp_path / "data" / "gsm8k" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    script = tmp_path / "replies.yaml"
+    script.write_text('rules:\n  - match: "2 \\\\+ 3"\n    responses: ["2 plus 3 is 5. The answer is 5."]\n')
+    out = tmp_path / "calibration"
+    main(["--backend", f"scripted:{script}", "--data-dir", str(tmp_path / "data"), "--limit", "2", "--out", str(out)])
+    summary = json.loads((out / "calibration.json").read_text())
+    assert summary["samples"] == 2 and summary["accuracy"] == 0.5  # the scripted reply says 5: right, then wrong
