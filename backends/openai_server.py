@@ -37,6 +37,15 @@ _DIALECT_CONSTRAINTS: dict[str, frozenset[ConstraintKind]] = {
     "llamacpp": frozenset({"json_schema", "regex", "choice"}),
 }
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_SAMPLING_DEFAULTS: dict[str, dict[str, float | int]] = {
+    "openai": {},
+    "vllm": {"top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0},
+    "llamacpp": {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0, "mirostat_mode": 0},
+}
+"""Every sampler a server would otherwise apply by its own default, turned off, so that a request means the same
+distribution as in-process (temperature and top_p only): llama.cpp's server applies top_k 40, min_p 0.05 and a
+repeat penalty of 1.1 unless told otherwise. OpenAI's own API takes none of these fields and applies none; every
+dialect gets presence and frequency penalties of 0, which the OpenAI protocol itself defines."""
 
 
 class OpenAIBackend(Backend):
@@ -185,12 +194,15 @@ class OpenAIBackend(Backend):
             "n": request.n,
             "temperature": request.temperature,
             "top_p": request.top_p,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
             "max_tokens": request.max_tokens,
             **self._constraint_arguments(request),
         }
         if request.stop:
             common["stop"] = list(request.stop)
         extra = common.setdefault("extra_body", {})
+        extra.update(_SAMPLING_DEFAULTS[self.dialect])
         if request.min_tokens:
             extra["min_tokens"] = request.min_tokens  # vLLM and SGLang; others ignore unknown fields
         if request.continue_final_message:  # vLLM's chat-template options

@@ -80,8 +80,17 @@ class EvalConfig:
     def name(self) -> str:
         if self.run_name:
             return self.run_name
-        backend = re.sub(r"[^A-Za-z0-9.]+", "-", self.backend).strip("-")
+        backend = re.sub(r"[^A-Za-z0-9.]+", "-", model_identity(self.backend)).strip("-")
         return f"{self.dataset}-{self.split}-{self.method}-{backend}-seed{self.seed}"
+
+
+def model_identity(spec: str) -> str:
+    """What a run's answers depend on in a backend spec: for a server, the model it serves, not its address, so a
+    rerun against the same model on another port or set of replicas resumes the same run folder."""
+    scheme, _, target = spec.partition(":")
+    if scheme == "openai":
+        return f"openai:{target.partition('#')[2] or 'default'}"
+    return spec
 
 
 @dataclass

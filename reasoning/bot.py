@@ -10,10 +10,20 @@ Growth after the reference (iQua/llmpebase ``trees.py``): BFS takes the oldest o
 best-scored open node on the deepest level (both as the reference), DFS the newest open node (the
 reference takes the first growable node in preorder, so it descends into a node's first child where we
 descend into its last; both go depth first); a tree grows until it has
-``max_sinks`` sinks (final answers, or nodes at ``max_depth``) or nothing is open. The two children
+``max_sinks`` sinks (final answers, or nodes whose path from the root, the root counted as in the reference's
+``max_length``, has ``max_depth`` nodes) or nothing is open. The two children
 of a node are distinct thoughts: duplicates (after whitespace normalisation) are dropped and the
 missing children asked for again, up to ``distinct_retries`` times. Aggregation defaults to
-best-first, as in the reference configs; greedy is an option.
+best-first, as in the reference configs; greedy is an option. Chains are root-to-sink paths, as the reference's
+solution extractor takes them; a tree stopped before it has a sink (a budget, ``max_expansions``) offers its open
+nodes' chains only when no tree of the iteration has a sink, so a partial chain never beats a finished one.
+
+Heterogeneity as the reference draws it: each tree's growth policy once per run (the reference builds its trees
+once), its temperature and top_p afresh each iteration. Early stop within an iteration as the reference's
+``stop_via_evaluation``: once a tree holds a final answer whose every step the judge scored above
+``confident_score`` (0.9), the other trees of that iteration stop growing at their next expansion (requests in
+flight finish), and the iteration goes on to aggregation and analysis; the analysis decides whether another
+iteration runs.
 
 Unlike the reference code, best-first aggregation keeps the chain with the largest score sum over
 all trees (the reference never updated its running best), greedy aggregation picks the best step
@@ -71,6 +81,8 @@ class BoTConfig:
     experience_cap: int | None = sized(None, "count")
     """Keep only the last k experiences in prompts (None: all, the paper's default of adding)."""
     step_tokens: int = sized(128, "tokens")
+    confident_score: float | None = 0.9
+    """A final chain whose every step scores above this stops the iteration's other trees (None: never)."""
 
     def __post_init__(self) -> None:
         for name in ("iterations", "trees", "branching", "max_depth", "max_sinks", "step_tokens"):
@@ -109,10 +121,10 @@ class TreePlan:
 
 
 def plan_tree(config: BoTConfig, seed: int, iteration: int, tree: int) -> TreePlan:
+    """The tree's policy is the same every iteration; its temperature and top_p are drawn per iteration."""
+    policy = rng(seed, "bot-policy", tree).choice(config.policies)
     draw = rng(seed, "bot", iteration, tree)
-    return TreePlan(
-        iteration, tree, draw.choice(config.policies), draw.choice(config.temperatures), draw.choice(config.top_ps)
-    )
+    return TreePlan(iteration, tree, policy, draw.choice(config.temperatures), draw.choice(config.top_ps))
 
 
 def next_to_grow(graph: ThoughtGraph, open_nodes: list[int], policy: Policy) -> int:
@@ -131,8 +143,10 @@ def next_to_grow(graph: ThoughtGraph, open_nodes: list[int], policy: Policy) -> 
 @dataclass
 class TreeResult:
     plan: TreePlan
-    leaves: list[int] = field(default_factory=list)
-    """Every leaf of the tree: the ends of its chains."""
+    sinks: list[int] = field(default_factory=list)
+    """The ends of the tree's chains: final answers and nodes at the depth limit."""
+    open_nodes: list[int] = field(default_factory=list)
+    """Nodes left unexpanded when the tree stopped: partial chains."""
 
 
 def chain_score(context: RunContext, leaf: int) -> float:
@@ -220,23 +234,36 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
             child.score = score.parsed[0]
         return [c.id for c in children]
 
+    confident: dict[int, asyncio.Event] = {}
+    """Per iteration: set once a tree holds a confident final chain (the other trees then stop)."""
+
+    def is_confident(leaf: int) -> bool:
+        graph = context.graph
+        return config.confident_score is not None and all(
+            (graph.nodes[i].score or 0.0) > config.confident_score for i in graph.path(leaf)
+        )
+
     async def grow_tree(plan: TreePlan) -> TreeResult:
-        """Grow one tree by its policy until it has max_sinks sinks or nothing left to expand."""
-        graph, open_nodes, leaves, sinks, expansion = context.graph, [ROOT], [], 0, 0
-        while open_nodes and sinks < config.max_sinks:
+        """Grow one tree by its policy until it has max_sinks sinks, nothing is left to expand, or another
+        tree of the iteration found a confident final chain."""
+        graph, result, expansion = context.graph, TreeResult(plan, open_nodes=[ROOT]), 0
+        stop = confident.setdefault(plan.iteration, asyncio.Event())
+        while result.open_nodes and len(result.sinks) < config.max_sinks and not stop.is_set():
             if config.max_expansions is not None and expansion >= config.max_expansions:
                 break
-            node = next_to_grow(graph, open_nodes, plan.policy)
-            open_nodes.remove(node)
+            node = next_to_grow(graph, result.open_nodes, plan.policy)
+            result.open_nodes.remove(node)
             for child in await expand(plan, node, expansion):
                 child_node = graph.nodes[child]
-                if child_node.is_final or child_node.depth >= config.max_depth:
-                    sinks += 1
-                    leaves.append(child)
+                if child_node.is_final or child_node.depth + 1 >= config.max_depth:  # the root counts
+                    result.sinks.append(child)
+                    if child_node.is_final and is_confident(child) and not stop.is_set():
+                        record_event("bot_confident_stop")
+                        stop.set()
                 else:
-                    open_nodes.append(child)
+                    result.open_nodes.append(child)
             expansion += 1
-        return TreeResult(plan, leaves + open_nodes)
+        return result
 
     async def grow(task: dict) -> BoTState:
         result = await grow_tree(plan_tree(config, context.seed, task["iteration"], task["tree"]))
@@ -249,11 +276,12 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
 
     async def aggregate(state: BoTState) -> BoTState:
         results = [r for r in state["trees"] if r.plan.iteration == state["iteration"]]
-        leaves = [leaf for r in results for leaf in r.leaves]
+        finished = any(r.sinks for r in results)
+        ends = {r.plan.tree: r.sinks if finished else r.sinks + r.open_nodes for r in results}
         if config.aggregation == "best_first":
-            chain = aggregate_best_first(context, leaves)
+            chain = aggregate_best_first(context, [leaf for leaves in ends.values() for leaf in leaves])
         else:
-            best_per_tree = [aggregate_best_first(context, r.leaves) for r in results]
+            best_per_tree = [aggregate_best_first(context, leaves) for leaves in ends.values()]
             chain = aggregate_greedy(context, [c for c in best_per_tree if c])
         return {"chain": chain}
 
@@ -265,7 +293,7 @@ async def boosting_of_thoughts(context: RunContext, config: BoTConfig) -> Outcom
             leaf
             for result in state["trees"]
             if result.plan.iteration == state["iteration"]
-            for leaf in result.leaves
+            for leaf in result.sinks
             if context.graph.nodes[leaf].is_final
         ]
         best = aggregate_best_first(context, finals)

@@ -8,7 +8,10 @@ logprobs, and the beam keeps the best continuation by
     score = C + λ·N,  C = mean exp(logprob) of the step's tokens,
                       N = share of the step's tokens that are neither in the problem nor earlier on the beam.
 
-The first step of a subtree keeps all its candidates as the subtree's beams. Temperature is
+Each subtree is one beam from its first step, as the reference's ``n // beam_width`` beams, so an iteration
+costs ``paths`` samples. When a beam finishes, every candidate of its last step is a finished chain (the
+reference returns ``beam_width`` completions per beam, ``paths`` in all), weighted by its own step
+confidence; a degenerate candidate is dropped. Temperature is
 ``early_temperature`` for the first ``early_iterations`` iterations, then ``late_temperature``. A beam
 ends at a final answer, at the step cap (the final-answer cue is appended and the chain continued),
 or when the degeneration guard prunes it. The answer is a confidence-weighted vote over finished
@@ -17,7 +20,14 @@ beams (final-step confidences summed per answer), dropping those under a floor.
 As the reference (Amirhosein-gh98/Guided-by-Gut, ``diverse_verifier_tree_search_GG.py``): continuation
 of one assistant message, novelty over tokens, the degeneration guard (more than 3 "wait" in the last
 150 characters of a candidate step, checked on iterations after ``degeneration_after`` that are
-multiples of ``degeneration_every``, except the last three), the forced final-answer cue at the cap.
+multiples of ``degeneration_every``, except the last three), the forced final-answer cue at the cap, and
+the reference MATH recipe's sampling (temperatures 1.0 then 0.6, top_p 0.95, λ = 0.5).
+
+Defaults that differ from the reference, for cost: ``paths`` 8 (the recipes run 32), ``max_steps`` 20 (200
+iterations), ``step_tokens`` 256 per step (the reference caps only the whole chain, at 14,000 tokens),
+``min_step_tokens`` 0 (the reference's default 10; the ``math`` presets set its 50). With fewer iterations the
+degeneration guard's schedule scales: by default it starts after 20% of ``max_steps`` and runs every 5% (40
+and 10 of the reference's 200); ``degeneration_after`` / ``degeneration_every`` set it explicitly.
 
 Deviations: the step boundary is a stop string, not a token id (METHODS.md: never a model's token
 id); backends that cannot continue a message in place (plain OpenAI-compatible servers without
@@ -71,8 +81,10 @@ class GGConfig:
     max_degeneration_repeats: int = sized(3, "count")
     """A candidate step with more than this many ``degeneration_word`` in its last 150 characters is pruned."""
     degeneration_window_chars: int = sized(150, "count")
-    degeneration_after: int = sized(40, "count")
-    degeneration_every: int = sized(10, "count")
+    degeneration_after: int | None = sized(None, "count")
+    """Iterations before the guard runs; None: 20% of ``max_steps`` (the reference: 40 of 200)."""
+    degeneration_every: int | None = sized(None, "count")
+    """The guard runs on multiples of this; None: 5% of ``max_steps``, at least 1 (the reference: 10 of 200)."""
     final_answer_cue: str = "Final answer: \\boxed{"
     """Appended to a chain at the step cap; the chain is then continued to state its answer."""
     answer_tokens: int = sized(32, "tokens")
@@ -86,9 +98,13 @@ class GGConfig:
             raise ValueError(
                 f"GGConfig: paths ({self.paths}) must be a positive multiple of candidates ({self.candidates})"
             )
-        for name in ("max_steps", "step_tokens", "early_iterations", "degeneration_every", "answer_tokens"):
+        for name in ("max_steps", "step_tokens", "early_iterations", "answer_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"GGConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.degeneration_every is not None and self.degeneration_every < 1:
+            raise ValueError(f"GGConfig.degeneration_every must be >= 1 or None, got {self.degeneration_every}")
+        if self.degeneration_after is not None and self.degeneration_after < 0:
+            raise ValueError(f"GGConfig.degeneration_after must be >= 0 or None, got {self.degeneration_after}")
         if not 0 <= self.min_step_tokens <= self.step_tokens:
             raise ValueError(f"GGConfig.min_step_tokens must be in [0, step_tokens], got {self.min_step_tokens}")
         if self.vote not in ("confidence", "majority", "top1"):
@@ -98,8 +114,8 @@ class GGConfig:
                 raise ValueError(f"GGConfig.{name} must not be empty")
 
     def worst_case_calls(self) -> int:
-        """First step: one request per subtree; then one per beam and step; at the cap, one per beam."""
-        return self.paths // self.candidates + self.paths * (self.max_steps - 1) + self.paths
+        """One request per beam (a subtree) and step, and one more per beam at the cap."""
+        return self.paths // self.candidates * (self.max_steps + 1)
 
 
 def _words(text: str) -> list[str]:
@@ -120,12 +136,11 @@ def step_score(
 
 
 def checks_degeneration(iteration: int, config: GGConfig) -> bool:
-    """Whether this iteration runs the degeneration guard (the reference: after 40, every 10th, not the last 3)."""
-    return (
-        iteration > config.degeneration_after
-        and iteration % config.degeneration_every == 0
-        and iteration < config.max_steps - 3
-    )
+    """Whether this iteration runs the degeneration guard (the reference: after 40, every 10th, not the last 3;
+    by default scaled to ``max_steps``)."""
+    after = config.degeneration_after if config.degeneration_after is not None else config.max_steps // 5
+    every = config.degeneration_every if config.degeneration_every is not None else max(1, config.max_steps // 20)
+    return iteration > after and iteration % every == 0 and iteration < config.max_steps - 3
 
 
 def degenerate(step: str, config: GGConfig) -> bool:
@@ -205,7 +220,8 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
         graph.nodes[node].answer = extract_answer(config.final_answer_cue + reply.texts[0])
 
     async def advance(task: dict) -> GGState:
-        """One beam's iteration: sample candidates, keep the best (or all, for a subtree's first step)."""
+        """One beam's iteration: sample candidates and keep the best; when the beam finishes, its other
+        candidates finish beside it as chains of their own (pruned when degenerate)."""
         beam: Beam = task["beam"]
         iteration = task["iteration"]
         temperature = config.early_temperature if iteration < config.early_iterations else config.late_temperature
@@ -215,7 +231,7 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
             temperature=temperature,
             top_p=config.top_p,
             logprobs=True,
-            seed=derived_seed(context.seed, "gg", beam.subtree, *graph.position(beam.node, "subtree"), iteration),
+            seed=derived_seed(context.seed, "gg", beam.subtree, iteration),  # a subtree is one chain: its step
         )
         seen = seen_tokens(beam.node)
         guard = checks_degeneration(iteration, config)
@@ -225,27 +241,30 @@ async def guided_by_gut(context: RunContext, config: GGConfig) -> Outcome:
             if guard and degenerate(choice.text, config):
                 score = DEGENERATE_SCORE
             scored.append((score, confidence, novelty, choice))
-        kept = scored if beam.node == ROOT else [max(scored, key=lambda s: s[0])]
-        beams = []
-        for score, confidence, novelty, choice in kept:
+        best = max(range(len(scored)), key=lambda k: scored[k][0])
+        nodes = []
+        for score, confidence, novelty, choice in scored:
             text = choice.text.strip()
-            node = context.add_thought(
-                beam.node,
-                text,
-                score=score,
-                confidence=confidence,
-                novelty=novelty,
-                answer=stated_answer(text),
-                metadata={"subtree": beam.subtree, "tokens": choice.tokens},
-            )
-            successor = Beam(beam.subtree, node.id, done=node.is_final)
-            if score <= DEGENERATE_SCORE:
-                successor.pruned, successor.done = True, False
-                record_event("degenerate_beam")
-            elif not successor.done and node.depth >= config.max_steps:
-                await finish_at_cap(node.id)
-                successor.done = True
-            beams.append(successor)
+            nodes.append(context.add_thought(
+                beam.node, text, score=score, confidence=confidence, novelty=novelty, answer=stated_answer(text),
+                metadata={"subtree": beam.subtree, "tokens": choice.tokens, "kept": False},
+            ))  # fmt: skip
+        kept = nodes[best]
+        kept.metadata["kept"] = True
+        successor = Beam(beam.subtree, kept.id, done=kept.is_final)
+        if scored[best][0] <= DEGENERATE_SCORE:
+            successor.pruned = True
+            record_event("degenerate_beam")
+        elif not successor.done and kept.depth >= config.max_steps:
+            await finish_at_cap(kept.id)
+            successor.done = True
+        beams = [successor]
+        if successor.done:  # the last step's other candidates are finished chains too
+            beams += [
+                Beam(beam.subtree, node.id, done=score > DEGENERATE_SCORE, pruned=score <= DEGENERATE_SCORE)
+                for node, (score, *_) in zip(nodes, scored, strict=True)
+                if node is not kept
+            ]
         return {"updates": [(task["index"], beams)]}
 
     def fan_out(state: GGState) -> list[Send] | str:

@@ -1,5 +1,9 @@
 """Tree of Thoughts, breadth first (Yao et al., 2023): per level, propose k next steps for every
-kept state (one Send each), value every candidate with the judge (one Send each), keep the best b."""
+kept state (one Send each), value every candidate with the judge (one Send each), keep the best b.
+
+As the reference (princeton-nlp/tree-of-thought-llm, ``get_values``): a state's value is the sum of
+``value_samples`` (3) sampled valuations, asked for in one request; a state that repeats an earlier state of
+the same level (the same steps, after whitespace normalisation) is valued 0 without a call."""
 
 from __future__ import annotations
 
@@ -34,9 +38,12 @@ class ToTConfig:
     value_words: tuple[tuple[str, float], ...] = sized(
         (("impossible", 0.001), ("likely", 1.0), ("sure", 20.0)), "count"
     )
+    value_samples: int = sized(3, "width")
+    """Valuations per state, summed (the paper's n_evaluate_sample)."""
+    value_temperature: float = 0.7
 
     def __post_init__(self) -> None:
-        for name in ("proposals", "beam", "max_depth", "step_tokens"):
+        for name in ("proposals", "beam", "max_depth", "step_tokens", "value_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ToTConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.value_mode not in ("score", "words"):
@@ -102,13 +109,18 @@ async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
 
     async def value(task: dict) -> ToTState:
         node = graph.nodes[task["node"]]
-        node.score = (
-            await valuer.run(
-                question=context.question,
-                steps=graph.steps(node.id),
-                seed=derived_seed(context.seed, "tot-value", *graph.position(node.id)),
-            )
-        ).parsed[0]
+        if task["duplicate"]:
+            node.score = 0.0
+            record_event("tot_duplicate_state")
+            return {"valued": [node.id]}
+        reply = await valuer.run(
+            question=context.question,
+            steps=graph.steps(node.id),
+            n=config.value_samples,
+            temperature=config.value_temperature,
+            seed=derived_seed(context.seed, "tot-value", *graph.position(node.id)),
+        )
+        node.score = float(sum(reply.parsed))
         return {"valued": [node.id]}
 
     def to_proposals(state: ToTState) -> list[Send] | str:
@@ -119,7 +131,13 @@ async def tree_of_thoughts(context: RunContext, config: ToTConfig) -> Outcome:
 
     def to_values(state: ToTState) -> list[Send]:
         fresh = [n for n in state["proposed"] if graph.nodes[n].depth == state["depth"] + 1]
-        return [Send("value", {"node": n}) for n in fresh]
+        seen: set[str] = set()
+        sends = []
+        for n in sorted(fresh, key=graph.position):  # by position, not completion order
+            key = " ".join(" ".join(graph.steps(n)).split())
+            sends.append(Send("value", {"node": n, "duplicate": key in seen}))
+            seen.add(key)
+        return sends
 
     async def select(state: ToTState) -> ToTState:
         level = [n for n in state["valued"] if graph.nodes[n].depth == state["depth"] + 1]

@@ -7,7 +7,11 @@ current node back to the step before it (the question for step 1), that node bec
 again, and the analysis rides on the rollback edge as an experience. Only the branch regrown from
 that rollback inherits it (the next child of the target carries it, and everything below that
 child sees it in the thinker prompt); the target itself is grown at once, not analysed again.
-Finished solutions are analysed too. The answer is a vote over all solutions.
+The thought that rolled back stays growable, as in the reference (a node is growable until it has its
+children): once the regrown branch ends, it is grown again, now past its rollback limit, so the rollback
+adds a new thought from it too. Sinks are analysed like any thought: finished solutions and chains that reach
+``max_depth`` without an answer (the depth counts the root, as the reference's ``max_length``). The answer is a
+vote over all solutions.
 
 Limits, with the reference code's meanings (iQua/llmpebase ``TR_structure.py``) and defaults:
 
@@ -74,8 +78,9 @@ class ThoughtRollbackConfig:
 
     def worst_case_calls(self) -> int:
         """Each written step: one writer call and the analysis before it; each thought: at most one analysis
-        that rolls back instead of writing; each solution: one more analysis."""
-        return 3 * self.max_steps + self.max_solutions
+        that rolls back instead of writing; each sink (a solution or a chain at the depth limit): one more
+        analysis."""
+        return 3 * self.max_steps + self.max_solutions + self.max_sinks
 
 
 class RollbackLimits:
@@ -163,8 +168,8 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
         rolled_back_to = awaiting.pop(node, [])
         if node != ROOT and not rolled_back_to and limits.can_leave(node):
             target = await try_rollback(node)
-            if target is not None:
-                return {"growable": [*growable, target], "steps": state["steps"]}
+            if target is not None:  # the target grows next; the node stays growable below it
+                return {"growable": [*growable, node, target], "steps": state["steps"]}
         child_index = len(graph.children(node))
         text = (
             await step_writer.run(
@@ -180,13 +185,12 @@ async def thought_rollback(context: RunContext, config: ThoughtRollbackConfig) -
             child.metadata["experiences"] = rolled_back_to
         if child.is_final:
             solutions.append(child.id)
+        if child.is_final or child.depth + 1 >= config.max_depth:  # a sink; the root counts in the depth
             sinks += 1
             if limits.can_leave(child.id):
                 target = await try_rollback(child.id)
                 if target is not None:
                     growable.append(target)
-        elif child.depth >= config.max_depth:
-            sinks += 1
         else:
             growable.append(child.id)
         return {"growable": growable, "solutions": solutions, "sinks": sinks, "steps": state["steps"] + 1}

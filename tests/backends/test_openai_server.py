@@ -90,3 +90,14 @@ async def test_secret_api_key_never_appears_in_errors_or_repr(monkeypatch):
     with pytest.raises(BackendUnavailableError) as caught:
         await backend.generate_one(Request.chat(("user", "hi"), max_tokens=4))
     assert "sk-very-secret" not in str(caught.value) and "sk-very-secret" not in repr(backend)
+
+
+async def test_one_greedy_request_means_one_distribution_in_process_and_through_the_server(backend, llama_backend):
+    # llama.cpp's server applies top_k 40, min_p 0.05 and a repeat penalty of 1.1 unless told otherwise; counting
+    # repeats tokens, so a repeat penalty changes the text. Both sides get the same chat (a system message: the
+    # server's generic ChatML handler leaves out the default system message the model's own template adds)
+    request = Request.chat(("system", "You are terse."), ("user", "Count from 1 to 30, separated by commas."),
+                           max_tokens=60, temperature=0.0)  # fmt: skip
+    in_process = (await llama_backend.generate_one(request)).text
+    served = (await backend.generate_one(request)).text
+    assert served == in_process and len(in_process) > 40

@@ -38,7 +38,10 @@ INVALID = [
     ("gg", {"paths": 0}, "GGConfig: paths (0) must be a positive multiple of candidates (4)"),
     ("gg", {"paths": 4, "candidates": 0}, "GGConfig: paths (4) must be a positive multiple of candidates (0)"),
     *[("gg", {name: 0}, f"GGConfig.{name} must be >= 1, got 0")
-      for name in ("max_steps", "step_tokens", "early_iterations", "degeneration_every", "answer_tokens")],
+      for name in ("max_steps", "step_tokens", "early_iterations", "answer_tokens")],
+    ("gg", {"degeneration_every": 0}, "GGConfig.degeneration_every must be >= 1 or None, got 0"),
+    ("gg", {"degeneration_after": -1}, "GGConfig.degeneration_after must be >= 0 or None, got -1"),
+    ("tot", {"value_samples": 0}, "ToTConfig.value_samples must be >= 1, got 0"),
     ("gg", {"min_step_tokens": -1}, "GGConfig.min_step_tokens must be in [0, step_tokens], got -1"),
     ("gg", {"min_step_tokens": 257}, "GGConfig.min_step_tokens must be in [0, step_tokens], got 257"),
     ("gg", {"vote": "mean"}, "GGConfig.vote must be confidence, majority or top1, got 'mean'"),

@@ -179,42 +179,46 @@ def test_gg_step_score_is_mean_probability_plus_weighted_novelty():
 
 
 def test_gg_degeneration_guard_as_the_reference():
-    config = GGConfig(max_steps=100)
+    config = GGConfig(max_steps=200, degeneration_after=40, degeneration_every=10)  # the reference's numbers
     assert degenerate("so wait, wait. Wait... wait", config)  # four in the window: more than 3
     assert not degenerate("wait wait wait", config)
     assert not degenerate("wait wait wait wait" + " x" * 80, config)  # outside the last 150 characters
-    assert [i for i in range(100) if checks_degeneration(i, config)] == [50, 60, 70, 80, 90]
+    reference = list(range(50, 197, 10))  # after 40, multiples of 10, not the last three of 200
+    assert [i for i in range(200) if checks_degeneration(i, config)] == reference
+    assert [i for i in range(200) if checks_degeneration(i, GGConfig(max_steps=200))] == reference  # the default
+    # scaled to 20 steps: after 20% (4), every 5% (1), not the last three: 5 to 16; at 40 and 10 it never ran
+    assert [i for i in range(20) if checks_degeneration(i, GGConfig(max_steps=20))] == list(range(5, 17))
 
 
 def lp(text: str, p: float) -> ScriptedResponse:
     return ScriptedResponse(text, [math.log(p)] * len(scripted_tokens(text)))
 
 
-def test_gg_keeps_the_best_candidate_by_confidence_and_novelty_and_votes_by_confidence():
-    # one subtree of two beams; first step keeps both candidates, then each beam keeps its best of two
-    steps = [lp("Start here", 0.9), lp("Begin there", 0.9),
-             lp("The answer is 7.", 0.95), lp("The answer is 8.", 0.2),  # beam 1: 7 wins on confidence
-             lp("The answer is 8.", 0.3), lp("The answer is 8.", 0.25)]  # fmt: skip
+def test_gg_keeps_the_best_candidate_each_step_and_a_finished_beam_offers_all_its_last_candidates():
+    # paths=2, candidates=2: one subtree, one beam (the reference's n // beam_width), best of two each step;
+    # when the kept step states an answer, both candidates of that step are finished chains (paths in all)
+    steps = [lp("Start here", 0.9), lp("Begin there", 0.5),
+             lp("The answer is 8.", 0.2), lp("The answer is 7.", 0.95)]  # fmt: skip
     backend = ScriptedBackend([ScriptRule("one step per line", steps)])
     solution = solve("q?", "gg", backend, paths=2, candidates=2)
+    assert solution.usage["calls"] == 2  # one request per beam and step, not one per candidate
     finals = solution.graph.finals()
     assert sorted(n.answer for n in finals) == ["7", "8"]
-    assert solution.answer == "7"  # 0.95 > 0.3: the confidence vote, where a tie-free majority would not decide
-    assert solution.candidates["7"] == pytest.approx(0.95)
-    kept = {n.parent: n.text for n in finals}
-    assert "The answer is 7." in kept.values()
+    assert {solution.graph.nodes[n.parent].text for n in finals} == {"Start here"}  # 0.9 beat 0.5
+    assert solution.answer == "7"  # 0.95 > 0.2: the confidence vote
+    assert solution.candidates["7"] == pytest.approx(0.95) and solution.candidates["8"] == pytest.approx(0.2)
 
 
 def test_gg_prunes_degenerate_beams_and_refuses_backends_without_logprobs():
-    # iteration 0 keeps both first steps as beams; from iteration 1 every candidate loops on "wait", so the
-    # best candidate of each beam is degenerate and both beams are pruned
+    # two subtrees of one beam each; from iteration 1 every candidate loops on "wait", so the best candidate
+    # of each beam is degenerate and both beams are pruned
     steps = ["Let me think.", "Let me see.", "wait wait wait wait"]
     backend = ScriptedBackend([ScriptRule("one step per line", steps)])
-    config = {"paths": 2, "candidates": 2, "max_steps": 6, "degeneration_after": 0, "degeneration_every": 1}
+    config = {"paths": 4, "candidates": 2, "max_steps": 6, "degeneration_after": 0, "degeneration_every": 1}
     solution = solve("q?", "gg", backend, **config)
     assert solution.usage["events"]["degenerate_beam"] == 2
     assert solution.answer is None
-    assert solution.usage["calls"] == 3  # one request per iteration and beam: 1 + 2
+    assert solution.usage["calls"] == 4  # one request per iteration and beam: 2 + 2
 
     class NoLogprobs(ScriptedBackend):
         capabilities = Capabilities(logprobs=False)
@@ -280,7 +284,7 @@ def test_tot_value_words_map_sure_likely_impossible():
     ])  # fmt: skip
     solution = solve("1 1 4 6", "tot", backend, value_mode="words", proposals=2, beam=1, max_depth=1)
     scores = sorted(n.score for n in list(solution.graph.nodes.values())[1:])
-    assert scores == [0.001, 20.0]
+    assert scores == pytest.approx([3 * 0.001, 3 * 20.0])  # three valuations summed, as the reference
     assert solution.graph.nodes[solution.graph.chosen[-1]].text == "4 * 6 = 24"
     assert solution.prompt_versions["tot/value_words"] == 1
 

@@ -78,27 +78,24 @@ def test_guided_by_gut_requests():
     backend = ScriptedBackend(
         [
             ScriptRule("Final answer: \\\\boxed\\{$", ["5}"]),
-            ScriptRule("A one\\.\\n$", [lp("A two."), lp("A too.", 0.5)]),
-            ScriptRule("B one\\.\\n$", [lp("B two.", 0.5), lp("B too.")]),
-            ScriptRule("q\\?$", [lp("A one."), lp("B one.")]),
+            ScriptRule("A one\\.\\n$", [lp("A too.", 0.5), lp("A two.")]),
+            ScriptRule("q\\?$", [lp("B one.", 0.5), lp("A one.")]),
         ]
     )
     solution = solve("q?", "gg", backend, seed=3, paths=2, candidates=2, max_steps=2, early_iterations=1)
-    by_reply = {c.messages[-1].content if c.continue_final_message else None: c for c in backend.calls}
-    assert len(by_reply) == len(backend.calls) == 5
-    root, beam_a, beam_b = by_reply[None], by_reply["A one.\n"], by_reply["B one.\n"]
-    cue_a, cue_b = (c for key, c in sorted(by_reply.items(), key=str) if key and key.endswith("{"))
+    root, step, cue = backend.calls  # one beam (2 paths / 2 candidates): one request per step, then the cue
     assert (root.n, root.temperature, root.top_p, root.seed) == (2, 1.0, 0.95, derived_seed(3, "gg", 0, 0))
     assert root.logprobs and root.max_tokens == 256 and root.stop == ("\n",) and not root.continue_final_message
-    for beam, position in ((beam_a, 0), (beam_b, 1)):  # iteration 1: the late temperature from early_iterations on
-        assert (beam.n, beam.temperature, beam.seed) == (2, 0.6, derived_seed(3, "gg", 0, position, 1))
-        assert beam.continue_final_message and beam.logprobs
-    assert beam_a.messages[-1].content == "A one.\n" and beam_b.messages[-1].content == "B one.\n"
-    assert cue_a.messages[-1].content == "A one.\nA two.\nFinal answer: \\boxed{"  # the confident candidate
-    assert cue_b.messages[-1].content == "B one.\nB too.\nFinal answer: \\boxed{"
-    assert (cue_a.max_tokens, cue_a.seed, cue_a.n) == (32, 3, 1)
+    # iteration 1: the late temperature from early_iterations on, continuing the confident first step
+    assert (step.n, step.temperature, step.seed) == (2, 0.6, derived_seed(3, "gg", 0, 1))
+    assert step.continue_final_message and step.logprobs and step.messages[-1].content == "A one.\n"
+    assert cue.messages[-1].content == "A one.\nA two.\nFinal answer: \\boxed{"  # the confident candidate
+    assert (cue.max_tokens, cue.seed, cue.n) == (32, 3, 1)
     assert all(c.messages[1].content == "q?" for c in backend.calls)
-    assert solution.answer == "5" and solution.candidates["5"] == 0.9 + 0.9
+    # both candidates of the last step are finished chains; only the kept one states an answer (via the cue)
+    finals = [n for n in solution.graph.nodes.values() if n.depth == 2]
+    assert sorted(n.text for n in finals) == ["A too.", "A two."]
+    assert solution.answer == "5" and dict(solution.candidates) == {"5": pytest.approx(0.9)}
 
 
 def test_self_consistency_and_best_of_n_requests():
@@ -151,14 +148,13 @@ def test_boosting_of_thoughts_requests():
             ScriptRule("Write step 2\\.", ["The answer is 3.", "So the answer is 3."], cycle=True),
         ]
     )
-    config = {"iterations": 3, "trees": 1, "max_sinks": 2, "max_depth": 2, "policies": ("bfs",),
+    config = {"iterations": 3, "trees": 1, "max_sinks": 2, "max_depth": 3, "policies": ("bfs",),
               "aggregation": "greedy", "experience_cap": 1}  # fmt: skip
     solution = solve("q?", "bot", backend, seed=11, **config)
     writer, judge, analyst = "You solve problems one step at a time", "You grade reasoning", "You check reasoning"
     expected = []
     for iteration in (0, 1):  # the second analysis finds no error: no third iteration
-        draw = random.Random(derived_seed(11, "bot", iteration, 0))  # policy, then temperature, then top_p
-        draw.choice(("bfs",))
+        draw = random.Random(derived_seed(11, "bot", iteration, 0))  # temperature, then top_p, each iteration
         temperature, top_p = draw.choice(POOL), draw.choice(POOL)
         for expansion in (0, 1):  # the question, then x1 (BFS: the older open node); its two finals end the tree
             expected.append((writer, 2, temperature, top_p, derived_seed(11, "bot", iteration, 0, expansion, 0)))
@@ -193,11 +189,11 @@ def test_tree_of_thoughts_requests():
     writer, judge = "You solve problems one step at a time", "You grade reasoning"
     expected = [
         (writer, 2, 0.5, 128, derived_seed(13, "tot")),  # from the question
-        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 0)),  # "low": 0.3
-        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 1)),  # "high": 0.9, the one state kept (beam 1)
+        (judge, 3, 0.7, 8, derived_seed(13, "tot-value", 0)),  # "low": 3 x 0.3, three valuations summed
+        (judge, 3, 0.7, 8, derived_seed(13, "tot-value", 1)),  # "high": 3 x 0.9, the one state kept (beam 1)
         (writer, 2, 0.5, 128, derived_seed(13, "tot", 1)),  # from "high", the question's second child
-        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 1, 0)),
-        (judge, 1, 0.0, 8, derived_seed(13, "tot-value", 1, 1)),
+        (judge, 3, 0.7, 8, derived_seed(13, "tot-value", 1, 0)),
+        (judge, 3, 0.7, 8, derived_seed(13, "tot-value", 1, 1)),
     ]
     assert sorted((role(c), c.n, c.temperature, c.max_tokens, c.seed) for c in backend.calls) == sorted(expected)
     assert solution.answer == "6"  # 0.7 > 0.2
@@ -214,7 +210,8 @@ def test_tree_of_thoughts_value_words():
         ]
     )
     solution = solve("q?", "tot", backend, proposals=3, beam=2, max_depth=1, value_mode="words")
-    assert [solution.graph.nodes[i].score for i in (1, 2, 3)] == [0.001, 20.0, 1.0]  # ToT's Game of 24 values
+    scores = [solution.graph.nodes[i].score for i in (1, 2, 3)]
+    assert scores == pytest.approx([3 * 0.001, 3 * 20.0, 3 * 1.0])  # ToT's Game of 24 values, three summed
     valued = [c for c in backend.calls if c.messages[0].content.startswith("Evaluate")]
     assert all(c.max_tokens == 4 and set(c.constraint.choices) == {"sure", "likely", "impossible"} for c in valued)
 
@@ -223,7 +220,8 @@ def test_tree_of_thoughts_value_words():
 
     free = FreeText([ScriptRule("Evaluate whether", ["Maybe."]), ScriptRule("Write step 1\\.", ["a"])])
     result = solve("q?", "tot", free, proposals=1, beam=1, max_depth=1, value_mode="words")
-    assert result.graph.nodes[1].score == 0.001 and result.usage["events"]["parse_failure"] == 1
+    # each of the three unreadable valuations counts as the lowest value and as a parse failure
+    assert result.graph.nodes[1].score == pytest.approx(3 * 0.001) and result.usage["events"]["parse_failure"] == 3
 
 
 def finished_beams() -> ScriptedBackend:
@@ -252,4 +250,4 @@ def test_guided_by_gut_votes_by_confidence_majority_or_top1_above_the_floor():
 def test_guided_by_gut_keeps_the_step_tokens_and_prunes_for_good():
     backend = ScriptedBackend([ScriptRule("one step per line", [lp("Think first."), lp("The answer is 2.")])])
     solution = solve("q?", "gg", backend, paths=2, candidates=2, max_steps=4)
-    assert solution.graph.nodes[1].metadata == {"subtree": 0, "tokens": ["Think", " first."]}
+    assert solution.graph.nodes[1].metadata == {"subtree": 0, "tokens": ["Think", " first."], "kept": True}

@@ -120,9 +120,9 @@ def test_worst_case_calls_are_exact_where_nothing_ends_early_and_bound_every_run
     # ToT, 2 proposals, beam 2, depth 3, no final answer: 1 + 2 + 2 * (2 + 2 * 2) = 15 calls
     tot = solve("q?", "tot", endless, proposals=2, beam=2, max_depth=3)
     assert tot.usage["calls"] == make_config("tot", proposals=2, beam=2, max_depth=3).worst_case_calls() == 15
-    # GG, 4 paths in 2 subtrees, 3 steps: 2 first steps + 4 beams x 2 more steps + 4 answer cues = 14
+    # GG, 4 paths in 2 subtrees of one beam each, 3 steps: 2 beams x 3 steps + 2 answer cues = 8
     gg = solve("q?", "gg", endless, paths=4, candidates=2, max_steps=3)
-    assert gg.usage["calls"] == make_config("gg", paths=4, candidates=2, max_steps=3).worst_case_calls() == 14
+    assert gg.usage["calls"] == make_config("gg", paths=4, candidates=2, max_steps=3).worst_case_calls() == 8
     tr = solve("q?", "tr", endless, max_steps=6, max_depth=3)
     assert tr.usage["calls"] <= make_config("tr", max_steps=6, max_depth=3).worst_case_calls()
     bot = solve("q?", "bot", endless, iterations=2, trees=2, max_expansions=2)
