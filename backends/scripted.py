@@ -188,7 +188,7 @@ class ScriptedBackend(Backend):
         tokens = scripted_tokens(response.text)
         logprobs = response.logprobs or [DEFAULT_LOGPROB] * len(tokens)
         choice = CompletionText.replay(request, tokens, logprobs, budget=request.max_tokens)
-        if request.constraint is not None:
+        if request.constraint is not None and choice.finish_reason == "stop":  # cut at the budget: incomplete
             _check_constraint(choice.text, request)
         return choice
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from thoughtgraph.agents.runtime import Budget, BudgetExceeded
 from thoughtgraph.backends import DEFAULT_BACKEND, Backend, shared_backend
 from thoughtgraph.reasoning.context import RunContext, ThoughtListener
+from thoughtgraph.reasoning.fitting import run_within_budget
 from thoughtgraph.reasoning.graph import ThoughtNode
 from thoughtgraph.reasoning.methods import method_spec
 from thoughtgraph.reasoning.outcome import outcome_from_graph
@@ -73,7 +74,7 @@ async def run_method(
         deadline = asyncio.timeout(budget.seconds_left())
         try:
             async with deadline:  # everything the run waits for, request timeouts and retries included
-                outcome = await method_spec(method).run(context, settings)
+                outcome = await run_within_budget(method_spec(method), context, settings)
         except BudgetExceeded:
             outcome = outcome_from_graph(context.graph)
         except TimeoutError:

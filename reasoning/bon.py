@@ -11,6 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.fitting import MIN_CHAIN_TOKENS, Allowance, shrunk
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
 from thoughtgraph.reasoning.sc import SelfConsistencyConfig, sample_chains
@@ -27,6 +28,14 @@ class BestOfNConfig(SelfConsistencyConfig):
     def worst_case_calls(self) -> int:
         """One request for the chains, one judge call per chain."""
         return 1 + self.samples
+
+
+def fit_samples_and_judges(config: BestOfNConfig, allowance: Allowance) -> BestOfNConfig:
+    """Fewer samples when the calls cannot judge them all or the tokens cannot give each a useful chain (its
+    share of the prompt, the chain, and the judge reading both)."""
+    chain = min(config.chain_tokens, 2 * MIN_CHAIN_TOKENS)
+    each = 2 * (allowance.prompt_tokens + chain)
+    return shrunk(config, samples=allowance.branches(config.samples, calls_each=1, fixed_calls=1, tokens_each=each))
 
 
 class BestOfNState(TypedDict, total=False):
@@ -60,4 +69,6 @@ async def best_of_n(context: RunContext, config: BestOfNConfig) -> Outcome:
     return Outcome(node.answer, node.text, Counter([node.answer] if node.answer else []))
 
 
-SPEC = MethodSpec("bon", "Best-of-N", BestOfNConfig, best_of_n, tiny={"samples": 2, "chain_tokens": 64})
+SPEC = MethodSpec(
+    "bon", "Best-of-N", BestOfNConfig, best_of_n, tiny={"samples": 2, "chain_tokens": 64}, fit=fit_samples_and_judges
+)

@@ -51,6 +51,7 @@ from thoughtgraph.agents.runtime import derived_seed, rng
 from thoughtgraph.backends import record_event
 from thoughtgraph.reasoning.answers import stated_answer
 from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.fitting import MIN_CHAIN_TOKENS, Allowance, shrunk
 from thoughtgraph.reasoning.graph import ROOT, Experience, ThoughtGraph, ThoughtNode
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
@@ -109,6 +110,15 @@ class BoTConfig:
             return None
         per_expansion = 1 + self.distinct_retries + self.branching
         return self.iterations * (self.trees * self.max_expansions * per_expansion + 1)
+
+
+def fit_trees(config: BoTConfig, allowance: Allowance) -> BoTConfig:
+    """Fewer trees, so that each can expand at least once (the writer and a judge call per child, beside the
+    iteration's analysis), and steps no longer than the tokens allow."""
+    step = min(config.step_tokens, 2 * MIN_CHAIN_TOKENS)
+    each = config.branching * (step + 2 * allowance.prompt_tokens)
+    trees = allowance.branches(config.trees, calls_each=1 + config.branching, fixed_calls=1, tokens_each=each)
+    return shrunk(config, trees=trees)
 
 
 @dataclass(frozen=True)
@@ -342,4 +352,5 @@ SPEC = MethodSpec(
     boosting_of_thoughts,
     tiny={"iterations": 1, "trees": 2, "max_expansions": 1, "step_tokens": 32},
     presets=dataset_presets("bot"),
+    fit=fit_trees,
 )

@@ -13,7 +13,7 @@ from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from thoughtgraph.agents.runtime import Agent
+from thoughtgraph.agents.runtime import Agent, BudgetExceeded
 from thoughtgraph.backends import Constraint, record_event
 from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN, NUMBER_PATTERN, extract_answer, stated_answer
 from thoughtgraph.reasoning.context import RunContext
@@ -84,7 +84,11 @@ async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
 
     async def ask_answer(state: CoTState) -> CoTState:
         record_event("parse_failure")  # the chain stated no answer in the asked-for form
-        answer = await answer_after(context, config, state["chain"])
+        try:
+            answer = await answer_after(context, config, state["chain"])
+        except BudgetExceeded:  # no budget left to ask: the chain's last answer-like text, if any
+            record_event("answer_read_from_chain")
+            answer = extract_answer(state["chain"])
         context.graph.nodes[state["node"]].answer = answer
         return {"answer": answer}
 

@@ -53,6 +53,7 @@ from thoughtgraph.backends import Choice, record_event
 from thoughtgraph.reasoning.answers import NUMBER_PATTERN, extract_answer, stated_answer
 from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.cot import CoTConfig, answer_after
+from thoughtgraph.reasoning.fitting import MIN_CHAIN_TOKENS, Allowance, shrunk
 from thoughtgraph.reasoning.graph import ROOT
 from thoughtgraph.reasoning.options import server_setting, sized
 from thoughtgraph.reasoning.outcome import Outcome
@@ -116,6 +117,26 @@ class GGConfig:
     def worst_case_calls(self) -> int:
         """One request per beam (a subtree) and step, and one more per beam at the cap."""
         return self.paths // self.candidates * (self.max_steps + 1)
+
+
+def fit_beams(config: GGConfig, allowance: Allowance) -> GGConfig:
+    """Fewer beams, then fewer steps, so that one beam reaches its answer within the calls (a request per step
+    and the cue); fewer candidates, then shorter steps, within the tokens."""
+    beams = config.paths // config.candidates
+    steps = config.max_steps
+    if allowance.calls is not None:
+        beams = allowance.branches(beams, calls_each=steps + 1)
+        steps = max(1, min(steps, allowance.calls // beams - 1))
+    step_tokens = config.step_tokens
+    candidates = config.candidates
+    if allowance.tokens is not None:
+        per_step = allowance.tokens // (beams * steps) - allowance.prompt_tokens  # a step's prompt is resent
+        candidates = max(1, min(candidates, per_step // max(1, min(step_tokens, MIN_CHAIN_TOKENS // 2))))
+        step_tokens = max(1, min(step_tokens, per_step // candidates))
+    return shrunk(
+        config, paths=beams * candidates, candidates=candidates, max_steps=steps, step_tokens=step_tokens,
+        min_step_tokens=min(config.min_step_tokens, step_tokens),
+    )  # fmt: skip
 
 
 def _words(text: str) -> list[str]:
@@ -316,4 +337,5 @@ SPEC = MethodSpec(
     guided_by_gut,
     tiny={"paths": 2, "candidates": 2, "max_steps": 2, "step_tokens": 32},
     presets=dataset_presets("gg"),
+    fit=fit_beams,
 )

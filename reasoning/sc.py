@@ -12,6 +12,7 @@ from thoughtgraph.backends import record_event
 from thoughtgraph.reasoning.answers import extract_answer, stated_answer
 from thoughtgraph.reasoning.context import RunContext
 from thoughtgraph.reasoning.cot import solver
+from thoughtgraph.reasoning.fitting import MIN_CHAIN_TOKENS, Allowance, shrunk
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
 from thoughtgraph.reasoning.spec import MethodSpec
@@ -32,6 +33,12 @@ class SelfConsistencyConfig:
     def worst_case_calls(self) -> int:
         """All chains come from one request."""
         return 1
+
+
+def fit_samples(config: SelfConsistencyConfig, allowance: Allowance) -> SelfConsistencyConfig:
+    """Fewer samples when the tokens cannot give each a useful chain (one request holds them all)."""
+    each = allowance.prompt_tokens // config.samples + min(config.chain_tokens, 2 * MIN_CHAIN_TOKENS)
+    return shrunk(config, samples=allowance.branches(config.samples, tokens_each=each))
 
 
 async def sample_chains(context: RunContext, samples: int, temperature: float, top_p: float, tokens: int) -> list[int]:
@@ -74,5 +81,10 @@ async def self_consistency(context: RunContext, config: SelfConsistencyConfig) -
 
 
 SPEC = MethodSpec(
-    "sc", "Self-consistency", SelfConsistencyConfig, self_consistency, tiny={"samples": 2, "chain_tokens": 64}
+    "sc",
+    "Self-consistency",
+    SelfConsistencyConfig,
+    self_consistency,
+    tiny={"samples": 2, "chain_tokens": 64},
+    fit=fit_samples,
 )

@@ -24,6 +24,16 @@ class Solution:
     """Why the run ended early (a budget), or None when it finished normally."""
     graph: ThoughtGraph | None = None
 
+    def why_no_answer(self) -> str | None:
+        """Why ``answer`` is None (a budget, or chains that stated none), in a sentence; None when there is one."""
+        if self.answer is not None:
+            return None
+        if self.stopped_by:
+            return self.stopped_by
+        failures = self.usage.get("events", {}).get("parse_failure", 0)
+        replies = "reply" if failures == 1 else "replies"
+        return f"no chain stated an answer that could be read ({failures} unreadable {replies})"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,

@@ -52,6 +52,9 @@ class MethodSpec:
     """The smallest run that still exercises every part of the method: tests, benchmarks and demos use it."""
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per-dataset settings (``solve(..., preset="gsm8k")``): the paper's, where it gives them."""
+    fit: Callable[[Any, Any], Any] | None = None
+    """``fit(config, allowance)``: the config shrunk to what a small budget allows (fewer, shorter branches;
+    :class:`~thoughtgraph.reasoning.fitting.Allowance`); None: the method runs as configured."""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():

@@ -19,6 +19,7 @@ from thoughtgraph.agents.runtime import Agent, derived_seed
 from thoughtgraph.backends import Constraint, record_event
 from thoughtgraph.reasoning.answers import extract_answer, stated_answer
 from thoughtgraph.reasoning.context import RunContext
+from thoughtgraph.reasoning.fitting import MIN_CHAIN_TOKENS, Allowance, shrunk
 from thoughtgraph.reasoning.graph import ROOT
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
@@ -53,6 +54,15 @@ class ToTConfig:
         """Level 1: one proposal request and a value call per proposal; each deeper level: one proposal
         request per kept state and a value call per proposal."""
         return 1 + self.proposals + (self.max_depth - 1) * (self.beam + self.beam * self.proposals)
+
+
+def fit_levels(config: ToTConfig, allowance: Allowance) -> ToTConfig:
+    """Fewer proposals, then a narrower beam, so that at least one level (a proposal request and a valuation per
+    proposal) fits the calls, and its steps the tokens."""
+    step = min(config.step_tokens, MIN_CHAIN_TOKENS) + allowance.prompt_tokens
+    proposals = allowance.branches(config.proposals, calls_each=1, fixed_calls=1, tokens_each=2 * step)
+    beam = allowance.branches(config.beam, calls_each=1 + proposals, tokens_each=2 * step * proposals)
+    return shrunk(config, proposals=proposals, beam=beam)
 
 
 def word_valuer(context: RunContext, config: ToTConfig) -> Agent[float]:
@@ -173,4 +183,5 @@ SPEC = MethodSpec(
     tree_of_thoughts,
     tiny={"proposals": 2, "beam": 1, "max_depth": 2, "step_tokens": 32},
     presets=dataset_presets("tot"),
+    fit=fit_levels,
 )

@@ -169,10 +169,14 @@ def solve(
         typer.echo(json.dumps(solution.to_dict(), indent=2))
         return
     usage = solution.usage
-    answer = for_terminal(solution.answer) if solution.answer is not None else "(none found)"
-    typer.secho(f"Answer: {answer}", bold=True)
-    if solution.stopped_by:
-        typer.secho(f"(stopped early: {solution.stopped_by}; best answer so far)", fg=typer.colors.YELLOW)
+    if solution.answer is None:
+        typer.secho(f"Answer: (none found: {for_terminal(solution.why_no_answer() or '')})", bold=True)
+        if html is None:
+            typer.echo("(--html FILE writes the thought graph of the run, to see what the method tried)")
+    else:
+        typer.secho(f"Answer: {for_terminal(solution.answer)}", bold=True)
+        if solution.stopped_by:
+            typer.secho(f"(budget: {solution.stopped_by}; best answer so far)", fg=typer.colors.YELLOW)
     typer.echo(f"\nReasoning ({solution.method}, {engine.spec}):\n{for_terminal(solution.reasoning)}\n")
     if len(solution.candidates) > 1:
         typer.echo(for_terminal(f"Candidates: {dict(solution.candidates)}"))

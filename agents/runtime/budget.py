@@ -44,6 +44,8 @@ class Budget:
     _started: float = field(default_factory=time.perf_counter, repr=False)
     _reserved_calls: int = field(default=0, repr=False)
     _reserved_tokens: int = field(default=0, repr=False)
+    _held_calls: int = field(default=0, repr=False)
+    _held_tokens: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "max_tokens", "max_seconds"):
@@ -73,11 +75,28 @@ class Budget:
             self.bound_by = reason
         self.ledger.events["budget_exceeded"] = 1
 
+    @contextmanager
+    def holding_back(self, calls: int, tokens: int) -> Iterator[None]:
+        """Inside: ``calls`` and ``tokens`` of the limits are set aside (for a fallback chain after it)."""
+        self._held_calls, self._held_tokens = calls, tokens
+        try:
+            yield
+        finally:
+            self._held_calls = self._held_tokens = 0
+
+    def calls_left(self) -> int | None:
+        """Calls that may still start (None: no call limit)."""
+        return None if self.max_calls is None else self.max_calls - self._held_calls - self.calls_committed
+
+    def tokens_left(self) -> int | None:
+        """Tokens that may still be committed (None: no token limit)."""
+        return None if self.max_tokens is None else self.max_tokens - self._held_tokens - self.tokens_committed
+
     def exceeded(self) -> str | None:
         """Why no further call may start, or None."""
-        if self.max_calls is not None and self.calls_committed >= self.max_calls:
+        if self.max_calls is not None and self.calls_left() <= 0:
             return f"max_calls={self.max_calls} reached"
-        if self.max_tokens is not None and self.tokens_committed >= self.max_tokens:
+        if self.max_tokens is not None and self.tokens_left() <= 0:
             return f"max_tokens={self.max_tokens} reached"
         if self.max_seconds is not None and time.perf_counter() - self._started >= self.max_seconds:
             return f"max_seconds={self.max_seconds} reached"
@@ -98,7 +117,7 @@ class Budget:
         prompt_tokens = 0
         if self.max_tokens is not None:
             prompt_tokens = count_prompt_tokens(request)
-            per_sample = (self.max_tokens - self.tokens_committed - prompt_tokens) // request.n
+            per_sample = (self.tokens_left() - prompt_tokens) // request.n
             if per_sample < 1:
                 reason = f"max_tokens={self.max_tokens} reached"
                 self.bind(reason)

@@ -2,7 +2,6 @@
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -145,15 +144,23 @@ async def test_capabilities_are_checked_before_any_engine_work():
 async def test_a_batch_engine_gets_concurrent_requests_as_one_batch():
     seen: list[list[str]] = []
 
+    gate = threading.Event()
+
     def run_batch(requests):
         seen.append([r.prompt for r in requests])
-        time.sleep(0.01)
+        gate.wait(10)  # the engine is busy with the first batch while the eight requests arrive
         return [Result([Choice(r.prompt.upper(), "stop", 1)]) for r in requests]
 
     engine = BatchThread(run_batch, max_batch=8)
-    results = await asyncio.gather(*(run_jobs(engine, [Request(prompt=f"p{i}")], engine.job) for i in range(8)))
-    assert [r[0].text for r in results] == [f"P{i}" for i in range(8)]  # each caller gets its own answer
-    assert seen == [[f"p{i}" for i in range(8)]]
+    first = asyncio.ensure_future(run_jobs(engine, [Request(prompt="busy")], engine.job))
+    while not seen:
+        await asyncio.sleep(0.001)
+    calls = [asyncio.ensure_future(run_jobs(engine, [Request(prompt=f"p{i}")], engine.job)) for i in range(8)]
+    await asyncio.sleep(0.05)  # every request is handed to the engine thread
+    gate.set()
+    results = await asyncio.gather(first, *calls)
+    assert [r[0].text for r in results[1:]] == [f"P{i}" for i in range(8)]  # each caller gets its own answer
+    assert seen == [["busy"], [f"p{i}" for i in range(8)]]
     engine.close()
 
 

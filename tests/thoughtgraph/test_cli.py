@@ -78,4 +78,16 @@ def test_solve_states_the_worst_case_calls_and_follows_calls_spent(tmp_path):
     # 1 + 2 + 2 * (2 + 2 * 2) = 15 calls at most for this config, bounded further by the budget
     assert "tot: at most 15 calls for this config; budget 5 calls" in result.stderr
     assert "calls" in result.stderr and "/5" in result.stderr  # the bar of calls spent against the budget
-    assert "stopped early: max_calls=5 reached" in result.stdout
+    # 5 calls less a reserve of 2 for a fallback chain leave 3: one level of 2 proposals and their 2
+    # valuations is 1 + 2 calls, so the beam shrinks from 2 to 1
+    assert "budget: max_calls=5: tot shrunk to fit (beam 2->1)" in result.stdout
+
+
+def test_an_empty_result_says_why(tmp_path):
+    script = tmp_path / "script.yaml"
+    script.write_text('rules:\n  - match: "answer"\n    responses: ["I am not sure."]\n    cycle: true\n')
+    mute = run_cli("solve", "What is 2 + 2?", "--backend", f"scripted:{script}", "--option", "answer_pattern=null")
+    assert "Answer: (none found: no chain stated an answer that could be read (1 unreadable reply))" in mute.stdout
+    assert "--html FILE writes the thought graph" in mute.stdout
+    tiny = run_cli("solve", "What is 2 + 2?", "--backend", f"scripted:{script}", "--max-tokens", "10")
+    assert "Answer: (none found: max_tokens=10: too small for one chain of thought, which needs 1 call" in tiny.stdout

@@ -95,6 +95,7 @@ def test_every_python_block_of_a_page_runs(page, fresh_registries, checkout):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(1800)  # the trainers page exports the model and trains for a step or two
 @pytest.mark.parametrize("page", [pytest.param(page, id=name(page)) for page in PAGES if blocks(page, "bash")])
 def test_every_shell_block_of_a_page_runs(page, checkout):
     for number, block in enumerate(blocks(page, "bash"), start=1):

@@ -252,3 +252,24 @@ def test_no_run_outlives_the_servers_run_limit():
     assert time.monotonic() - started < 1.9
     assert reply["choices"][0]["finish_reason"] == "length"
     assert "max_seconds=0.5" in reply["thoughtgraph"]["stopped_by"]
+
+
+def test_a_run_without_an_answer_says_why_and_finishes_by_length_when_a_budget_stopped_it():
+    with serving(scripted()) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused")
+        reply = client.chat.completions.create(model="gg", messages=[{"role": "user", "content": "What is 6 times 7?"}],
+                                               extra_body={"max_total_tokens": 20})  # fmt: skip
+        choice = reply.choices[0]
+        assert choice.finish_reason == "length" and choice.message.content == ""  # nothing a grader could misread
+        why = choice.message.model_extra["reasoning_content"]
+        # the server's own call limit is part of every run's budget, so it is named too
+        assert why.startswith("(no answer: max_calls=2000, max_tokens=20: too small for one chain of thought")
+        streamed = list(client.chat.completions.create(
+            model="gg", messages=[{"role": "user", "content": "What is 6 times 7?"}], stream=True,
+            extra_body={"max_total_tokens": 20},
+        ))  # fmt: skip
+    reasoning = "".join(
+        (c.choices[0].delta.model_extra or {}).get("reasoning_content", "") for c in streamed if c.choices
+    )
+    finishes = [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason]
+    assert "max_tokens=20: too small for one chain of thought" in reasoning and finishes == ["length"]

@@ -295,13 +295,18 @@ def create_app(
     def answer_text(run: RunRequest, solution: Solution) -> str:
         return cut_at_stop(solution.answer if solution.answer is not None else "", run.stop)
 
+    def reasoning_text(solution: Solution) -> str:
+        """The reasoning; for a run without an answer, why (the content stays empty: a client grades it)."""
+        why = solution.why_no_answer()
+        return solution.reasoning if why is None else f"{solution.reasoning}\n(no answer: {why})".lstrip()
+
     def completion(run: RunRequest, trace_id: str, solution: Solution) -> dict:
         return {
             "id": f"chatcmpl-{trace_id}", "object": "chat.completion", "created": int(time.time()),
             "model": run.method,
             "choices": [{"index": 0, "finish_reason": "length" if solution.stopped_by else "stop",
                          "message": {"role": "assistant", "content": answer_text(run, solution),
-                                     "reasoning_content": solution.reasoning}}],
+                                     "reasoning_content": reasoning_text(solution)}}],
             "usage": openai_usage(solution.usage),
             "thoughtgraph": extension(trace_id, solution),
         }  # fmt: skip
@@ -324,6 +329,8 @@ def create_app(
                 if isinstance(item, ThoughtNode):
                     yield chunk(run, trace_id, {"reasoning_content": item.text.strip() + "\n"})
                     continue
+                if item.answer is None:
+                    yield chunk(run, trace_id, {"reasoning_content": f"(no answer: {item.why_no_answer()})\n"})
                 yield chunk(run, trace_id, {"content": answer_text(run, item)})
                 yield chunk(run, trace_id, {}, "length" if item.stopped_by else "stop",
                             thoughtgraph=extension(trace_id, item))  # fmt: skip
