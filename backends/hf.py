@@ -230,6 +230,8 @@ class HFBackend(Backend):
                 input_ids=input_ids,
                 attention_mask=attention,
                 max_new_tokens=first.max_tokens,
+                repetition_penalty=1.0,  # whatever the model's generation_config says: temperature and top_p only
+                no_repeat_ngram_size=0,
                 min_new_tokens=first.min_tokens or None,
                 num_return_sequences=first.n,
                 pad_token_id=pad,

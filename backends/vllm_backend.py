@@ -172,6 +172,12 @@ class VLLMBackend(Backend):
             "n": request.n,
             "temperature": request.temperature,
             "top_p": request.top_p,
+            # every other sampler off, whatever the model's generation_config suggests: one request, one distribution
+            "top_k": -1,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
             "max_tokens": request.max_tokens,
             "min_tokens": request.min_tokens,
             "stop": list(request.stop) or None,
