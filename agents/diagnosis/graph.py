@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import operator
 import time
@@ -159,238 +160,264 @@ def default_steps(category: str) -> list[StepTemplate]:
     return [s for s in found if s is not None]
 
 
-def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
-    kb, agents, variant, limits = runtime.kb, runtime.agents, runtime.variant, runtime.limits
-
-    async def intake(state: DiagnosisState) -> dict[str, Any]:
-        incident = state["incident"]
-        artifacts = incident.get("artifacts", {})
-        facts: dict[str, Any] = {
-            "artifact_kinds": kinds(artifacts),
-            "signatures": [s for n, t in artifacts.items() if is_log(n, t) for s in signatures(t, limit=5)][:10],
-            "workload_kind": incident.get("workload", {}).get("kind") or infer_kind(incident["report"]),
-        }
-        update: dict[str, Any] = {"facts": facts, "iteration": 0, "judged": 0, "plan": [], "approvals": {}}
-        if agents is not None:
-            reply = await agents.ask(
-                "intake", IntakeReply, report=incident["report"], facts=json.dumps(incident.get("workload", {})),
-                artifacts=", ".join(f"{n} ({k})" for n, k in facts["artifact_kinds"].items()) or "none",
-            )  # fmt: skip
-            update["model_calls"] = 1
-            if reply is None:
-                update["parse_failures"] = 1
-            else:
-                facts["symptoms"] = reply.symptoms
-                if facts["workload_kind"] is None and reply.workload_kind != "unknown":
-                    facts["workload_kind"] = reply.workload_kind
-        asked = bool(state.get("answers"))
-        update["question"] = (
-            "What kind of job is this: training, fine-tuning, inference or federated learning?"
-            if facts["workload_kind"] is None and not asked
-            else None
-        )
-        return update
-
-    def clarify(state: DiagnosisState) -> dict[str, Any]:
-        answer = str(interrupt({"kind": "question", "question": state["question"]}) or "")
-        facts = dict(state["facts"])
-        facts["workload_kind"] = infer_kind(answer) or facts.get("workload_kind")
-        return {"answers": [*state.get("answers", []), answer], "facts": facts, "question": None}
-
-    def retrieve(state: DiagnosisState) -> dict[str, Any]:
-        if kb is None or variant == "no-tools":
-            return {"retrieved": [], "similar": [], "priors": {}}
-        query = query_text(Incident.model_validate(state["incident"])) + " " + " ".join(state.get("answers", []))
-        entries, incidents = kb.retrieve(query), kb.similar(query)  # retrieved once; the priors come from them
-        retrieved = [
-            {"id": e.id, "signature": e.signature, "hypotheses": e.hypotheses, "score": round(s, 3), "title": e.title}
-            for e, s in entries
-        ]
-        similar = [{"id": i.id, "category": i.category, "score": round(s, 3)} for i, s in incidents]
-        return {"retrieved": retrieved, "similar": similar, "priors": kb.priors_of(entries, incidents)}
-
-    async def hypothesise(state: DiagnosisState) -> dict[str, Any]:
-        priors = dict(state.get("priors", {}))
-        notes: dict[str, dict[str, list[str]]] = {}
-        for entry in state.get("retrieved", []):
-            for category, count in entry["hypotheses"].items():
-                total = sum(entry["hypotheses"].values())
-                notes.setdefault(category, {"for": [], "against": []})["for"].append(
-                    f"guide {entry['id']} ({entry['signature'][:60]!r}): {count} of {total} past incidents"
-                )
-        update: dict[str, Any] = {}
-        if agents is not None:
-            incident = state["incident"]
-            candidates = ", ".join(f"{c} ({p:.0%})" for c, p in list(priors.items())[:5])
-            reply = await agents.ask(
-                "hypothesise", HypothesesReply, report=incident["report"],
-                workload=json.dumps(incident.get("workload", {})), signatures=state["facts"]["signatures"][:3],
-                candidates=candidates, categories=", ".join(CATEGORIES),
-            )  # fmt: skip
-            update["model_calls"] = 1
-            if reply is None:
-                update["parse_failures"] = 1
-            else:
-                for rank, hypothesis in enumerate(reply.hypotheses):
-                    priors[hypothesis.category] = priors.get(hypothesis.category, 0.0) + LLM_WEIGHT / (rank + 1)
-                    note = notes.setdefault(hypothesis.category, {"for": [], "against": []})
-                    if hypothesis.evidence_for:
-                        note["for"].append(f"model: {hypothesis.evidence_for}")
-                    if hypothesis.evidence_against:
-                        note["against"].append(f"model: {hypothesis.evidence_against}")
-        ranked = sorted(priors.items(), key=lambda item: (-item[1], item[0]))
-        table = [c for c, p in ranked if p >= 0.02][:5]
-        if len(table) < 2:
-            table += [c for c, _ in ranked if c not in table][: 2 - len(table)]
-        posteriors = judge.initial_posteriors({c: priors[c] for c in table}) if table else {judge.UNKNOWN: 1.0}
-        hypotheses = [
-            {"category": c, "posterior": posteriors[c], "evidence_for": notes.get(c, {}).get("for", [])[:3],
-             "evidence_against": notes.get(c, {}).get("against", [])[:3]}
-            for c in table
-        ]  # fmt: skip
-        return {**update, "hypotheses": hypotheses, "posteriors": posteriors}
-
-    def plan(state: DiagnosisState) -> dict[str, Any]:
-        if variant in ("no-tools", "retrieval-only"):
-            return {"ready": [], "status": "not verified"}
-        planned = list(state.get("plan", []))
-        known = {step["id"] for step in planned}
-        artifact_kinds = state["facts"]["artifact_kinds"]
-        leading = [c for c, p in judge.ranked(state["posteriors"]) if p >= 0.05][:LEADING]
-        for category in leading:
-            templates = (kb.steps.get(category, []) if kb else []) or default_steps(category)
-            for template in templates:
-                for step in bind(template, artifact_kinds):
-                    if step["id"] not in known and len(planned) < limits.max_steps:
-                        planned.append(step)
-                        known.add(step["id"])
-        done = {o["step"] for o in state.get("observations", [])}
-        declined = {i for i, ok in state.get("approvals", {}).items() if not ok}
-        ready = [
-            s["id"] for s in planned
-            if s["id"] not in done and s["id"] not in declined and all(d in done for d in s["depends_on"])
-            and not (s["depends_on"] and any(d in declined for d in s["depends_on"]))
-        ]  # fmt: skip
-        if not ready:
-            return {"plan": planned, "ready": [], "status": "no steps left"}
-        by_step = {o["step"]: o for o in state.get("observations", [])}
-        for index, step in enumerate(planned):
-            if step["id"] in ready and step["check"] == "quarantine_clients":
-                flagged = [c for d in step["depends_on"] for c in by_step[d]["details"].get("flagged", [])]
-                planned[index] = {**step, "arguments": {**step["arguments"], "clients": flagged}}
-        return {"plan": planned, "ready": ready}
-
-    def approve(state: DiagnosisState) -> dict[str, Any]:
-        steps = {s["id"]: s for s in state["plan"]}
-        approvals = dict(state.get("approvals", {}))
-        asking = [steps[i] for i in state.get("ready", []) if needs_approval(steps[i]) and i not in approvals]
-        if not asking:
-            return {}
-        decision = interrupt(
-            {
-                "kind": "approval",
-                "steps": [
-                    {"id": s["id"], "check": s["check"], "arguments": s["arguments"],
-                     "description": CHECKS[s["check"]].description}
-                    for s in asking
-                ],
-            }
+async def intake(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
+    incident = state["incident"]
+    artifacts = incident.get("artifacts", {})
+    facts: dict[str, Any] = {
+        "artifact_kinds": kinds(artifacts),
+        "signatures": [s for n, t in artifacts.items() if is_log(n, t) for s in signatures(t, limit=5)][:10],
+        "workload_kind": incident.get("workload", {}).get("kind") or infer_kind(incident["report"]),
+    }
+    update: dict[str, Any] = {"facts": facts, "iteration": 0, "judged": 0, "plan": [], "approvals": {}}
+    if runtime.agents is not None:
+        reply = await runtime.agents.ask(
+            "intake", IntakeReply, report=incident["report"], facts=json.dumps(incident.get("workload", {})),
+            artifacts=", ".join(f"{n} ({k})" for n, k in facts["artifact_kinds"].items()) or "none",
         )  # fmt: skip
-        for step in asking:
-            approvals[step["id"]] = _approved(decision, step["id"])
-        return {"approvals": approvals}
+        update["model_calls"] = 1
+        if reply is None:
+            update["parse_failures"] = 1
+        else:
+            facts["symptoms"] = reply.symptoms
+            if facts["workload_kind"] is None and reply.workload_kind != "unknown":
+                facts["workload_kind"] = reply.workload_kind
+    asked = bool(state.get("answers"))
+    update["question"] = (
+        "What kind of job is this: training, fine-tuning, inference or federated learning?"
+        if facts["workload_kind"] is None and not asked
+        else None
+    )
+    return update
 
-    def dispatch(state: DiagnosisState) -> list[Send] | str:
-        runnable = _runnable(state)
-        if not runnable:
-            return "judge"
-        if variant == "sequential":
-            return [Send("verify_each", {"steps": runnable, "incident": state["incident"], "wave": state["iteration"]})]
-        return [
-            Send("verify", {"step": s, "incident": state["incident"], "wave": state["iteration"]}) for s in runnable
-        ]
 
-    async def verify(payload: dict[str, Any]) -> dict[str, Any]:
-        step, incident, wave = payload["step"], payload["incident"], payload["wave"]
-        return {"observations": [await _observe(step, incident, wave, runtime.attachments_dir)]}
+def clarify(state: DiagnosisState) -> dict[str, Any]:
+    answer = str(interrupt({"kind": "question", "question": state["question"]}) or "")
+    facts = dict(state["facts"])
+    facts["workload_kind"] = infer_kind(answer) or facts.get("workload_kind")
+    return {"answers": [*state.get("answers", []), answer], "facts": facts, "question": None}
 
-    async def verify_each(payload: dict[str, Any]) -> dict[str, Any]:
-        incident, wave, folder = payload["incident"], payload["wave"], runtime.attachments_dir
-        return {"observations": [await _observe(s, incident, wave, folder) for s in payload["steps"]]}
 
-    def judge_node(state: DiagnosisState) -> dict[str, Any]:
-        posteriors = dict(state["posteriors"])
-        steps = {s["id"]: s for s in state.get("plan", [])}
-        observations = state.get("observations", [])
-        fresh = observations[state.get("judged", 0) :]
-        effects = dict(state.get("effects", {}))
-        evidence = {
-            h["category"]: {"for": list(h["evidence_for"]), "against": list(h["evidence_against"])}
-            for h in state["hypotheses"]
+def retrieve(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
+    if runtime.kb is None or runtime.variant == "no-tools":
+        return {"retrieved": [], "similar": [], "priors": {}}
+    query = query_text(Incident.model_validate(state["incident"])) + " " + " ".join(state.get("answers", []))
+    # retrieved once; the priors come from them
+    entries, incidents = runtime.kb.retrieve(query), runtime.kb.similar(query)
+    retrieved = [
+        {"id": e.id, "signature": e.signature, "hypotheses": e.hypotheses, "score": round(s, 3), "title": e.title}
+        for e, s in entries
+    ]
+    similar = [{"id": i.id, "category": i.category, "score": round(s, 3)} for i, s in incidents]
+    return {"retrieved": retrieved, "similar": similar, "priors": runtime.kb.priors_of(entries, incidents)}
+
+
+async def hypothesise(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
+    priors = dict(state.get("priors", {}))
+    notes: dict[str, dict[str, list[str]]] = {}
+    for entry in state.get("retrieved", []):
+        for category, count in entry["hypotheses"].items():
+            total = sum(entry["hypotheses"].values())
+            notes.setdefault(category, {"for": [], "against": []})["for"].append(
+                f"guide {entry['id']} ({entry['signature'][:60]!r}): {count} of {total} past incidents"
+            )
+    update: dict[str, Any] = {}
+    if runtime.agents is not None:
+        incident = state["incident"]
+        candidates = ", ".join(f"{c} ({p:.0%})" for c, p in list(priors.items())[:5])
+        reply = await runtime.agents.ask(
+            "hypothesise", HypothesesReply, report=incident["report"],
+            workload=json.dumps(incident.get("workload", {})), signatures=state["facts"]["signatures"][:3],
+            candidates=candidates, categories=", ".join(CATEGORIES),
+        )  # fmt: skip
+        update["model_calls"] = 1
+        if reply is None:
+            update["parse_failures"] = 1
+        else:
+            for rank, hypothesis in enumerate(reply.hypotheses):
+                priors[hypothesis.category] = priors.get(hypothesis.category, 0.0) + LLM_WEIGHT / (rank + 1)
+                note = notes.setdefault(hypothesis.category, {"for": [], "against": []})
+                if hypothesis.evidence_for:
+                    note["for"].append(f"model: {hypothesis.evidence_for}")
+                if hypothesis.evidence_against:
+                    note["against"].append(f"model: {hypothesis.evidence_against}")
+    ranked = sorted(priors.items(), key=lambda item: (-item[1], item[0]))
+    table = [c for c, p in ranked if p >= 0.02][:5]
+    if len(table) < 2:
+        table += [c for c, _ in ranked if c not in table][: 2 - len(table)]
+    posteriors = judge.initial_posteriors({c: priors[c] for c in table}) if table else {judge.UNKNOWN: 1.0}
+    hypotheses = [
+        {"category": c, "posterior": posteriors[c], "evidence_for": notes.get(c, {}).get("for", [])[:3],
+         "evidence_against": notes.get(c, {}).get("against", [])[:3]}
+        for c in table
+    ]  # fmt: skip
+    return {**update, "hypotheses": hypotheses, "posteriors": posteriors}
+
+
+def plan(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
+    if runtime.variant in ("no-tools", "retrieval-only"):
+        return {"ready": [], "status": "not verified"}
+    planned = list(state.get("plan", []))
+    known = {step["id"] for step in planned}
+    artifact_kinds = state["facts"]["artifact_kinds"]
+    leading = [c for c, p in judge.ranked(state["posteriors"]) if p >= 0.05][:LEADING]
+    for category in leading:
+        templates = (runtime.kb.steps.get(category, []) if runtime.kb else []) or default_steps(category)
+        for template in templates:
+            for step in bind(template, artifact_kinds):
+                if step["id"] not in known and len(planned) < runtime.limits.max_steps:
+                    planned.append(step)
+                    known.add(step["id"])
+    done = {o["step"] for o in state.get("observations", [])}
+    declined = {i for i, ok in state.get("approvals", {}).items() if not ok}
+    ready = [
+        s["id"] for s in planned
+        if s["id"] not in done and s["id"] not in declined and all(d in done for d in s["depends_on"])
+        and not (s["depends_on"] and any(d in declined for d in s["depends_on"]))
+    ]  # fmt: skip
+    if not ready:
+        return {"plan": planned, "ready": [], "status": "no steps left"}
+    by_step = {o["step"]: o for o in state.get("observations", [])}
+    for index, step in enumerate(planned):
+        if step["id"] in ready and step["check"] == "quarantine_clients":
+            flagged = [c for d in step["depends_on"] for c in by_step[d]["details"].get("flagged", [])]
+            planned[index] = {**step, "arguments": {**step["arguments"], "clients": flagged}}
+    return {"plan": planned, "ready": ready}
+
+
+def approve(state: DiagnosisState) -> dict[str, Any]:
+    steps = {s["id"]: s for s in state["plan"]}
+    approvals = dict(state.get("approvals", {}))
+    asking = [steps[i] for i in state.get("ready", []) if needs_approval(steps[i]) and i not in approvals]
+    if not asking:
+        return {}
+    decision = interrupt(
+        {
+            "kind": "approval",
+            "steps": [
+                {"id": s["id"], "check": s["check"], "arguments": s["arguments"],
+                 "description": CHECKS[s["check"]].description}
+                for s in asking
+            ],
         }
-        for observation in fresh:
-            if observation.get("error"):
-                continue
-            found = judge.effects(steps[observation["step"]]["meaning"], observation["signals"])
-            effects[observation["step"]] = found
-            posteriors = judge.update(posteriors, found)
-            for item in found:
-                if item["category"] in evidence:
-                    helps = item["ratio"] > 1
-                    side = "for" if helps else "against"
-                    evidence[item["category"]][side].append(f"{observation['step']}: {observation['summary'][:160]}")
-        iteration = state.get("iteration", 0) + (1 if fresh or state.get("ready") else 0)
-        status = state.get("status") if state.get("status") in ("no steps left", "not verified") else None
-        status = judge.verdict(posteriors) or status
-        if status is None and iteration >= limits.max_iterations:
-            status = "iteration budget spent"
-        if status is None and len(observations) >= limits.max_steps:
-            status = "step budget spent"
-        hypotheses = [
-            {**h, "posterior": posteriors.get(h["category"], 0.0), "evidence_for": evidence[h["category"]]["for"],
-             "evidence_against": evidence[h["category"]]["against"]}
-            for h in state["hypotheses"]
-        ]  # fmt: skip
-        update = {
-            "posteriors": posteriors,
-            "hypotheses": hypotheses,
-            "judged": len(observations),
-            "iteration": iteration,
-            "effects": effects,
-            "status": status or "running",
-        }
-        return update
+    )  # fmt: skip
+    for step in asking:
+        approvals[step["id"]] = _approved(decision, step["id"])
+    return {"approvals": approvals}
 
-    async def report(state: DiagnosisState) -> dict[str, Any]:
-        return await _report(state, runtime)
 
-    def after_intake(state: DiagnosisState) -> str:
-        return "clarify" if state.get("question") else "retrieve"
+def dispatch(runtime: DiagnosisRuntime, state: DiagnosisState) -> list[Send] | str:
+    runnable = _runnable(state)
+    if not runnable:
+        return "judge"
+    if runtime.variant == "sequential":
+        return [Send("verify_each", {"steps": runnable, "incident": state["incident"], "wave": state["iteration"]})]
+    return [Send("verify", {"step": s, "incident": state["incident"], "wave": state["iteration"]}) for s in runnable]
 
-    def after_plan(state: DiagnosisState) -> str:
-        return "approve" if state.get("ready") else "judge"
 
-    def after_judge(state: DiagnosisState) -> str:
-        return "plan" if state["status"] == "running" else "report"
+async def verify(runtime: DiagnosisRuntime, payload: dict[str, Any]) -> dict[str, Any]:
+    step, incident, wave = payload["step"], payload["incident"], payload["wave"]
+    return {"observations": [await _observe(step, incident, wave, runtime.attachments_dir)]}
+
+
+async def verify_each(runtime: DiagnosisRuntime, payload: dict[str, Any]) -> dict[str, Any]:
+    incident, wave, folder = payload["incident"], payload["wave"], runtime.attachments_dir
+    return {"observations": [await _observe(s, incident, wave, folder) for s in payload["steps"]]}
+
+
+def judge_node(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
+    posteriors = dict(state["posteriors"])
+    steps = {s["id"]: s for s in state.get("plan", [])}
+    observations = state.get("observations", [])
+    fresh = observations[state.get("judged", 0) :]
+    effects = dict(state.get("effects", {}))
+    evidence = {
+        h["category"]: {"for": list(h["evidence_for"]), "against": list(h["evidence_against"])}
+        for h in state["hypotheses"]
+    }
+    for observation in fresh:
+        if observation.get("error"):
+            continue
+        found = judge.effects(steps[observation["step"]]["meaning"], observation["signals"])
+        effects[observation["step"]] = found
+        posteriors = judge.update(posteriors, found)
+        for item in found:
+            if item["category"] in evidence:
+                helps = item["ratio"] > 1
+                side = "for" if helps else "against"
+                evidence[item["category"]][side].append(f"{observation['step']}: {observation['summary'][:160]}")
+    iteration = state.get("iteration", 0) + (1 if fresh or state.get("ready") else 0)
+    status = state.get("status") if state.get("status") in ("no steps left", "not verified") else None
+    status = judge.verdict(posteriors) or status
+    if status is None and iteration >= runtime.limits.max_iterations:
+        status = "iteration budget spent"
+    if status is None and len(observations) >= runtime.limits.max_steps:
+        status = "step budget spent"
+    hypotheses = [
+        {**h, "posterior": posteriors.get(h["category"], 0.0), "evidence_for": evidence[h["category"]]["for"],
+         "evidence_against": evidence[h["category"]]["against"]}
+        for h in state["hypotheses"]
+    ]  # fmt: skip
+    update = {
+        "posteriors": posteriors,
+        "hypotheses": hypotheses,
+        "judged": len(observations),
+        "iteration": iteration,
+        "effects": effects,
+        "status": status or "running",
+    }
+    return update
+
+
+async def report(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
+    return await _report(state, runtime)
+
+
+def after_intake(state: DiagnosisState) -> str:
+    return "clarify" if state.get("question") else "retrieve"
+
+
+def after_plan(state: DiagnosisState) -> str:
+    return "approve" if state.get("ready") else "judge"
+
+
+def after_judge(state: DiagnosisState) -> str:
+    return "plan" if state["status"] == "running" else "report"
+
+
+def build_graph(runtime: DiagnosisRuntime, checkpointer: Any = None) -> Any:
+    """The diagnosis graph over ``runtime``: each node below is a module-level function of (runtime, state)."""
+
+    def bound(node: Any) -> Any:
+        if inspect.iscoroutinefunction(node):
+
+            async def run_async(state: Any) -> Any:
+                return await node(runtime, state)
+
+            return run_async
+
+        def run(state: Any) -> Any:
+            return node(runtime, state)
+
+        return run
 
     graph = StateGraph(DiagnosisState)
-    graph.add_node("intake", intake)
+    graph.add_node("intake", bound(intake))
     graph.add_node("clarify", clarify)
-    graph.add_node("retrieve", retrieve)
-    graph.add_node("hypothesise", hypothesise)
-    graph.add_node("plan", plan)
+    graph.add_node("retrieve", bound(retrieve))
+    graph.add_node("hypothesise", bound(hypothesise))
+    graph.add_node("plan", bound(plan))
     graph.add_node("approve", approve)
-    graph.add_node("verify", verify)
-    graph.add_node("verify_each", verify_each)
-    graph.add_node("judge", judge_node)
-    graph.add_node("report", report)
+    graph.add_node("verify", bound(verify))
+    graph.add_node("verify_each", bound(verify_each))
+    graph.add_node("judge", bound(judge_node))
+    graph.add_node("report", bound(report))
     graph.add_edge(START, "intake")
     graph.add_conditional_edges("intake", after_intake, ["clarify", "retrieve"])
     graph.add_edge("clarify", "retrieve")
     graph.add_edge("retrieve", "hypothesise")
     graph.add_edge("hypothesise", "plan")
     graph.add_conditional_edges("plan", after_plan, ["approve", "judge"])
-    graph.add_conditional_edges("approve", dispatch, ["verify", "verify_each", "judge"])
+    graph.add_conditional_edges("approve", bound(dispatch), ["verify", "verify_each", "judge"])
     graph.add_edge("verify", "judge")
     graph.add_edge("verify_each", "judge")
     graph.add_conditional_edges("judge", after_judge, ["plan", "report"])
