@@ -12,6 +12,7 @@ from thoughtgraph.backends import DEFAULT_BACKEND, BackendError
 from thoughtgraph.evals.compare import format_table, load_results, plot, rows
 from thoughtgraph.evals.datasets import DATA_ENV, DATASETS, DataError
 from thoughtgraph.evals.runner import EvalConfig, run_eval
+from thoughtgraph.terminal import user_errors
 
 app = typer.Typer(
     help="Accuracy and cost of reasoning methods on GSM8K, MATH, Game of 24 and AQuA.", no_args_is_help=True
@@ -55,7 +56,7 @@ def run(
     no_progress: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run a method on a benchmark and write samples.jsonl and results.json."""
-    try:
+    with user_errors(DataError, BackendError, ValueError):
         config = EvalConfig(
             dataset=dataset,
             method=method,
@@ -76,9 +77,6 @@ def run(
             method_options=parse_options(option or []),
         )
         results = asyncio.run(run_eval(config, progress=not no_progress))
-    except (DataError, BackendError, ValueError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
     accuracy = results["accuracy"]
     counts = results["counts"]
     typer.echo(
@@ -102,11 +100,8 @@ def compare(
     plot_path: Annotated[str, typer.Option("--plot", help="Where to write the PNG plot.")] = "compare.png",
 ) -> None:
     """Print runs side by side and plot accuracy against tokens per problem."""
-    try:
+    with user_errors(FileNotFoundError, json.JSONDecodeError, KeyError):
         loaded = [load_results(r) for r in runs]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
     typer.echo(format_table(rows(loaded)))
     typer.echo(f"plot: {plot(loaded, plot_path)}")
 
@@ -127,7 +122,7 @@ def diagnose(
     """Diagnosis accuracy, tool use and verification time on held-out incidents."""
     from thoughtgraph.evals.diagnosis import evaluate
 
-    try:
+    with user_errors(ValueError, FileNotFoundError, BackendError):
         summary = asyncio.run(
             evaluate(
                 incidents,
@@ -140,6 +135,4 @@ def diagnose(
                 embeddings=embeddings,
             )
         )
-    except (ValueError, FileNotFoundError, BackendError) as error:
-        raise typer.BadParameter(str(error)) from None
     typer.echo(json.dumps(summary, indent=1))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,21 +21,16 @@ from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.reasoning.solution import Solution
 from thoughtgraph.server.limits import ServeLimits
 from thoughtgraph.terminal import for_terminal
+from thoughtgraph.terminal import user_errors as terminal_user_errors
 
 _LIMITS = ServeLimits()
 USER_ERRORS: tuple[type[Exception], ...] = (BackendError, PromptError, ValueError, FileNotFoundError)
 """What a user got wrong (a bad option, a missing file, a backend that cannot start): one red line, exit 2."""
 
 
-@contextmanager
-def user_errors(*more: type[Exception]) -> Iterator[None]:
-    """Every command's error handling: ``USER_ERRORS`` (and ``more``) end the command with the message, shown
-    safely on a terminal, and exit status 2, never a traceback."""
-    try:
-        yield
-    except (*USER_ERRORS, *more) as error:
-        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+def user_errors(*more: type[Exception]) -> AbstractContextManager[None]:
+    """``USER_ERRORS`` (and ``more``) end the command with one red line and exit status 2."""
+    return terminal_user_errors(*USER_ERRORS, *more)
 
 
 app = typer.Typer(help="LLM reasoning methods and agents on one graph-of-agents runtime.", no_args_is_help=True)

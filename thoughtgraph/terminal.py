@@ -8,6 +8,11 @@ as it is (JSON escapes control characters itself).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _KEPT = {"\n", "\t"}
 
@@ -26,3 +31,15 @@ _TABLE.update({ord(c): _visible(c) for c in BIDI_CONTROLS})
 def for_terminal(text: object) -> str:
     """``text`` with every terminal control character shown as a visible escape instead of obeyed."""
     return str(text).translate(_TABLE)
+
+
+@contextmanager
+def user_errors(*errors: type[Exception]) -> Iterator[None]:
+    """Every command's error handling (``thoughtgraph`` and ``python -m thoughtgraph.evals``): an error of these
+    types, a user's mistake, ends the command with its message, shown safely on a terminal, and exit status 2,
+    never a traceback."""
+    try:
+        yield
+    except errors as error:
+        typer.secho(for_terminal(f"error: {error}"), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
