@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -88,7 +89,7 @@ def run(
         typer.echo(
             f"strict {results['accuracy_strict']['value']:.1%}, flexible {results['accuracy_flexible']['value']:.1%}"
         )
-    typer.echo(f"written to {config.out}/{config.name}/")
+    typer.echo(f"written to {Path(config.out) / config.name}/")
     if results["n_samples"] and counts["failed"] == results["n_samples"]:
         typer.secho("error: every problem failed; see the errors in samples.jsonl", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)

@@ -17,6 +17,7 @@ import fcntl
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -235,6 +236,11 @@ async def run_eval(
         samples_path = run_dir / "samples.jsonl"
         done = resume(samples_path)
         todo = [p for p in problems if p.id not in done]
+        if len(todo) < len(problems):
+            print(
+                f"resuming {run_dir}: {len(problems) - len(todo)} of {len(problems)} problems already done",
+                file=sys.stderr,
+            )
         engine = backend or create_backend(config.backend, cache=config.cache)
         sandbox = sandbox or shared_sandbox()
         started = time.perf_counter()

@@ -40,7 +40,7 @@ def test_wilson_interval_matches_reference_values():
 def test_the_interval_always_holds_the_observed_share_and_a_zero_run_plots():
     # 0 of 3: the centre minus the half-width is 0 on paper and 1e-17 in floats, which made matplotlib refuse a
     # negative error bar (found by running the evals page of the docs)
-    for total in range(1, 60):
+    for total in range(1, 101):
         for successes in range(total + 1):
             low, high = wilson_interval(successes, total)
             assert low <= successes / total <= high
@@ -67,7 +67,7 @@ def test_accuracy_counts_and_interval_are_exact(data, tmp_path):
     assert on_disk["n-samples"]["gsm8k"] == {"original": 10, "effective": 10}
 
 
-def test_rerun_resumes_and_only_solves_the_new_problems(data, tmp_path):
+def test_rerun_resumes_and_only_solves_the_new_problems(data, tmp_path, capsys):
     out = str(tmp_path / "runs")
     first = scripted()
     asyncio.run(run_eval(EvalConfig("gsm8k", data_dir=str(data), out=out, run_name="r", limit=4), backend=first,
@@ -79,6 +79,7 @@ def test_rerun_resumes_and_only_solves_the_new_problems(data, tmp_path):
     )  # fmt: skip
     assert len(first.calls) == 4 and len(second.calls) == 2
     assert results["n_samples"] == 6 and results["counts"]["solved"] == 6
+    assert "4 of 6 problems already done" in capsys.readouterr().err
 
 
 def test_a_line_cut_short_by_a_kill_is_dropped_and_the_problem_redone(data, tmp_path):
