@@ -44,7 +44,9 @@ def run(
     ids: Annotated[str | None, typer.Option(help="Comma-separated problem ids.")] = None,
     sample: Annotated[int | None, typer.Option(help="A seeded random sample of N problems.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling and the method.")] = 0,
-    concurrency: Annotated[int, typer.Option(help="Problems in flight at once (8: the llama.cpp engine's slots).")] = 8,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Problems in flight at once; default: found while the run goes.")
+    ] = None,
     out: Annotated[str, typer.Option(help="Output folder; a rerun into it resumes.")] = "runs",
     run_name: Annotated[str | None, typer.Option(help="Run folder name (default from the settings).")] = None,
     data_dir: Annotated[str | None, typer.Option(help=f"Local data folder (or ${DATA_ENV}); else the hub.")] = None,

@@ -14,9 +14,10 @@ import io
 import json
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from thoughtgraph.evals.graders import gsm8k_gold
@@ -66,6 +67,9 @@ class DatasetSpec:
     """Regex a constrained final answer must match; None for free-form answers (MATH)."""
     default_range: tuple[int, int] | None = None
     """(start, stop) of the problems used by default (Game of 24: puzzles 900-999)."""
+    generation: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"chain_tokens": 256}))
+    """Method options this dataset sets by default where a method has them (a method option given by the user
+    wins): the whole-chain budget of lm-evaluation-harness's tasks, 256 new tokens (its gsm8k and minerva_math)."""
 
     def __post_init__(self) -> None:
         if "<" in self.score.__qualname__:

@@ -51,6 +51,7 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
             "per_problem": {k: (v / len(samples) if samples else 0.0) for k, v in totals.items()},
         },
         "parse_failures": sum(s.get("usage", {}).get("events", {}).get("parse_failure", 0) for s in samples),
+        "answer_asked_separately": sum(1 for s in samples if s.get("usage", {}).get("events", {}).get("answer_asked")),
     }
     if any(s.get("strict") is not None for s in samples):
         summary["accuracy_strict"] = accuracy(samples, "strict")

@@ -37,7 +37,8 @@ from thoughtgraph.backends import (
     UsageLedger,
     create_backend,
 )
-from thoughtgraph.evals.datasets import DATASETS, DataError, Problem, load_dataset, select
+from thoughtgraph.evals.concurrency import AdaptiveConcurrency
+from thoughtgraph.evals.datasets import DATASETS, DataError, DatasetSpec, Problem, load_dataset, select
 from thoughtgraph.evals.files import checked_run_folder, open_log, refuse_link, write_file
 from thoughtgraph.evals.report import summarize
 from thoughtgraph.evals.sandbox import GradingSandbox, shared_sandbox
@@ -58,7 +59,8 @@ class EvalConfig:
     ids: list[str] | None = None
     sample: int | None = None
     seed: int = 0
-    concurrency: int = 8
+    concurrency: int | None = None
+    """Problems in flight at once; None: found while the run goes (``evals.concurrency.AdaptiveConcurrency``)."""
     out: str = "runs"
     run_name: str | None = None
     data_dir: str | None = None
@@ -69,7 +71,7 @@ class EvalConfig:
     ends at this many seconds, and the method answers with what it has."""
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1:
+        if self.concurrency is not None and self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.run_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.run_name):
             raise ValueError(
@@ -148,11 +150,16 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
-def _method_config(config: EvalConfig, answer_pattern: str | None) -> Any:
+def _method_config(config: EvalConfig, dataset: DatasetSpec) -> Any:
+    """The method's config for this dataset: the user's options, then the dataset's answer form and generation
+    defaults where the method has such options."""
     options = dict(config.method_options)
     config_fields = set(METHODS[config.method].option_names()) if config.method in METHODS else set()
     if "answer_pattern" in config_fields:
-        options.setdefault("answer_pattern", answer_pattern)
+        options.setdefault("answer_pattern", dataset.answer_pattern)
+    for name, value in dataset.generation.items():
+        if name in config_fields:
+            options.setdefault(name, value)
     return make_config(config.method, **options)
 
 
@@ -227,7 +234,7 @@ async def run_eval(
             f"no problems selected: the options (limit {config.limit}, offset {config.offset}, ids, sample) "
             f"leave none of the {len(loaded.problems)} problems of {config.dataset}/{config.split}"
         )
-    method_config = _method_config(config, loaded.spec.answer_pattern)
+    method_config = _method_config(config, loaded.spec)
     run_dir = Path(config.out) / config.name
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise ValueError(f"--out {config.out} is a file; give a folder for the runs")
@@ -245,7 +252,8 @@ async def run_eval(
         sandbox = sandbox or shared_sandbox()
         started = time.perf_counter()
         bar = _progress_bar(len(problems), len(problems) - len(todo), enabled=progress)
-        gate = asyncio.Semaphore(config.concurrency)
+        adaptive = AdaptiveConcurrency() if config.concurrency is None else None
+        gate = adaptive or asyncio.Semaphore(config.concurrency)
         state = RunState()
         finished: list[dict[str, Any]] = []
         with open_log(samples_path) as log:
@@ -253,6 +261,8 @@ async def run_eval(
             async def attempt(problem: Problem) -> None:
                 async with gate:
                     record = await _solve_one(problem, config, method_config, engine, sandbox, state)
+                if adaptive is not None:
+                    await adaptive.done(record.get("usage", {}).get("completion_tokens", 0))
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 finished.append(record)
@@ -279,6 +289,7 @@ async def run_eval(
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "config": asdict(config),
             "run_seconds_this_session": round(time.perf_counter() - started, 3),
+            "concurrency": adaptive.report() if adaptive else {"mode": "fixed", "final": config.concurrency},
             **summarize(samples),
         }
         results.update(_lm_eval_view(results, len(loaded.problems)))

@@ -84,6 +84,7 @@ async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
 
     async def ask_answer(state: CoTState) -> CoTState:
         record_event("parse_failure")  # the chain stated no answer in the asked-for form
+        record_event("answer_asked")  # a second, short, constrained call (counted per problem by evals)
         try:
             answer = await answer_after(context, config, state["chain"])
         except BudgetExceeded:  # no budget left to ask: the chain's last answer-like text, if any

@@ -134,3 +134,22 @@ def test_run_folders_are_named_by_the_model_a_server_serves_not_its_address():
     assert one == name("openai:http://10.0.0.2:9000/v1,http://10.0.0.3:9000/v1#Qwen/Qwen2.5-Math-1.5B-Instruct")
     assert one == "gsm8k-test-cot-openai-Qwen-Qwen2.5-Math-1.5B-Instruct-seed0"
     assert name("llamacpp:smollm2") == "gsm8k-test-cot-llamacpp-smollm2-seed0"  # in-process specs are unchanged
+
+
+def test_datasets_set_the_fields_chain_budget_and_the_run_reports_its_concurrency(data, tmp_path):
+    config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="d", limit=3)
+    results = asyncio.run(run_eval(config, backend=scripted(), progress=False))
+    assert results["method_config"]["chain_tokens"] == 256  # lm-evaluation-harness's gsm8k budget, not cot's 512
+    assert results["concurrency"]["mode"] == "adaptive" and results["concurrency"]["final"] >= 1
+    assert results["answer_asked_separately"] == 0  # every chain stated its answer
+    mine = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="m", limit=2,
+                      concurrency=2, method_options={"chain_tokens": 100})  # fmt: skip
+    results = asyncio.run(run_eval(mine, backend=scripted(), progress=False))
+    assert results["method_config"]["chain_tokens"] == 100 and results["concurrency"] == {"mode": "fixed", "final": 2}
+
+
+def test_problems_whose_answer_was_asked_for_separately_are_counted(data, tmp_path):
+    mute = ScriptedBackend([ScriptRule("only the final answer", ["4"])], default="I add them up.")
+    config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="a", limit=2)
+    results = asyncio.run(run_eval(config, backend=mute, progress=False))
+    assert results["answer_asked_separately"] == 2 and results["parse_failures"] == 2

@@ -1,0 +1,92 @@
+"""How many problems an eval run keeps in flight, found while it runs.
+
+A server that decodes one request at a time gets slower with more requests in flight (they queue, and its own
+threads compete with the engine's for the cores); a batching server (vLLM, SGLang, llama.cpp with several slots,
+the in-process batched engine) gets faster. :class:`AdaptiveConcurrency` starts at one problem in flight and
+climbs: it measures completed tokens per second over a window of completions at each level (two per problem in
+flight), goes one level up while that beats the best level so far by 5% (additive increase), and otherwise
+settles, for the rest of the run, on the fewest in flight that were within 5% of the fastest level. It
+starts at 1, so a run is never slower than one at concurrency 1 for longer than one window. ``--concurrency N``
+fixes the level instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+GAIN = 1.05
+"""A level must beat the best one seen by this factor to count as better (noise is not progress)."""
+
+
+@dataclass
+class Level:
+    limit: int
+    tokens: int = 0
+    completions: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def rate(self) -> float:
+        return self.tokens / max(time.perf_counter() - self.started, 1e-9)
+
+
+class AdaptiveConcurrency:
+    """An async gate (``async with gate:``) whose limit follows measured throughput; ``done(tokens)`` reports
+    each completion."""
+
+    def __init__(self, *, ceiling: int = 64, window: int | None = None) -> None:
+        self.ceiling = ceiling
+        self.window = window
+        self.limit = 1
+        self.settled = False
+        self.levels: list[tuple[int, float]] = []
+        """(limit, tokens/s) of every finished window, in order: what the run tried."""
+        self._level = Level(1)
+        self._in_flight = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> AdaptiveConcurrency:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._in_flight < self.limit)
+            self._in_flight += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        async with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
+
+    async def done(self, tokens: int) -> None:
+        """One problem finished with ``tokens`` completion tokens: count it, and move at the end of a window."""
+        level = self._level
+        level.tokens += tokens
+        level.completions += 1
+        if self.settled or level.completions < (self.window or max(2, 2 * level.limit)):
+            return
+        rate = level.rate()
+        previous_best = max((seen for _, seen in self.levels), default=None)
+        self.levels.append((level.limit, rate))
+        if previous_best is None or rate >= previous_best * GAIN:  # better: one more in flight
+            if level.limit < self.ceiling:
+                await self._move(level.limit + 1)
+            else:
+                self.settled = True
+        else:  # no better: the fewest in flight that is as fast as the best level seen, for the rest of the run
+            best = max(seen for _, seen in self.levels)
+            await self._move(min(limit for limit, seen in self.levels if seen * GAIN >= best))
+            self.settled = True
+
+    async def _move(self, limit: int) -> None:
+        self.limit = limit
+        self._level = Level(limit)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def report(self) -> dict[str, object]:
+        """For results.json: the level the run settled on and what each window measured."""
+        return {
+            "mode": "adaptive",
+            "final": self.limit,
+            "levels": [{"in_flight": limit, "tokens_per_second": round(rate, 2)} for limit, rate in self.levels],
+        }

@@ -1,0 +1,54 @@
+"""The eval runner's in-flight level, found while it runs: up while a batching server gets faster, back to one
+when a one-at-a-time server slows down under queued requests. Simulated servers with known curves."""
+
+from __future__ import annotations
+
+import asyncio
+
+from thoughtgraph.evals.concurrency import AdaptiveConcurrency
+
+
+async def simulate(latency_of, jobs: int = 80) -> AdaptiveConcurrency:
+    gate, in_flight = AdaptiveConcurrency(), 0
+
+    async def job() -> None:
+        nonlocal in_flight
+        async with gate:
+            in_flight += 1
+            await asyncio.sleep(latency_of(in_flight))
+            in_flight -= 1
+        await gate.done(10)
+
+    await asyncio.gather(*(job() for _ in range(jobs)))
+    return gate
+
+
+async def test_a_server_that_batches_four_is_driven_to_four_in_flight():
+    # up to 4 requests take 0.03 s together; a fifth makes every one of them slower in proportion
+    gate = await simulate(lambda n: 0.03 * max(1.0, n / 4))
+    assert gate.settled and gate.limit == 4
+    assert [limit for limit, _ in gate.levels] == [1, 2, 3, 4, 5]  # 5 was no faster than 4: back to 4
+    assert gate.report()["final"] == 4 and gate.report()["mode"] == "adaptive"
+
+
+async def test_a_one_at_a_time_server_that_slows_under_a_queue_stays_at_one():
+    # requests compete for the server's cores: two at once take 2.8 times as long as one
+    gate = await simulate(lambda n: 0.03 * n**1.5)
+    assert gate.settled and gate.limit == 1 and [limit for limit, _ in gate.levels] == [1, 2]
+
+
+async def test_the_gate_never_lets_more_than_its_limit_through():
+    gate, in_flight, most = AdaptiveConcurrency(), 0, 0
+
+    async def job() -> None:
+        nonlocal in_flight, most
+        async with gate:
+            in_flight += 1
+            most = max(most, in_flight)
+            assert in_flight <= gate.limit
+            await asyncio.sleep(0.005)
+            in_flight -= 1
+        await gate.done(1)
+
+    await asyncio.gather(*(job() for _ in range(30)))
+    assert most >= 2  # it did climb
