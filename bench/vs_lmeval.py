@@ -1,0 +1,134 @@
+"""`evals` against lm-evaluation-harness, one after the other on the same machine, problems and token budget.
+
+1. lm-evaluation-harness (`local-chat-completions`, its own 0-shot `gsm8k` task pointed at the local copy, 256 new
+   tokens, greedy, concurrency 1) against a `llama_cpp.server` serving the embedded model;
+2. `evals run --method cot` through the same server (the run finds its own concurrency);
+3. `evals run --method cot` on the in-process `llamacpp:smollm2` engine (the default path), the server stopped.
+
+Prints problems per minute, completion tokens and strict/flexible accuracy for each, and the ratios against
+lm-eval. Refuses to run on a busy machine (1-minute load average above 0.6 on 2 cores): the figures would measure
+the other work. Completion tokens of lm-eval's replies are counted with the model's tokenizer.
+
+Usage: python bench/vs_lmeval.py [--problems 50] [--data-dir ../shared/data] [--out F] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
+    sys.path.pop(0)
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # for tests.conftest's server; the package is installed
+
+import yaml
+
+from tests.conftest import LlamaServer  # the same server the tests start
+from thoughtgraph.backends import create_backend
+from thoughtgraph.evals.runner import EvalConfig, run_eval
+
+MAX_NEW_TOKENS = 256
+BUSY_LOAD = 0.6
+
+
+def lm_eval_run(server: LlamaServer, data_dir: Path, problems: int, work: Path) -> dict:
+    import lm_eval
+
+    task = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
+    task.update(task="gsm8k_local", dataset_path="json", tag=[])
+    task.pop("dataset_name")
+    files = {"train": str(data_dir / "gsm8k" / "train.jsonl"), "test": str(data_dir / "gsm8k" / "test.jsonl")}
+    task["dataset_kwargs"] = {"data_files": files}
+    tasks = work / "tasks"
+    tasks.mkdir()
+    (tasks / "gsm8k_local.yaml").write_text(yaml.safe_dump(task))
+    command = [
+        str(Path(sys.executable).with_name("lm_eval")), "--model", "local-chat-completions",
+        "--model_args", f"model=smollm2,base_url={server.base_url}/chat/completions,num_concurrent=1,"
+                        f"tokenized_requests=False,max_gen_toks={MAX_NEW_TOKENS}",
+        "--tasks", "gsm8k_local", "--include_path", str(tasks), "--apply_chat_template", "--num_fewshot", "0",
+        "--limit", str(problems), "--output_path", str(work / "lm_eval"), "--log_samples",
+    ]  # fmt: skip
+    environment = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=3600)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"lm_eval failed:\n{done.stderr[-3000:]}")
+    results = json.loads(next((work / "lm_eval").rglob("results_*.json")).read_text())["results"]["gsm8k_local"]
+    samples = [json.loads(line) for line in next((work / "lm_eval").rglob("samples_gsm8k_local_*.jsonl")).open()]
+    counter = create_backend("llamacpp:smollm2#slots=1&threads=1")
+    tokens = sum(len(counter.token_pieces(s["resps"][0][0])) for s in samples)
+    counter.close()
+    return {
+        "seconds": round(seconds, 1),
+        "problems_per_minute": round(60 * len(samples) / seconds, 2),
+        "completion_tokens": tokens,
+        "strict": results["exact_match,strict-match"],
+        "flexible": results["exact_match,flexible-extract"],
+    }
+
+
+def evals_run(backend, data_dir: Path, problems: int, work: Path, name: str) -> dict:
+    config = EvalConfig(dataset="gsm8k", method="cot", data_dir=str(data_dir), out=str(work), run_name=name,
+                        limit=problems, method_options={"chain_tokens": MAX_NEW_TOKENS})  # fmt: skip
+    started = time.perf_counter()
+    results = asyncio.run(run_eval(config, backend=backend, progress=False))
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": round(seconds, 1),
+        "problems_per_minute": round(60 * results["n_samples"] / seconds, 2),
+        "completion_tokens": results["usage"]["total"]["completion_tokens"],
+        "calls": results["usage"]["total"]["calls"],
+        "answer_asked_separately": results["answer_asked_separately"],
+        "strict": results["accuracy_strict"]["value"],
+        "flexible": results["accuracy_flexible"]["value"],
+        "concurrency": results["concurrency"],
+    }
+
+
+def main(args: argparse.Namespace) -> dict:
+    load = os.getloadavg()[0]
+    if load > BUSY_LOAD and not args.force:
+        raise SystemExit(
+            f"the machine is busy (1-minute load average {load:.2f} > {BUSY_LOAD}): the figures would measure the "
+            "other work; wait for it to finish, or pass --force"
+        )
+    data_dir = Path(args.data_dir)
+    figures: dict = {"problems": args.problems, "max_new_tokens": MAX_NEW_TOKENS, "load_average_at_start": load}
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        server = LlamaServer()
+        try:
+            figures["lm_eval_server"] = lm_eval_run(server, data_dir, args.problems, work)
+            served = create_backend(f"openai:{server.base_url}#smollm2", structured_outputs="llamacpp")
+            figures["evals_server"] = evals_run(served, data_dir, args.problems, work, "server")
+        finally:
+            server.stop()
+        figures["evals_in_process"] = evals_run(
+            create_backend("llamacpp:smollm2"), data_dir, args.problems, work, "in_process"
+        )
+    base = figures["lm_eval_server"]["problems_per_minute"]
+    for key in ("evals_server", "evals_in_process"):
+        figures[f"{key}_vs_lm_eval"] = round(figures[key]["problems_per_minute"] / base, 2)
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", type=int, default=50)
+    parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--force", action="store_true", help="run on a busy machine anyway")
+    arguments = parser.parse_args()
+    figures = main(arguments)
+    print(json.dumps(figures, indent=2))
+    if arguments.out:
+        arguments.out.write_text(json.dumps(figures, indent=2))
