@@ -73,10 +73,12 @@ def calibre_loss(z1: np.ndarray, z2: np.ndarray, k: int, alpha: float, temperatu
 
 
 def divergence_rate(encodings: np.ndarray, k: int, seed: int) -> float:
-    """As the reference (TL-System/plato, ``calibre_trainer.compute_divergence_rate``): the mean over
-    clusters of each cluster's mean distance of its encodings to its centroid, so a few loose points
-    in a small cluster weigh as much as a large tight cluster."""
+    """As the reference (TL-System/plato, ``calibre_trainer.compute_divergence_rate`` with
+    ``clustering.kmeans_clustering``): the mean over clusters of each cluster's mean distance of its encodings to
+    its centroid scaled to unit length (the reference normalises the k-means centroids, not the encodings), so a
+    few loose points in a small cluster weigh as much as a large tight cluster."""
     centroids, labels = kmeans(encodings, k, seed)
+    centroids = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
     scale = float(np.abs(encodings).max()) or 1.0
     distances = np.linalg.norm((encodings - centroids[labels]) / scale, axis=1) * scale
     return float(np.mean([distances[labels == j].mean() for j in np.unique(labels)]))

@@ -27,9 +27,14 @@ def round_e4m3(values: np.ndarray) -> np.ndarray:
 
 
 def round_e2m1(values: np.ndarray) -> np.ndarray:
-    """Round to the nearest signed E2M1 value (magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6)."""
+    """Round to the nearest signed E2M1 value (magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6), ties to the even one (mantissa
+    bit 0: 0, 1, 2, 4), as hardware rounds: 0.75 -> 1, 1.75 -> 2, 3.5 -> 4, 2.5 -> 2."""
     midpoints = (E2M1_GRID[1:] + E2M1_GRID[:-1]) / 2
-    return np.sign(values) * E2M1_GRID[np.searchsorted(midpoints, np.abs(values))]
+    magnitude = np.abs(values)
+    index = np.searchsorted(midpoints, magnitude)  # a tie lands on the smaller neighbour
+    tie = magnitude == midpoints[np.minimum(index, len(midpoints) - 1)]
+    index = np.where(tie & (index % 2 == 1), index + 1, index)  # odd grid positions have mantissa bit 1
+    return np.sign(values) * E2M1_GRID[index]
 
 
 def nvfp4_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

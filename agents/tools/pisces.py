@@ -1,22 +1,26 @@
 """Pisces: asynchronous FL with guided participant selection and adaptive aggregation pace.
 
 Client utility = statistical utility × staleness factor, where the statistical utility comes from the
-losses of the client's samples (|B|·sqrt(mean loss²), as in Oort) and the staleness factor is
+losses of the client's samples: by default the paper's |B|·sqrt(mean loss²) (Oort's definition, which the paper
+adopts); ``formula="plato"`` is Plato's client instead, n·sqrt(sqrt(m)/n) with m an exponential moving average
+(decay 0.01, from 0) of the per-batch mean losses in order and n the client's samples. The two rank clients
+differently (100 samples at loss 1 against 1 sample at loss 200: [100, 200] against [3.162, 1.189]). The staleness
+factor is
 1/(mean recent staleness + 1)^β over the client's last ``HISTORY_WINDOW`` updates. Selection explores
 unexplored clients with a share drawn from Binomial(slots, ε), ε decaying ×0.98 to a floor of 0.3,
 and exploits the highest utilities otherwise. Aggregation weighs each update by its client's sample
-share times the staleness factor (the reference, TL-System/plato's ``pisces_aggregation_strategy``,
-does not renormalise; ``renormalise`` is an option here).
+share times the staleness factor, not renormalised, as the reference (TL-System/plato's
+``pisces_aggregation_strategy``); ``renormalise=True`` (ours) rescales the weights to sum to one.
 
 Pace control (paper, section on bounding the progress gap): instead of aggregating a fixed number of
 updates, the server aggregates every I = L_max / b simulated seconds, where L_max is the largest
 profiled latency among the clients now training and b the staleness bound; in L_max seconds at most
 b aggregations happen, so no update arrives more than about b versions stale and none is dropped.
 
-Deviations, named: β defaults to 0.5 (our design spec; Plato's example config uses 1.0); the
-exploration schedule starts at ε = 0.9 (Plato: 0.3, decay 0.99, floor 0.1); latency is profiled from
-each client's expected round time, known to the server (the paper profiles latencies); the
-robustness extension (DBSCAN outlier credits) is not simulated.
+β = 0.5 and the exploration schedule (ε = 0.9, decay 0.98, floor 0.3) are Plato's Pisces MNIST config's
+(``pisces_MNIST_lenet5.toml``: staleness_factor, exploration_factor, exploration_decaying_factor,
+min_explore_factor). Deviations, named: latency is profiled from each client's expected round time, known to the
+server (the paper profiles latencies); the robustness extension (DBSCAN outlier credits) is not simulated.
 """
 
 from __future__ import annotations
@@ -35,9 +39,20 @@ HISTORY_WINDOW = 5
 MAX_STALENESS = 1e9
 
 
-def statistical_utility(losses: np.ndarray) -> float:
+PLATO_LOSS_DECAY = 0.01
+
+
+def statistical_utility(losses: np.ndarray, formula: str = "paper", samples: int | None = None) -> float:
+    """``paper``: |B|·sqrt(mean loss²) over the sample losses; ``plato``: n·sqrt(sqrt(m)/n), m the moving average
+    of the per-batch losses (``losses`` in order), n = ``samples`` (default: the number of losses)."""
     if not len(losses):
         return 0.0
+    if formula == "plato":
+        average = 0.0
+        for loss in losses:
+            average = (1 - PLATO_LOSS_DECAY) * average + PLATO_LOSS_DECAY * float(loss)
+        n = samples or len(losses)
+        return float(n * np.sqrt(np.sqrt(average) / n))
     scale = float(np.abs(losses).max()) or 1.0  # sqrt(mean((l/s)^2)) * s: no overflow for large losses
     return float(len(losses) * scale * np.sqrt(((losses / scale) ** 2).mean()))
 
@@ -64,7 +79,11 @@ def aggregation_weights(samples: np.ndarray, staleness: np.ndarray, beta: float,
 
 
 class ClientRecord(BaseModel):
-    losses: list[float] = Field(description="losses of the client's samples in its last round", max_length=100_000)
+    losses: list[float] = Field(
+        description="losses of the client's samples in its last round (formula plato: its per-batch mean losses, "
+        "in order)", max_length=100_000,
+    )  # fmt: skip
+    samples: int | None = Field(None, ge=1, le=10**12, description="the client's sample count (formula plato)")
     recent_staleness: list[float] = Field(default_factory=list, max_length=10_000)
 
     @model_validator(mode="after")
@@ -81,6 +100,7 @@ class ClientRecord(BaseModel):
 class UtilityInput(BaseModel):
     clients: list[ClientRecord] = Field(min_length=1, max_length=100_000)
     beta: float = Field(0.5, ge=0, le=10)
+    formula: Literal["paper", "plato"] = "paper"
 
 
 class UtilityOutput(BaseModel):
@@ -90,11 +110,12 @@ class UtilityOutput(BaseModel):
 
 @tool("pisces_client_utility", UtilityInput, "faithful")
 def pisces_client_utility(inputs: UtilityInput) -> UtilityOutput:
-    """Pisces client utilities (faithful: statistical utility from sample losses times the staleness
-    factor 1/(mean of the last 5 staleness values + 1)^beta, as in the reference) and the clients
-    ranked best first."""
+    """Pisces client utilities (faithful to the paper's statistical utility by default and to Plato's client with
+    formula="plato"; times the staleness factor 1/(mean of the last 5 staleness values + 1)^beta, as both) and the
+    clients ranked best first."""
     utilities = np.array([
-        statistical_utility(np.asarray(c.losses)) * staleness_factor(np.asarray(c.recent_staleness), inputs.beta)
+        statistical_utility(np.asarray(c.losses), inputs.formula, c.samples)
+        * staleness_factor(np.asarray(c.recent_staleness), inputs.beta)
         for c in inputs.clients
     ])  # fmt: skip
     return UtilityOutput(utilities=utilities.round(8).tolist(), ranking=np.argsort(-utilities, kind="stable").tolist())
@@ -108,7 +129,8 @@ class AggregateInput(BaseModel):
         "mean of the last 5 is used, as in the reference)",
     )  # fmt: skip
     beta: float = Field(0.5, ge=0, le=10)
-    renormalise: bool = True
+    renormalise: bool = False
+    """False: the reference's weights; True (ours): rescaled to sum to one."""
 
     @model_validator(mode="after")
     def _check(self) -> AggregateInput:
@@ -132,8 +154,8 @@ class AggregateOutput(BaseModel):
 
 @tool("pisces_aggregation_weights", AggregateInput, "faithful")
 def pisces_aggregation_weights(inputs: AggregateInput) -> AggregateOutput:
-    """Staleness-weighted aggregation weights (faithful: sample share / (mean recent staleness + 1)^beta;
-    renormalise=False gives the reference's unnormalised weights, True rescales them to sum to one)."""
+    """Staleness-weighted aggregation weights (faithful to the reference: sample share / (mean recent staleness +
+    1)^beta, not renormalised); renormalise=True (ours) rescales them to sum to one."""
     weights = aggregation_weights(np.asarray(inputs.samples, dtype=float), inputs.mean_staleness(), inputs.beta,
                                   inputs.renormalise)  # fmt: skip
     return AggregateOutput(weights=weights.round(10).tolist())

@@ -4,8 +4,8 @@ Four pieces: predict which experts a new prompt activates from similar past prom
 similarity, top-k weighted), pre-allocate the main model's memory for the worst case under a latency
 SLO, place expert replicas with LPT (longest processing time first onto the least-loaded function),
 and choose the function memory size and the replica count of each expert jointly (a Lagrangian
-relaxation of the SLO constraint, solved by subgradient steps on the multiplier, with LPT placing the
-replicas at every step).
+relaxation of the SLO constraint: the multiplier is found by bisection for each memory size, LPT places the
+replicas at every step, and a greedy repair adds replicas where the dual search skips an integer plan).
 
 Billing is pay-per-use: a function is billed for its memory times its own busy seconds; a function
 that runs nothing costs nothing (idle functions are not billed).

@@ -28,7 +28,9 @@ def test_pisces_utilities_match_a_hand_built_table():
 def test_stale_updates_get_lower_weight_with_and_without_renormalisation():
     weights = aggregation_weights(np.array([10.0, 10.0]), np.array([0.0, 3.0]), 0.5, renormalise=False)
     assert weights[0] == pytest.approx(0.5) and weights[1] == pytest.approx(0.5 / 2)
-    renormalised = get_tool("pisces_aggregation_weights").invoke({"samples": [10, 10], "staleness": [0, 3]})
+    renormalised = get_tool("pisces_aggregation_weights").invoke(
+        {"samples": [10, 10], "staleness": [0, 3], "renormalise": True}
+    )
     assert (
         sum(renormalised["weights"]) == pytest.approx(1.0) and renormalised["weights"][0] > renormalised["weights"][1]
     )

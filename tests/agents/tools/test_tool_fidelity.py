@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -41,27 +42,30 @@ def test_pisces_pace_bounds_staleness_where_plain_async_does_not_and_beats_sync_
 
 def _tight_and_loose() -> np.ndarray:
     angles = 2 * np.pi * np.arange(95) / 95
-    tight = 0.1 * np.column_stack([np.cos(angles), np.sin(angles)])  # 95 points at distance 0.1 from (0, 0)
-    loose = np.array([[104, 100], [96, 100], [100, 104], [100, 96], [100, 100]], dtype=float)  # 4, 4, 4, 4, 0
+    tight = [1.0, 0.0] + 0.1 * np.column_stack([np.cos(angles), np.sin(angles)])  # 95 points 0.1 from (1, 0)
+    loose = np.array([[104, 100], [96, 100], [100, 104], [100, 96], [100, 100]], dtype=float)
     return np.vstack([tight, loose])
 
 
-def test_calibre_divergence_averages_per_cluster_means_as_the_reference():
-    # reference: mean over clusters of the cluster's mean distance = (0.1 + 16/5) / 2 = 1.65
-    # (pooled over all points it would be (95 x 0.1 + 16) / 100 = 0.255: the ranking the issue saw reverse)
-    assert divergence_rate(_tight_and_loose(), 2, seed=0) == pytest.approx(1.65)
+def test_calibre_divergence_averages_per_cluster_means_to_unit_centroids_as_the_reference():
+    # the reference scales each k-means centroid to unit length: (1, 0) stays, (100, 100) becomes (1, 1)/sqrt(2);
+    # the mean over clusters of each cluster's mean distance to its unit centroid
+    unit = 1 / math.sqrt(2)
+    loose = [(104, 100), (96, 100), (100, 104), (100, 96), (100, 100)]
+    loose_mean = sum(math.hypot(x - unit, y - unit) for x, y in loose) / 5
+    assert divergence_rate(_tight_and_loose(), 2, seed=0) == pytest.approx((0.1 + loose_mean) / 2)
 
 
 def test_calibre_weights_scale_inverse_divergence_by_sample_share():
-    tight = _tight_and_loose()
-    loose = tight * 2  # every distance doubles: divergence 3.3
+    # one cluster each: [[3, 0], [5, 0]] -> centroid (4, 0) -> (1, 0): distances 2, 4 -> 3.0;
+    # [[1, 0], [1.2, 0]] -> (1.1, 0) -> (1, 0): distances 0, 0.2 -> 0.1
     result = call_tool("calibre_aggregation_weights",
-                       {"client_encodings": [tight.tolist(), loose.tolist()], "client_samples": [100, 300],
-                        "clusters": 2})  # fmt: skip
-    # 1/d normalised: 2/3 and 1/3; sample shares 1/4 and 3/4 -> 1/6 and 1/4 (the reference does not renormalise)
-    assert result["divergence"] == pytest.approx([1.65, 3.3])
-    assert result["weights"] == pytest.approx([1 / 6, 1 / 4])
-    assert result["normalised_weights"] == pytest.approx([0.4, 0.6])
+                       {"client_encodings": [[[3, 0], [5, 0]], [[1, 0], [1.2, 0]]], "client_samples": [1, 1],
+                        "clusters": 1})  # fmt: skip
+    # 1/d normalised: (1/3) / (31/3) = 1/31 and 30/31; equal sample shares of 1/2, not renormalised
+    assert result["divergence"] == pytest.approx([3.0, 0.1])
+    assert result["weights"] == pytest.approx([1 / 62, 15 / 31])
+    assert result["normalised_weights"] == pytest.approx([1 / 31, 30 / 31])
 
 
 # -- VFL ---------------------------------------------------------------------------------------------

@@ -55,9 +55,12 @@ def test_hot_channel_patch_on_exact_and_all_zero_inputs():
 
 
 def test_overflowing_sample_counts_and_staleness_give_finite_pisces_weights():
-    weights = assert_clean("pisces_aggregation_weights", {"samples": [1e308, 1e308], "staleness": [0, 3]})["weights"]
+    huge = {"samples": [1e308, 1e308], "staleness": [0, 3]}
+    assert assert_clean("pisces_aggregation_weights", huge)["weights"] == pytest.approx([1 / 2, 1 / 4])  # as Plato
+    weights = assert_clean("pisces_aggregation_weights", {**huge, "renormalise": True})["weights"]
     assert weights == pytest.approx([2 / 3, 1 / 3])  # shares 1/2 each; factors 1 and 1/2; renormalised
-    far = assert_clean("pisces_aggregation_weights", {"samples": [1, 1], "staleness": [1e9, 1e9], "beta": 10})
+    far_inputs = {"samples": [1, 1], "staleness": [1e9, 1e9], "beta": 10, "renormalise": True}
+    far = assert_clean("pisces_aggregation_weights", far_inputs)
     assert far["weights"] == pytest.approx([0.5, 0.5])
 
 
