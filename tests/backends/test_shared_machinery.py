@@ -198,6 +198,7 @@ async def test_a_request_cancelled_before_its_batch_starts_is_not_run_and_owes_n
         second = asyncio.create_task(run_jobs(engine, [Request(prompt="second")], engine.job))
         await asyncio.sleep(0.01)
         second.cancel()
+        await asyncio.wait([second], timeout=5)  # the cancellation has reached the job before the engine is free
         release.set()
         assert (await first)[0].text == "ok"
         with pytest.raises(asyncio.CancelledError):
