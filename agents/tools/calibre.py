@@ -78,10 +78,11 @@ def divergence_rate(encodings: np.ndarray, k: int, seed: int) -> float:
     its centroid scaled to unit length (the reference normalises the k-means centroids, not the encodings), so a
     few loose points in a small cluster weigh as much as a large tight cluster."""
     centroids, labels = kmeans(encodings, k, seed)
-    centroids = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-8)
-    scale = float(np.abs(encodings).max()) or 1.0
-    distances = np.linalg.norm((encodings - centroids[labels]) / scale, axis=1) * scale
-    return float(np.mean([distances[labels == j].mean() for j in np.unique(labels)]))
+    size = float(np.abs(centroids).max()) or 1.0  # lengths measured in scaled units: no overflow for huge values
+    centroids = centroids / np.maximum(np.linalg.norm(centroids / size, axis=1, keepdims=True) * size, 1e-8)
+    scale = max(float(np.abs(encodings).max()), 1.0)
+    distances = np.linalg.norm((encodings - centroids[labels]) / scale, axis=1)  # in units of scale
+    return float(np.mean([distances[labels == j].mean() for j in np.unique(labels)])) * scale
 
 
 MAX_LOSS_ROWS = 2048  # NT-Xent compares all 2n views pairwise
@@ -188,6 +189,7 @@ def calibre_aggregation_weights(inputs: AggregateInput) -> AggregateOutput:
     sample_share = samples / samples.sum()
     weights = sample_share * inverse_share
     return AggregateOutput(
-        divergence=divergence.round(8).tolist(), weights=weights.round(10).tolist(),
+        divergence=[round(float(d), 8) for d in divergence],  # numpy's round multiplies: overflow near 1e300
+        weights=weights.round(10).tolist(),
         normalised_weights=(weights / weights.sum()).round(10).tolist(),
     )  # fmt: skip
