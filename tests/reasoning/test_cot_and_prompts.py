@@ -46,7 +46,7 @@ def test_cot_asks_for_a_constrained_final_answer_when_none_is_stated_and_counts_
     solution = solve("Tom has 3 apples and gets 4. How many apples?", "cot", backend)
     assert solution.answer == "7"
     assert solution.usage["calls"] == 2
-    assert solution.usage["events"] == {"parse_failure": 1}
+    assert solution.usage["events"] == {"parse_failure": 1, "answer_asked": 1}  # the miss, and the second call
     final_request = backend.calls[1]
     assert final_request.constraint is not None and final_request.constraint.kind == "regex"
     assert final_request.messages[-2].role == "assistant"

@@ -4,11 +4,13 @@ agree with its own config is refused when it is declared."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
 
 from thoughtgraph.backends.scripted import ScriptedBackend
+from thoughtgraph.evals.datasets import DATASETS
 from thoughtgraph.evals.runner import EvalConfig, _method_config
 from thoughtgraph.reasoning import METHODS, MethodSpec, make_config, register_method, solve
 from thoughtgraph.reasoning.context import RunContext
@@ -77,9 +79,11 @@ def test_serve_reads_who_may_set_what_from_the_spec(registered):
 
 
 def test_the_eval_runner_hands_the_datasets_answer_pattern_to_a_method_that_takes_one(registered):
-    config = _method_config(EvalConfig(dataset="gsm8k", method="first_line"), answer_pattern="[0-9]+")
+    numeric = dataclasses.replace(DATASETS["gsm8k"], answer_pattern="[0-9]+")
+    config = _method_config(EvalConfig(dataset="gsm8k", method="first_line"), numeric)
     assert config.answer_pattern == "[0-9]+"
-    assert _method_config(EvalConfig(dataset="gsm8k", method="cot", method_options={"chain_tokens": 9}), None)
+    chosen = _method_config(EvalConfig(dataset="gsm8k", method="cot", method_options={"chain_tokens": 9}), numeric)
+    assert chosen.chain_tokens == 9 and chosen.answer_pattern == "[0-9]+"  # the user's option beats the dataset's
 
 
 def test_a_second_method_of_the_same_name_is_refused(registered):
