@@ -63,7 +63,8 @@ def lm_eval_run(server: LlamaServer, data_dir: Path, problems: int, work: Path) 
     if done.returncode != 0:
         raise RuntimeError(f"lm_eval failed:\n{done.stderr[-3000:]}")
     results = json.loads(next((work / "lm_eval").rglob("results_*.json")).read_text())["results"]["gsm8k_local"]
-    samples = [json.loads(line) for line in next((work / "lm_eval").rglob("samples_gsm8k_local_*.jsonl")).open()]
+    logged = [json.loads(line) for line in next((work / "lm_eval").rglob("samples_gsm8k_local_*.jsonl")).open()]
+    samples = list({s["doc_id"]: s for s in logged}.values())  # lm-eval logs each problem once per filter
     counter = create_backend("llamacpp:smollm2#slots=1&threads=1")
     tokens = sum(len(counter.token_pieces(s["resps"][0][0])) for s in samples)
     counter.close()
