@@ -30,6 +30,10 @@ class UnsafeSessionError(ValueError):
     """A session store holds a checkpoint naming a type sessions never store; nothing of it was loaded."""
 
 
+READABLE_ENCODINGS = ("null", "bytes", "bytearray", "json", "msgpack")
+"""Every encoding LangGraph's serializer writes without pickle; a checkpoint in any other is refused."""
+
+
 class SessionSerializer(JsonPlusSerializer):
     """Strict checkpoint serializer: LangGraph's safe types and ``SESSION_TYPES`` only, no pickle; any other
     type in a checkpoint raises ``UnsafeSessionError`` (LangGraph's strict mode alone would hand back the
@@ -39,6 +43,12 @@ class SessionSerializer(JsonPlusSerializer):
         super().__init__(allowed_msgpack_modules=SESSION_TYPES or None, pickle_fallback=False)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        if data[0] not in READABLE_ENCODINGS:  # pickle above all: refused here, not left to LangGraph's defaults
+            raise UnsafeSessionError(
+                f"the session store holds a checkpoint encoded as {str(data[0])[:40]!r}, which diagnosis sessions "
+                f"never write (only {', '.join(READABLE_ENCODINGS)}); it was not loaded (the file may have been "
+                "crafted: delete it or the session)"
+            )
         blocked: list[SerdeEvent] = []
         unregister = register_serde_event_listener(
             lambda event: blocked.append(event) if event["kind"].endswith("blocked") else None

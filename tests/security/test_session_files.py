@@ -112,7 +112,7 @@ def test_the_serializer_refuses_every_constructor_kind_and_pickle(tmp_path):
         def __reduce__(self):
             return (os.system, (f"touch {canary}",))
 
-    with pytest.raises(NotImplementedError, match="pickle"):  # LangGraph's words for a type it will not read
+    with pytest.raises(UnsafeSessionError, match="'pickle'"):  # our refusal, whatever LangGraph's default
         serializer.loads_typed(("pickle", pickle.dumps(Payload())))
     assert not canary.exists()
 
