@@ -1,10 +1,11 @@
 """Pisces: asynchronous FL with guided participant selection and adaptive aggregation pace.
 
 Client utility = statistical utility × staleness factor, where the statistical utility comes from the
-losses of the client's samples: by default the paper's |B|·sqrt(mean loss²) (Oort's definition, which the paper
-adopts); ``formula="plato"`` is Plato's client instead, n·sqrt(sqrt(m)/n) with m an exponential moving average
-(decay 0.01, from 0) of the per-batch mean losses in order and n the client's samples. The two rank clients
-differently (100 samples at loss 1 against 1 sample at loss 200: [100, 200] against [3.162, 1.189]). The staleness
+losses of the client's samples: by default |B|·sqrt(mean loss²), Oort's definition, which we read the paper as
+adopting (not re-checked against the paper's text: no copy of it here); ``formula="plato"`` is Plato's client
+instead, n·sqrt(sqrt(m)/n) with m an exponential moving average (decay 0.01, from 0) of the per-batch mean
+losses in order and n the client's samples. The two rank clients differently (100 samples at loss 1 against
+1 sample at loss 200: [100, 200] against [3.162, 1.189]). The staleness
 factor is
 1/(mean recent staleness + 1)^β over the client's last ``HISTORY_WINDOW`` updates. Selection explores
 unexplored clients with a share drawn from Binomial(slots, ε), ε decaying ×0.98 to a floor of 0.3,
