@@ -1,12 +1,16 @@
 """``python -m thoughtgraph.evals diagnose``: diagnosis accuracy and cost on held-out incidents.
 
-Scores: top-1 and top-3 root-cause category accuracy (Wilson 95% intervals), component match, iterations,
+Scores: top-1 and top-3 root-cause category accuracy (Wilson 95% intervals), per category and as a confusion
+table, abstentions (the report names no cause) apart from errors, component match (where the incident names
+one, after normalisation), iterations,
 tool calls, clarifying questions, and verification wall time (per wave, first start to last end) next to the
 sum of the steps' own times. The knowledge base is mined from the history files only; an evaluated incident
 whose id is in the history is refused (the shipped split is fixed: ``agents/diagnosis/corpus``). Results go
 to ``OUT/results.jsonl`` one line per incident as it finishes; a rerun skips the incidents already finished
 (the eval runner's resume: a line cut by a kill and an incident that errored run again).
 Side-effecting steps are approved (they act on the incident's artifacts and are recorded in the run only).
+A clarifying question (no workload kind) is answered with nothing: the run goes on without the fact and the
+question is counted, never scored as an error.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from thoughtgraph.agents.diagnosis import diagnose_async, load_incidents, mine
+from thoughtgraph.agents.diagnosis.api import NO_ANSWER
+from thoughtgraph.agents.diagnosis.judge import UNKNOWN
 from thoughtgraph.agents.diagnosis.graph import VARIANTS
-from thoughtgraph.agents.diagnosis.incidents import HISTORY
+from thoughtgraph.agents.diagnosis.incidents import HISTORY, same_component
 from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase
 from thoughtgraph.evals.files import checked_run_folder, open_log, write_file
 from thoughtgraph.evals.report import wilson_interval
@@ -31,10 +37,11 @@ SUMMARY = "summary.json"
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
 
-    def rate(key: str) -> dict[str, Any]:
-        hits = sum(bool(r[key]) for r in rows)
-        low, high = wilson_interval(hits, n)
-        return {"rate": hits / n if n else 0.0, "hits": hits, "ci95": [low, high]}
+    def rate(key: str, among: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        among = rows if among is None else among
+        hits = sum(bool(r[key]) for r in among)
+        low, high = wilson_interval(hits, len(among))
+        return {"rate": hits / len(among) if among else 0.0, "hits": hits, "of": len(among), "ci95": [low, high]}
 
     def mean(key: str) -> float:
         return sum(r[key] for r in rows) / n if n else 0.0
@@ -43,7 +50,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "incidents": n,
         "top1": rate("top1"),
         "top3": rate("top3"),
-        "component": rate("component_match"),
+        "component": rate("component_match", [r for r in rows if r.get("component_match") is not None]),
+        "abstentions": sum(1 for r in rows if r.get("abstained")),
+        "per_category": per_category(rows),
+        "confusion": confusion(rows),
         "mean_iterations": mean("iterations"),
         "mean_tool_calls": mean("tool_calls"),
         "questions": sum(r["questions"] for r in rows),
@@ -54,6 +64,27 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "model_calls": sum(r["model_calls"] for r in rows),
         "errors": sum(1 for r in rows if r.get("error")),
     }
+
+
+def per_category(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Top-1 and top-3 hits per gold category."""
+    table: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        cell = table.setdefault(row["gold"], {"incidents": 0, "top1": 0, "top3": 0})
+        cell["incidents"] += 1
+        cell["top1"] += bool(row["top1"])
+        cell["top3"] += bool(row["top3"])
+    return dict(sorted(table.items()))
+
+
+def confusion(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """gold category -> predicted category (``unknown`` for an abstention, ``error`` for a failed run) -> count."""
+    table: dict[str, dict[str, int]] = {}
+    for row in rows:
+        predicted = "error" if row.get("error") else (row["predicted"] or "unknown")
+        cell = table.setdefault(row["gold"], {})
+        cell[predicted] = cell.get(predicted, 0) + 1
+    return {gold: dict(sorted(cells.items())) for gold, cells in sorted(table.items())}
 
 
 async def evaluate(
@@ -114,12 +145,15 @@ async def _one(
     public = incident.public()
     gold = incident.root_cause
     started = time.perf_counter()
-    row: dict[str, Any] = {"id": incident.id, "gold": gold.category, "gold_component": gold.component}
+    row: dict[str, Any] = {
+        "id": incident.id, "gold": gold.category, "gold_component": gold.component,
+        "secondary": incident.secondary_categories,
+    }  # fmt: skip
     try:
         diagnosis = await diagnose_async(
             public.report, workload=public.workload, artifacts=public.artifacts, incident_id=public.id,
             backend=backend, kb=knowledge, variant=variant, approve=True, embeddings=embeddings,
-            attachments_dir=attachments,
+            attachments_dir=attachments, answer=NO_ANSWER,
         )  # fmt: skip
         report = diagnosis.report
         row.update(
@@ -138,6 +172,7 @@ async def _one(
         )  # fmt: skip
     row["top1"] = row["predicted"] == gold.category
     row["top3"] = gold.category in row["top3_predicted"]
-    row["component_match"] = (row["component"] or "").strip().lower() == gold.component.strip().lower()
+    row["abstained"] = row["error"] is None and row["predicted"] in (None, UNKNOWN)
+    row["component_match"] = same_component(row["component"], gold.component)
     row["seconds"] = time.perf_counter() - started
     return row

@@ -30,6 +30,11 @@ Approver = bool | Callable[[list[dict[str, Any]]], Any]
 Answerer = str | Callable[[str], str] | None
 
 
+NO_ANSWER = ""
+"""An answer policy for runs nobody attends (evaluation, batch jobs): a clarifying question is recorded and
+answered with nothing, and the diagnosis goes on without the fact."""
+
+
 class UnknownSession(KeyError):
     """No session with that id in the store."""
 

@@ -5,10 +5,12 @@ intake -> [clarify] -> retrieve -> hypothesise -> plan -> approve -> verify (one
 
 - intake normalises the report (deterministic facts, plus the intake agent where a model is given) and asks
   one clarifying question (``interrupt``) only when a required fact - the workload kind - is missing;
-- retrieve matches troubleshooting-guide entries and past incidents (BM25);
+- retrieve matches troubleshooting-guide entries and past incidents (BM25), and the report's text and logs
+  against the error strings CUDA, NCCL, PyTorch, DeepSpeed, vLLM and Flower print (``known_errors.py``);
 - hypothesise builds the table of hypotheses (at most 5; at least 2 whenever retrieval or the model names
-  two causes - with neither, the table is empty and the report names no cause): retrieval priors, raised for
-  the causes the hypothesise agent proposes (its evidence for/against goes into the table);
+  two causes - with neither, the table is empty and the report names no cause): retrieval priors, updated by
+  the known error strings found (a likelihood ratio per cause), raised for the causes the hypothesise agent
+  proposes (its evidence for/against goes into the table);
 - plan takes the verification steps of the leading hypotheses (the knowledge base's, bound to this incident's
   artifacts by kind) as a dependency graph and releases the steps whose dependencies have run;
 - approve asks the user (``interrupt``) before any step that changes state; it does nothing before asking,
@@ -20,7 +22,8 @@ intake -> [clarify] -> retrieve -> hypothesise -> plan -> approve -> verify (one
   mitigation, and every step run with its timing.
 
 Variants (for evaluation): ``full``; ``sequential`` (same, verification one step at a time);
-``retrieval-only`` (no verification); ``no-tools`` (the model alone: no retrieval, no verification).
+``retrieval-only`` (knowledge-base retrieval alone: no error-string matching, no verification); ``no-tools``
+(the model alone: no retrieval, no matching, no verification).
 The design is ours: TSGuard's internals are not public.
 """
 
@@ -38,7 +41,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
-from thoughtgraph.agents.diagnosis import judge
+from thoughtgraph.agents.diagnosis import judge, known_errors
 from thoughtgraph.agents.diagnosis.artifacts import kinds
 from thoughtgraph.agents.diagnosis.checks import CHECKS, run_check
 from thoughtgraph.agents.diagnosis.incidents import CATEGORIES, Incident
@@ -98,6 +101,7 @@ class DiagnosisState(TypedDict, total=False):
     answers: list[str]
     retrieved: list[dict[str, Any]]
     similar: list[dict[str, Any]]
+    known_errors: list[dict[str, str]]
     priors: dict[str, float]
     hypotheses: list[dict[str, Any]]
     posteriors: dict[str, float]
@@ -198,8 +202,9 @@ def clarify(state: DiagnosisState) -> dict[str, Any]:
 
 
 def retrieve(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
+    found = known_error_matches(state["incident"]) if runtime.variant in ("full", "sequential") else []
     if runtime.kb is None or runtime.variant == "no-tools":
-        return {"retrieved": [], "similar": [], "priors": {}}
+        return {"retrieved": [], "similar": [], "priors": {}, "known_errors": found}
     query = query_text(Incident.model_validate(state["incident"])) + " " + " ".join(state.get("answers", []))
     # retrieved once; the priors come from them
     entries, incidents = runtime.kb.retrieve(query), runtime.kb.similar(query)
@@ -208,12 +213,29 @@ def retrieve(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]
         for e, s in entries
     ]
     similar = [{"id": i.id, "category": i.category, "score": round(s, 3)} for i, s in incidents]
-    return {"retrieved": retrieved, "similar": similar, "priors": runtime.kb.priors_of(entries, incidents)}
+    priors = runtime.kb.priors_of(entries, incidents)
+    return {"retrieved": retrieved, "similar": similar, "priors": priors, "known_errors": found}
+
+
+def known_error_matches(incident: dict[str, Any]) -> list[dict[str, str]]:
+    """Known error strings in the report and its logs (``known_errors.py``), as checkpointable dicts."""
+    artifacts = incident.get("artifacts", {})
+    text = "\n".join([incident["report"], *(t for n, t in artifacts.items() if is_log(n, t))])
+    return [
+        {"category": m.category, "strength": m.strength, "origin": m.origin, "text": m.text}
+        for m in known_errors.matches(text)
+    ]
 
 
 async def hypothesise(runtime: DiagnosisRuntime, state: DiagnosisState) -> dict[str, Any]:
-    priors = dict(state.get("priors", {}))
+    found = state.get("known_errors", [])
+    ratios = known_errors.evidence_ratios([known_errors.Match(**m) for m in found])
+    priors = known_errors.combine(dict(state.get("priors", {})), ratios)
     notes: dict[str, dict[str, list[str]]] = {}
+    for match in found:
+        notes.setdefault(match["category"], {"for": [], "against": []})["for"].append(
+            f"known error ({match['origin']}, {match['strength']}): {match['text']!r}"
+        )
     for entry in state.get("retrieved", []):
         for category, count in entry["hypotheses"].items():
             total = sum(entry["hypotheses"].values())

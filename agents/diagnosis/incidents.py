@@ -5,11 +5,12 @@ and evaluation sets. A malformed line is reported with its file and line number;
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CATEGORIES: tuple[str, ...] = (
     "gpu_oom",
@@ -26,25 +27,46 @@ CATEGORIES: tuple[str, ...] = (
     "version_mismatch",
     "disk_full",
     "network_partition",
+    "hardware_fault",
+    "bad_input_data",
+    "launch_config",
 )
-"""The fixed root-cause categories; evaluation scores against these names."""
+"""The fixed root-cause categories; evaluation scores against these names. The last three came from real
+reports (``corpus/real``): a GPU or link that fails (Xid, ECC, fallen off the bus, thermal throttling), data
+whose labels or files are broken, and a job launched wrongly (devices, ports, container networking)."""
 
 WorkloadKind = Literal["training", "fine-tuning", "inference", "federated"]
 WORKLOAD_KINDS: tuple[str, ...] = ("training", "fine-tuning", "inference", "federated")
+WORKLOAD_KEYS: dict[str, str] = {
+    "kind": "training, fine-tuning, inference or federated",
+    "framework": "the training or serving stack (Megatron-LM, DeepSpeed, vLLM, Flower, ...)",
+    "model": "the model's name",
+    "gpus": "how many GPUs the job uses",
+    "nodes": "how many machines",
+    "clients": "federated clients per round",
+    "precision": "fp32, bf16, fp16, fp8, int8, ...",
+    "serving": "how the model is served (engine, batching, expert placement)",
+}
+"""The facts a workload may state; any other key is refused (a label placed there would reach the agents)."""
 MAX_ARTIFACT_CHARS = 2_000_000
 """An artifact is what a user pastes or attaches: logs, metric CSVs, small JSON. Larger ones are refused."""
 
 
-class Action(BaseModel):
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Action(_Strict):
     step: int = Field(ge=1)
     tool: str = Field(min_length=1, max_length=100)
     arguments: dict[str, Any] = Field(default_factory=dict)
     observation: str = ""
 
 
-class RootCause(BaseModel):
+class RootCause(_Strict):
     category: str
-    component: str = Field(min_length=1, max_length=200)
+    component: str | None = Field(default=None, min_length=1, max_length=200)
+    """Optional; matched after normalisation (``same_component``)."""
     reason: str = ""
 
     @field_validator("category")
@@ -55,18 +77,35 @@ class RootCause(BaseModel):
         return value
 
 
-class Incident(BaseModel):
+class Incident(_Strict):
     id: str = Field(min_length=1, max_length=200)
     report: str = Field(max_length=100_000)
     workload: dict[str, Any] = Field(default_factory=dict)
     artifacts: dict[str, str] = Field(default_factory=dict)
     actions: list[Action] = Field(default_factory=list)
     root_cause: RootCause | None = None
+    secondary_categories: list[str] = Field(default_factory=list)
+    """Causes the thread also names (a contributing factor); scored as neither right nor wrong."""
     mitigation: str = ""
+    source: str = ""
+    """Where the incident comes from (a public thread's URL for the real set)."""
+    notes: str = ""
+    """How the label was established; never shown to a diagnosis system."""
+
+    @field_validator("secondary_categories")
+    @classmethod
+    def _known_secondary(cls, value: list[str]) -> list[str]:
+        for category in value:
+            if category not in CATEGORIES:
+                raise ValueError(f"unknown root-cause category {category!r}; categories: {', '.join(CATEGORIES)}")
+        return value
 
     @field_validator("workload")
     @classmethod
     def _workload_kind(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(WORKLOAD_KEYS))
+        if unknown:
+            raise ValueError(f"unknown workload key {unknown[0]!r}; workload keys: {', '.join(WORKLOAD_KEYS)}")
         kind = value.get("kind")
         if kind is not None and kind not in WORKLOAD_KINDS:
             raise ValueError(f"workload.kind must be one of {', '.join(WORKLOAD_KINDS)}, got {kind!r}")
@@ -105,11 +144,49 @@ def parse_incident_line(text: str, *, file: str = "<text>", line: int = 1) -> In
     try:
         return Incident.model_validate(data)
     except ValidationError as error:
-        where = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or 'record'}: {item['msg'].removeprefix('Value error, ')}"
-            for item in error.errors(include_url=False)
-        )
-        return LoadProblem(file, line, where)
+        return LoadProblem(file, line, describe_errors(error))
+
+
+def describe_errors(error: ValidationError) -> str:
+    """Pydantic's errors as one line, an unknown field named as such."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "record"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown field {where!r}")
+        else:
+            parts.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+_SYNONYMS = {
+    "dataloader": "data loader",
+    "data loader workers": "data loader num workers",
+    "lr": "learning rate",
+    "bs": "batch size",
+    "vram": "gpu memory",
+    "hbm": "gpu memory",
+    "allreduce": "all reduce",
+    "nccl allreduce": "nccl all reduce",
+    "ckpt": "checkpoint",
+}
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def normalise_component(text: str) -> str:
+    """Lower case, punctuation and underscores as spaces, known synonyms mapped (``DataLoader num_workers`` and
+    ``data loader num workers`` are one component)."""
+    words = " ".join(_WORD.findall(text.lower().replace("_", " ")))
+    for short, long in sorted(_SYNONYMS.items(), key=lambda item: -len(item[0])):
+        words = re.sub(rf"\b{short}\b", long, words)
+    return words
+
+
+def same_component(predicted: str | None, gold: str | None) -> bool | None:
+    """Whether a predicted component names the gold one after normalisation; None when there is no gold."""
+    if not gold:
+        return None
+    return bool(predicted) and normalise_component(predicted or "") == normalise_component(gold)
 
 
 def load_incidents(*paths: str | Path) -> tuple[list[Incident], list[LoadProblem]]:
@@ -151,3 +228,6 @@ HISTORY = CORPUS_FOLDER / "history.jsonl"
 """The shipped history: what the default knowledge base is mined from."""
 HELDOUT = CORPUS_FOLDER / "heldout.jsonl"
 """The shipped held-out split: never mined when evaluating (a fixed split, see the corpus README)."""
+REAL = CORPUS_FOLDER / "real" / "incidents.jsonl"
+"""Real failure reports from public issue threads, labelled by the cause each thread settled on (evaluation
+only: never mined)."""

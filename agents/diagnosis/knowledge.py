@@ -277,7 +277,7 @@ def mine(incidents: list[Incident]) -> KnowledgeBase:
         for incident in members:
             category = incident.root_cause.category  # type: ignore[union-attr]
             mitigations.setdefault(category, Counter())[incident.mitigation] += 1
-            components.setdefault(category, Counter())[incident.root_cause.component] += 1  # type: ignore[union-attr]
+            components.setdefault(category, Counter())[incident.root_cause.component or "unknown"] += 1  # type: ignore[union-attr]
             for action in incident.actions:
                 template = step_template(action.tool, action.arguments, category)
                 if template is not None:
@@ -289,7 +289,7 @@ def mine(incidents: list[Incident]) -> KnowledgeBase:
                     )  # type: ignore[arg-type]
         counts = Counter(i.root_cause.category for i in members)  # type: ignore[union-attr]
         entry_components = {
-            c: Counter(i.root_cause.component for i in members if i.root_cause.category == c).most_common(1)[0][0]  # type: ignore[union-attr]
+            c: Counter(i.root_cause.component or "unknown" for i in members if i.root_cause.category == c).most_common(1)[0][0]  # type: ignore[union-attr]
             for c in counts
         }
         entry_mitigations = {
@@ -310,7 +310,7 @@ def mine(incidents: list[Incident]) -> KnowledgeBase:
             )
         )
     past = [
-        PastIncident(i.id, i.root_cause.category, i.root_cause.component, query_text(i))  # type: ignore[union-attr]
+        PastIncident(i.id, i.root_cause.category, i.root_cause.component or "unknown", query_text(i))  # type: ignore[union-attr]
         for i in solved
     ]
     return KnowledgeBase(
