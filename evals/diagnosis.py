@@ -22,9 +22,9 @@ from typing import Any
 
 from thoughtgraph.agents.diagnosis import diagnose_async, load_incidents, mine
 from thoughtgraph.agents.diagnosis.api import NO_ANSWER
-from thoughtgraph.agents.diagnosis.judge import UNKNOWN
 from thoughtgraph.agents.diagnosis.graph import VARIANTS
 from thoughtgraph.agents.diagnosis.incidents import HISTORY, same_component
+from thoughtgraph.agents.diagnosis.judge import UNKNOWN
 from thoughtgraph.agents.diagnosis.knowledge import KnowledgeBase
 from thoughtgraph.evals.files import checked_run_folder, open_log, write_file
 from thoughtgraph.evals.report import wilson_interval

@@ -29,19 +29,20 @@ def package_layout(pyproject: dict) -> dict[str, str]:
 
 def installed_path(source: str, layout: dict[str, str]) -> str:
     """Map a repository path (``reasoning/bot.py``) to its installed path (``thoughtgraph/reasoning/bot.py``)."""
-    best = max((folder for folder in layout.values() if source.startswith(folder.rstrip("/") + "/")),
-               key=len, default=None)
+    best = max(
+        (folder for folder in layout.values() if source.startswith(folder.rstrip("/") + "/")), key=len, default=None
+    )
     if best is None:
         raise ValueError(f"{source!r} is in no folder of [tool.setuptools.package-dir]")
     package = next(name for name, folder in layout.items() if folder == best)
-    return package.replace(".", "/") + source[len(best):]
+    return package.replace(".", "/") + source[len(best) :]
 
 
 def mutmut_section(config: dict, layout: dict[str, str]) -> str:
     """The ``[tool.mutmut]`` table rewritten for the installed layout, as TOML text."""
+
     def relocate(paths: list[str]) -> list[str]:
-        return [installed_path(path, layout) if not path.startswith(("tests", "pyproject")) else path
-                for path in paths]
+        return [installed_path(path, layout) if not path.startswith(("tests", "pyproject")) else path for path in paths]
 
     lines = ["[tool.mutmut]"]
     lines.append(f"source_paths = {relocate(config['source_paths'])!r}")

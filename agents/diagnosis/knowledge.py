@@ -289,7 +289,9 @@ def mine(incidents: list[Incident]) -> KnowledgeBase:
                     )  # type: ignore[arg-type]
         counts = Counter(i.root_cause.category for i in members)  # type: ignore[union-attr]
         entry_components = {
-            c: Counter(i.root_cause.component or "unknown" for i in members if i.root_cause.category == c).most_common(1)[0][0]  # type: ignore[union-attr]
+            c: Counter(i.root_cause.component or "unknown" for i in members if i.root_cause.category == c).most_common(
+                1
+            )[0][0]  # type: ignore[union-attr]
             for c in counts
         }
         entry_mitigations = {
