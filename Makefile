@@ -57,10 +57,10 @@ bench: install
 # ([tool.mutmut]); about 20 minutes on 2 cores. The score goes into the README.
 mutation: install
 	$(BIN)/python -m pip install --quiet "mutmut>=3.3,<4"
-	rm -rf mutants
-	$(BIN)/mutmut run --max-children 2
-	$(BIN)/mutmut export-cicd-stats
-	$(BIN)/python bench/mutation_score.py mutants/mutmut-cicd-stats.json
+	# mutmut names mutants by file path: it runs in a copy laid out as the installed package (thoughtgraph/reasoning/...)
+	$(BIN)/python scripts/mutation_tree.py .mutation
+	cd .mutation && $(abspath $(BIN))/mutmut run --max-children 2; $(abspath $(BIN))/mutmut export-cicd-stats
+	$(BIN)/python bench/mutation_score.py .mutation/mutants/mutmut-cicd-stats.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache mutants
+	rm -rf $(VENV) .pytest_cache .ruff_cache mutants .mutation

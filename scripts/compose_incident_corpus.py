@@ -745,6 +745,108 @@ def leakage(r: random.Random, category: str) -> dict[str, Any]:
     )
 
 
+def hardware_fault(r: random.Random, category: str) -> dict[str, Any]:
+    gpu = r.randint(0, 7)
+    bus = f"0000:{r.choice(['1b', '3b', '5e', '86', 'af', 'd8'])}:00"
+    error = r.choice(
+        [
+            f"NVRM: Xid (PCI:{bus}): 79, pid=1234, GPU has fallen off the bus.",
+            f"NVRM: Xid (PCI:{bus}): 48, pid={r.randint(1000, 9999)}, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer.",
+            f"NVRM: Xid (PCI:{bus}): 94, pid={r.randint(1000, 9999)}, Contained: CE User Channel (0x9). RST: No, D-RST: No",
+            f"Unable to determine the device handle for GPU{bus}.0: Unknown Error",
+        ]
+    )
+    lines = [
+        *train_lines(r, 2),
+        f"RuntimeError: CUDA error: unspecified launch failure (rank {gpu})",
+        f"[dmesg] {error}",
+    ]
+    report = r.choice(
+        [
+            "One node keeps killing the job; nvidia-smi on it looks wrong.",
+            "The run dies on the same machine every few hours with a CUDA error.",
+            "A GPU disappeared in the middle of training.",
+            "Inference pods on one host crash with CUDA errors; other hosts are fine.",
+        ]
+    )
+    actions = [action(1, "log_search", "the driver reports an Xid on one GPU", pattern="Xid|fallen off|uncorrectable")]
+    return dict(
+        report=report,
+        workload=workload(r, r.choice(["training", "inference", "fine-tuning"])),
+        artifacts={"train.log": "\n".join(lines)},
+        actions=actions,
+        component="gpu",
+        reason="a failing GPU (the driver's Xid: bus drop or uncorrectable memory error)",
+        mitigation="Drain the node, reset or replace the GPU (RMA on repeated Xid 48/79), and resume from the last checkpoint.",
+    )
+
+
+def bad_input_data(r: random.Random, category: str) -> dict[str, Any]:
+    classes = r.choice([2, 5, 10, 80, 1000])
+    error = r.choice(
+        [
+            f"../aten/src/ATen/native/cuda/Loss.cu:240: nll_loss_forward_reduce_cuda_kernel_2d: block: [0,0,0], thread: [{r.randint(0, 31)},0,0] Assertion `t >= 0 && t < n_classes` failed.",
+            f"IndexError: Target {classes} is out of bounds.",
+            f"PIL.UnidentifiedImageError: cannot identify image file '/data/train/img_{r.randint(0, 999999):06d}.jpg'",
+            "RuntimeError: CUDA error: device-side assert triggered",
+        ]
+    )
+    report = r.choice(
+        [
+            "Training on our new dataset crashes in the first epoch.",
+            "After adding the new shard the job fails in the loss.",
+            "The fine-tune dies with a CUDA assert right after the data refresh.",
+            "It crashes on some batches, not others, since we relabelled the data.",
+        ]
+    )
+    actions = [action(1, "log_search", "the loss kernel asserts on a label", pattern="n_classes|out of bounds|assert")]
+    return dict(
+        report=report,
+        workload=workload(r, r.choice(["training", "fine-tuning"])),
+        artifacts={"train.log": "\n".join([*train_lines(r, 2), error])},
+        actions=actions,
+        component="training data",
+        reason=f"labels outside [0, {classes}) or unreadable files in the new data",
+        mitigation="Validate the data before training (label range, decodable files), fix or drop the bad records.",
+    )
+
+
+def launch_config(r: random.Random, category: str) -> dict[str, Any]:
+    error = r.choice(
+        [
+            "RuntimeError: CUDA error: invalid device ordinal",
+            "RuntimeError: Default process group has not been initialized, please make sure to call init_process_group.",
+            f"RuntimeError: The server socket has failed to listen on any local network address. port: {r.randint(20000, 30000)}, useIpv6: 0, code: -98, name: EADDRINUSE, message: Address already in use",
+            "torch.distributed.DistBackendError: NCCL error: invalid usage, NCCL WARN Duplicate GPU detected : rank 1 and rank 0 both on CUDA device 0",
+        ]
+    )
+    report = r.choice(
+        [
+            "The job fails right at start-up since we moved it to the new launcher.",
+            "Our multi-GPU script dies before the first step.",
+            "It works on one GPU but not with torchrun.",
+            "After changing the job template nothing starts.",
+        ]
+    )
+    actions = [
+        action(
+            1,
+            "log_search",
+            "the launcher's environment does not match the devices",
+            pattern="ordinal|process group|in use|Duplicate GPU",
+        )
+    ]
+    return dict(
+        report=report,
+        workload=workload(r, r.choice(["training", "fine-tuning", "inference"])),
+        artifacts={"launch.log": "\n".join(["Traceback (most recent call last):", error])},
+        actions=actions,
+        component="launch configuration",
+        reason="devices, ranks or ports the launcher passed do not match the machine",
+        mitigation="Launch with torchrun (one process per visible GPU), set LOCAL_RANK/CUDA_VISIBLE_DEVICES consistently, and use a free MASTER_PORT.",
+    )
+
+
 FAMILIES = {
     "straggler": slow_training, "dataloader_stall": slow_training,
     "loss_divergence": loss_blowup, "low_precision_outliers": loss_blowup,
@@ -752,6 +854,7 @@ FAMILIES = {
     "checkpoint_corruption": failed_resume, "disk_full": failed_resume,
     "fl_client_drift": fl_accuracy, "poisoned_update": fl_accuracy,
     "gpu_oom": gpu_oom, "version_mismatch": version_mismatch, "moe_serving_cost": moe_cost, "gradient_leakage": leakage,
+    "hardware_fault": hardware_fault, "bad_input_data": bad_input_data, "launch_config": launch_config,
 }  # fmt: skip
 
 

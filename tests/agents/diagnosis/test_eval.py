@@ -13,7 +13,7 @@ def row(top1, top3, component, seconds=1.0, **extra):
     return {
         "top1": top1, "top3": top3, "component_match": component, "iterations": 2, "tool_calls": 3, "questions": 0,
         "verification_seconds": 0.5, "verification_step_seconds": 1.0, "seconds": seconds, "parse_failures": 1,
-        "model_calls": 3, **extra,
+        "model_calls": 3, "gold": "gpu_oom", "predicted": "gpu_oom" if top1 else "disk_full", "error": None, **extra,
     }  # fmt: skip
 
 
@@ -26,6 +26,30 @@ def test_summary_rates_and_wilson_intervals_by_hand():
     low, high = summary["top1"]["ci95"]
     assert low == pytest.approx(0.1500, abs=1e-3) and high == pytest.approx(0.8500, abs=1e-3)
     assert summary["verification_seconds"] == 2.0 and summary["parse_failures"] == 4
+
+
+def test_per_category_confusion_and_abstentions_by_hand():
+    rows = [
+        row(True, True, None, gold="gpu_oom", predicted="gpu_oom"),
+        row(False, True, None, gold="gpu_oom", predicted="disk_full"),
+        row(False, False, None, gold="straggler", predicted=None, abstained=True),
+        row(False, False, None, gold="straggler", predicted=None, error="RuntimeError: boom"),
+        row(True, True, True, gold="disk_full", predicted="disk_full"),
+    ]
+    summary = summarise(rows)
+    assert summary["per_category"] == {
+        "disk_full": {"incidents": 1, "top1": 1, "top3": 1},
+        "gpu_oom": {"incidents": 2, "top1": 1, "top3": 2},
+        "straggler": {"incidents": 2, "top1": 0, "top3": 0},
+    }
+    assert summary["confusion"] == {
+        "disk_full": {"disk_full": 1},
+        "gpu_oom": {"disk_full": 1, "gpu_oom": 1},
+        "straggler": {"error": 1, "unknown": 1},
+    }
+    # an abstention is not an error, and component match is rated only where the incident names a component
+    assert summary["abstentions"] == 1 and summary["errors"] == 1
+    assert summary["component"] == {"rate": 1.0, "hits": 1, "of": 1, "ci95": summary["component"]["ci95"]}
 
 
 async def test_evaluation_scores_the_heldout_split_and_resumes(tmp_path):
