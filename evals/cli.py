@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -114,7 +114,9 @@ def diagnose(
     incidents: Annotated[str, typer.Option(help="Incident JSONL file to evaluate (labelled).")],
     out: Annotated[str, typer.Option(help="Run folder: results.jsonl and summary.json (resumable).")],
     backend: Annotated[str | None, typer.Option(help="Backend spec for the agents; none: no model.")] = None,
-    variant: Annotated[str, typer.Option(help="full, sequential, retrieval-only or no-tools.")] = "full",
+    variant: Annotated[
+        str, typer.Option(help="full, sequential, retrieval-only or no-tools; several, comma-separated, to compare.")
+    ] = "full",
     history: Annotated[
         list[str] | None, typer.Option(help="Incident files to mine (default: shipped history).")
     ] = None,
@@ -123,19 +125,14 @@ def diagnose(
     embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL whose vectors join BM25.")] = None,
 ) -> None:
     """Diagnosis accuracy, tool use and verification time on held-out incidents."""
-    from thoughtgraph.evals.diagnosis import evaluate
+    from thoughtgraph.evals.diagnosis import compare_variants, comparison_table, evaluate
 
+    options: dict[str, Any] = dict(backend=backend, history=history, kb=kb, limit=limit, embeddings=embeddings)
+    variants = [v.strip() for v in variant.split(",") if v.strip()]
     with user_errors(ValueError, FileNotFoundError, BackendError):
-        summary = asyncio.run(
-            evaluate(
-                incidents,
-                out,
-                backend=backend,
-                variant=variant,
-                history=history,
-                kb=kb,
-                limit=limit,
-                embeddings=embeddings,
-            )
-        )
+        if len(variants) > 1:
+            summaries = asyncio.run(compare_variants(incidents, out, variants, **options))
+            typer.echo(comparison_table(summaries))
+            return
+        summary = asyncio.run(evaluate(incidents, out, variant=variant, **options))
     typer.echo(json.dumps(summary, indent=1))

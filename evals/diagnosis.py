@@ -176,3 +176,35 @@ async def _one(
     row["component_match"] = same_component(row["component"], gold.component)
     row["seconds"] = time.perf_counter() - started
     return row
+
+
+async def compare_variants(
+    incidents: str | Path, out: str | Path, variants: list[str], **options: Any
+) -> dict[str, dict[str, Any]]:
+    """``evaluate`` once per variant on the same incidents (each in ``OUT/<variant>``, resumable), and the
+    summaries side by side in ``OUT/comparison.json``: which parts of the graph carry these reports."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        raise ValueError(f"variants must be some of {', '.join(VARIANTS)}, got {', '.join(variants) or 'none'}")
+    summaries = {v: await evaluate(incidents, Path(out) / v, variant=v, **options) for v in variants}
+    write_file(checked_run_folder(Path(out)) / "comparison.json", json.dumps(summaries, indent=1))
+    return summaries
+
+
+def comparison_table(summaries: dict[str, dict[str, Any]]) -> str:
+    """The variants as a Markdown table: top-1 with its Wilson interval, top-3, abstentions, errors, questions."""
+
+    def pct(value: float) -> str:
+        return f"{100 * value:.1f}%"
+
+    lines = [
+        "| variant | top-1 (Wilson 95%) | top-3 | abstentions | errors | questions | seconds / incident |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, s in summaries.items():
+        low, high = s["top1"]["ci95"]
+        lines.append(
+            f"| {variant} | {pct(s['top1']['rate'])} ({pct(low)}-{pct(high)}) | {pct(s['top3']['rate'])} "
+            f"| {s['abstentions']} | {s['errors']} | {s['questions']} | {s['mean_seconds']:.2f} |"
+        )
+    return "\n".join(lines)

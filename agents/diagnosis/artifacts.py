@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 from typing import Any
 
 from thoughtgraph.agents.diagnosis.signatures import is_log
@@ -23,7 +24,10 @@ KINDS = (
     "checkpoint_manifest",
     "disk_usage",
     "packages",
+    "gpu_status",
 )
+"""``packages``: a version list in any form people paste (``pip freeze``, ``torch: 2.3.0``, ``torch 2.3.0``,
+``collect_env`` output); ``gpu_status``: ``nvidia-smi`` output."""
 
 
 COLUMN_ALIASES = {
@@ -56,8 +60,14 @@ def kind_of(name: str, text: str) -> str:
     first = stripped.split("\n", 1)[0].strip()
     if first.startswith("Filesystem"):
         return "disk_usage"
+    if "NVIDIA-SMI" in stripped[:2000] or "Unable to determine the device handle" in stripped[:2000]:
+        return "gpu_status"
+    if "Collecting environment information" in stripped[:200] or (
+        "PyTorch version:" in stripped and "Is CUDA available" in stripped
+    ):
+        return "packages"
     lines = [line.strip() for line in stripped.splitlines() if line.strip() and not line.startswith("#")]
-    if lines and sum("==" in line for line in lines) >= 0.8 * len(lines):
+    if lines and sum(bool(_version_line(line)) for line in lines) >= 0.8 * len(lines):
         return "packages"
     if not is_log(name, text):
         header = {column_name(column) for column in first.split(",")}
@@ -68,6 +78,49 @@ def kind_of(name: str, text: str) -> str:
         if "step" in header:
             return "metrics"
     return "log"
+
+
+_VERSION = r"v?\d+(?:\.\d+)+(?:[.+\-]?\w+)*"
+_VERSION_FORMS = (
+    re.compile(rf"^(?:\[(?:pip3?|conda)\]\s+)?([A-Za-z][\w.\-]*)\s*==\s*({_VERSION})\s*$"),  # pip freeze, collect_env
+    re.compile(rf"^([A-Za-z][\w.\-]*)\s*[:=]\s*({_VERSION})\s*$"),  # torch: 2.3.0, torch=2.3.0
+    re.compile(
+        rf"^(?:\[conda\]\s+)?([A-Za-z][\w.\-]*)\s+({_VERSION})(?:\s+\S+){{0,3}}\s*$"
+    ),  # torch 2.3.0 (conda list)
+)
+_COLLECT_ENV = {
+    "pytorch version": "torch",
+    "cuda used to build pytorch": "cuda-build",
+    "cuda runtime version": "cuda-runtime",
+    "nvidia driver version": "nvidia-driver",
+    "python version": "python",
+}
+
+
+def _version_line(line: str) -> tuple[str, str] | None:
+    for form in _VERSION_FORMS:
+        found = form.match(line.strip())
+        if found:
+            return found.group(1), found.group(2)
+    return None
+
+
+def read_versions(text: str) -> dict[str, str]:
+    """Package -> version from a version list as people paste it: ``pip freeze`` (``torch==2.3.0``), ``torch:
+    2.3.0``, ``torch 2.3.0`` (``conda list`` columns), and ``collect_env`` output (its ``[pip3]``/``[conda]``
+    lines and ``PyTorch version: 2.5.1+cu124``). Names are lower case with ``_`` as ``-``; comments and other
+    lines are skipped."""
+    found: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        key, _, value = line.partition(":")
+        if key.strip().lower() in _COLLECT_ENV and value.strip():
+            found[_COLLECT_ENV[key.strip().lower()]] = value.strip().split()[0]
+            continue
+        parsed = _version_line(line)
+        if parsed:
+            found[parsed[0].lower().replace("_", "-")] = parsed[1]
+    return found
 
 
 def _json_kind(data: Any) -> str:

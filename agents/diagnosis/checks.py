@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from thoughtgraph.agents.diagnosis.artifacts import ArtifactError, finite, kinds, number, read_json, read_table
+from thoughtgraph.agents.diagnosis.artifacts import (
+    ArtifactError,
+    finite,
+    kinds,
+    number,
+    read_json,
+    read_table,
+    read_versions,
+)
 from thoughtgraph.agents.diagnosis.signatures import signatures
 from thoughtgraph.agents.tools.arrays import attachments_root
 from thoughtgraph.agents.tools.fedreview import coordinate_median
@@ -231,18 +239,9 @@ def disk_usage(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckRes
 def package_versions(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
     """Installed packages (``pip freeze``) against the pinned requirements: every pin that differs."""
 
-    def pins(text: str) -> dict[str, str]:
-        found = {}
-        for line in text.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if "==" in line:
-                package, version = line.split("==", 1)
-                found[package.strip().lower().replace("_", "-")] = version.strip()
-        return found
-
     _, installed_text = _artifact({"artifact": arguments.get("artifact")}, artifacts)
     _, required_text = _artifact({"artifact": arguments.get("required")}, artifacts)
-    installed, required = pins(installed_text), pins(required_text)
+    installed, required = read_versions(installed_text), read_versions(required_text)
     drift = {
         p: {"required": v, "installed": installed.get(p, "missing")}
         for p, v in required.items()
@@ -250,6 +249,43 @@ def package_versions(arguments: dict[str, Any], artifacts: dict[str, str]) -> Ch
     }
     summary = f"{len(drift)} of {len(required)} pinned package(s) differ" + (f": {drift}" if drift else "")
     return CheckResult(summary, {"version_drift": bool(drift)}, {"differences": drift})
+
+
+_SMI_ROW = re.compile(r"(\d+)C\s+P\d+.*?\|\s*(\d+)MiB\s*/\s*(\d+)MiB")
+_SMI_FAULT = re.compile(r"ERR!|Unknown Error|Unable to determine the device handle|GPU is lost|fallen off the bus")
+HOT_CELSIUS = 85
+FULL_MEMORY = 0.95
+
+
+@check(
+    "gpu_health",
+    needs="gpu_status",
+    meaning={
+        "gpu_fault": {"hardware_fault": "confirms"},
+        "gpu_hot": {"hardware_fault": "supports"},
+        "memory_full": {"gpu_oom": "supports"},
+    },
+    description="nvidia-smi output: lost or erroring GPUs, temperature, memory in use",
+)
+def gpu_health(arguments: dict[str, Any], artifacts: dict[str, str]) -> CheckResult:
+    """``nvidia-smi`` output: a GPU the driver lost or reports ``ERR!`` for, a GPU at ``HOT_CELSIUS`` or more,
+    memory in use at ``FULL_MEMORY`` of the total or more."""
+    name, text = _artifact(arguments, artifacts)
+    faults = [line.strip()[:160] for line in text.splitlines() if _SMI_FAULT.search(line)]
+    rows = [(int(t), int(used), int(total)) for t, used, total in _SMI_ROW.findall(text)]
+    if not rows and not faults:
+        raise ArtifactError(f"artifact {name!r} has no GPU row of nvidia-smi (temperature and memory columns)")
+    hot = [t for t, _, _ in rows if t >= HOT_CELSIUS]
+    full = [f"{used}/{total} MiB" for _, used, total in rows if total and used / total >= FULL_MEMORY]
+    summary = (
+        f"{len(rows)} GPU row(s): {len(faults)} fault line(s), {len(hot)} at {HOT_CELSIUS}C or more, "
+        f"{len(full)} with memory {FULL_MEMORY:.0%} full" + (f"; {faults[0]}" if faults else "")
+    )
+    return CheckResult(
+        summary,
+        {"gpu_fault": bool(faults), "gpu_hot": bool(hot), "memory_full": bool(full)},
+        {"faults": faults[:MAX_MATCHES], "temperatures": [t for t, _, _ in rows], "memory_full": full},
+    )
 
 
 # --- metrics ------------------------------------------------------------------------------------------

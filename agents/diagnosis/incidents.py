@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from thoughtgraph.agents.tools.arrays import attachments_root, read_attachment
+from thoughtgraph.agents.tools.validation import InputError
+
 CATEGORIES: tuple[str, ...] = (
     "gpu_oom",
     "collective_timeout",
@@ -134,7 +137,12 @@ class LoadProblem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-def parse_incident_line(text: str, *, file: str = "<text>", line: int = 1) -> Incident | LoadProblem:
+def parse_incident_line(
+    text: str, *, file: str = "<text>", line: int = 1, folder: str | Path | None = None
+) -> Incident | LoadProblem:
+    """One incident from a JSONL line. An artifact may be inline text or ``{"path": "logs/train.log"}``, a file
+    read from ``folder`` (the incident file's folder when loaded with ``load_incidents``): a relative path that
+    may not leave it (no absolute path, ``..`` or link out), at most ``MAX_ARTIFACT_CHARS``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -142,9 +150,32 @@ def parse_incident_line(text: str, *, file: str = "<text>", line: int = 1) -> In
     if not isinstance(data, dict):
         return LoadProblem(file, line, f"an incident is a JSON object, got {type(data).__name__}")
     try:
+        data = _with_file_artifacts(data, folder)
+    except InputError as error:
+        return LoadProblem(file, line, str(error))
+    try:
         return Incident.model_validate(data)
     except ValidationError as error:
         return LoadProblem(file, line, describe_errors(error))
+
+
+def _with_file_artifacts(data: dict[str, Any], folder: str | Path | None) -> dict[str, Any]:
+    artifacts = data.get("artifacts")
+    if not isinstance(artifacts, dict) or not any(isinstance(v, dict) for v in artifacts.values()):
+        return data
+    read: dict[str, Any] = {}
+    for name, value in artifacts.items():
+        if not isinstance(value, dict):
+            read[name] = value
+            continue
+        if set(value) != {"path"} or not isinstance(value["path"], str):
+            raise InputError(f'artifact {name!r}: a file artifact is {{"path": "relative/path"}}, got {value!r}')
+        if folder is None:
+            raise InputError(f"artifact {name!r}: file artifacts are read beside an incident file, not from text")
+        with attachments_root(folder):
+            raw = read_attachment(value["path"], f"artifact {name!r}", limit=MAX_ARTIFACT_CHARS)
+        read[name] = raw.decode("utf-8", errors="replace")
+    return {**data, "artifacts": read}
 
 
 def describe_errors(error: ValidationError) -> str:
@@ -199,7 +230,7 @@ def load_incidents(*paths: str | Path) -> tuple[list[Incident], list[LoadProblem
         for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not text.strip():
                 continue
-            parsed = parse_incident_line(text, file=str(path), line=number)
+            parsed = parse_incident_line(text, file=str(path), line=number, folder=path.parent)
             if isinstance(parsed, LoadProblem):
                 problems.append(parsed)
             elif parsed.id in seen:

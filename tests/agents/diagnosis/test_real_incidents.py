@@ -8,6 +8,8 @@ import pytest
 
 from thoughtgraph.agents.diagnosis import diagnose_async, load_incidents
 from thoughtgraph.agents.diagnosis.api import NO_ANSWER
+from thoughtgraph.agents.diagnosis.artifacts import kind_of, read_versions
+from thoughtgraph.agents.diagnosis.checks import run_check
 from thoughtgraph.agents.diagnosis.graph import known_error_matches
 from thoughtgraph.agents.diagnosis.incidents import (
     CATEGORIES,
@@ -25,7 +27,7 @@ from thoughtgraph.agents.diagnosis.known_errors import (
     evidence_ratios,
     matches,
 )
-from thoughtgraph.evals.diagnosis import evaluate
+from thoughtgraph.evals.diagnosis import compare_variants, comparison_table, evaluate
 
 
 def record(**fields):
@@ -142,3 +144,94 @@ async def test_on_real_reports_the_full_graph_beats_retrieval_alone_and_scores_n
     assert full["top1"]["rate"] - retrieval["top1"]["rate"] >= 0.10
     assert full["top3"]["rate"] >= retrieval["top3"]["rate"]
     assert set(full["per_category"]) == {i.root_cause.category for i in load_incidents(REAL)[0]}
+
+
+async def test_variants_are_compared_side_by_side_on_the_same_incidents(tmp_path):
+    summaries = await compare_variants(REAL, tmp_path, ["full", "no-tools"], limit=4)
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert list(saved) == ["full", "no-tools"] and saved["full"]["incidents"] == 4
+    table = comparison_table(summaries).splitlines()
+    assert len(table) == 4 and table[2].startswith("| full | ") and table[3].startswith("| no-tools | 0.0% ")
+    assert summaries["no-tools"]["abstentions"] == 4  # no model, no retrieval: nothing to name, and it says so
+    with pytest.raises(ValueError, match="variants must be some of"):
+        await compare_variants(REAL, tmp_path / "x", ["full", "fastest"])
+
+
+COLLECT_ENV = """Collecting environment information...
+PyTorch version: 2.5.1+cu124
+Is CUDA available: True
+Nvidia driver version: 550.120
+Versions of relevant libraries:
+[pip3] numpy==1.26.4
+[conda] nvidia-nccl-cu12          2.21.5                   pypi_0    pypi
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("torch==2.3.0\nflash_attn==2.6.3", {"torch": "2.3.0", "flash-attn": "2.6.3"}),
+        ("torch: 2.3.0\ntransformers: 4.44.2", {"torch": "2.3.0", "transformers": "4.44.2"}),
+        ("torch 2.3.0\nvllm 0.6.3.post1", {"torch": "2.3.0", "vllm": "0.6.3.post1"}),
+        (
+            COLLECT_ENV,
+            {"torch": "2.5.1+cu124", "nvidia-driver": "550.120", "numpy": "1.26.4", "nvidia-nccl-cu12": "2.21.5"},
+        ),
+    ],
+)
+def test_version_lists_are_read_in_every_form_people_paste(text, expected):
+    assert read_versions(text) == expected
+    assert kind_of("env.txt", text) == "packages"
+
+
+def test_pinned_versions_are_checked_against_a_pasted_environment_in_another_form():
+    artifacts = {
+        "env.txt": "torch: 2.5.1\ntransformers: 4.44.2",
+        "requirements.txt": "torch==2.3.0\ntransformers==4.44.2",
+    }
+    result, _ = run_check("package_versions", {"artifact": "env.txt", "required": "requirements.txt"}, artifacts)
+    assert result.signals == {"version_drift": True}
+    assert result.details["differences"] == {"torch": {"required": "2.3.0", "installed": "2.5.1"}}
+
+
+SMI = """| NVIDIA-SMI 550.163.01             Driver Version: 550.163.01     CUDA Version: 12.4     |
+|   0  NVIDIA A100-SXM4-80GB          On  | 00000000:07:00.0 Off |                    0 |
+| N/A   34C    P0              62W / 400W |  80100MiB /  81920MiB |      0%      Default |
+|   1  NVIDIA A100-SXM4-80GB          On  | 00000000:0B:00.0 Off |                 ERR! |
+| N/A   88C    P0             301W / 400W |    300MiB /  81920MiB |    100%      Default |
+"""
+
+
+def test_nvidia_smi_output_is_recognised_and_read_for_faults_heat_and_full_memory():
+    assert kind_of("smi.txt", SMI) == "gpu_status"
+    result, _ = run_check("gpu_health", {"artifact": "smi.txt"}, {"smi.txt": SMI})
+    # 80100 / 81920 = 0.978 >= 0.95; 88 C >= 85 C; the ERR! cell is a fault line
+    assert result.signals == {"gpu_fault": True, "gpu_hot": True, "memory_full": True}
+    assert result.details["temperatures"] == [34, 88]
+    cool = SMI.replace("88C", "60C").replace("ERR!", "   0").replace("80100MiB", "10000MiB")
+    result, _ = run_check("gpu_health", {"artifact": "smi.txt"}, {"smi.txt": cool})
+    assert result.signals == {"gpu_fault": False, "gpu_hot": False, "memory_full": False}
+    result, _ = run_check("gpu_health", {"artifact": "smi.txt"}, {"smi.txt": "hello"})
+    assert result.error and "no GPU row" in result.error
+
+
+def test_artifacts_can_be_files_beside_the_incident_and_may_not_leave_its_folder(tmp_path):
+    folder = tmp_path / "incidents"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "train.log").write_text("OSError: [Errno 28] No space left on device\n")
+    (tmp_path / "secret.txt").write_text("key")
+    lines = [
+        {"id": "a", "report": "died", "artifacts": {"train.log": {"path": "logs/train.log"}, "note": "inline"}},
+        {"id": "b", "report": "died", "artifacts": {"x": {"path": "../secret.txt"}}},
+        {"id": "c", "report": "died", "artifacts": {"x": {"path": str(tmp_path / "secret.txt")}}},
+        {"id": "d", "report": "died", "artifacts": {"x": {"path": "logs/missing.log"}}},
+        {"id": "e", "report": "died", "artifacts": {"x": {"file": "logs/train.log"}}},
+    ]
+    (folder / "set.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    incidents, problems = load_incidents(folder / "set.jsonl")
+    assert [i.id for i in incidents] == ["a"]
+    assert incidents[0].artifacts == {"train.log": "OSError: [Errno 28] No space left on device\n", "note": "inline"}
+    assert [p.line for p in problems] == [2, 3, 4, 5]
+    assert "outside the attachments folder" in problems[0].message and "outside" in problems[1].message
+    assert "no file at logs/missing.log" in problems[2].message
+    assert "a file artifact is" in problems[3].message
