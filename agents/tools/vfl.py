@@ -90,10 +90,18 @@ class AttackInput(BaseModel):
 
 class AttackOutput(BaseModel):
     true_columns_recovered: int
+    """Recall: true columns found among the candidates (exactly, not as complements)."""
     true_columns: int
     recovered_fraction: float
     decoy_columns_recovered: int
     candidates: int
+    precision: float
+    """Candidates that are a true column, over all candidates (0 when there is none)."""
+    attacker_pick: int
+    """What an attacker without the ground truth keeps: the candidates minus constant columns, one column
+    of each complement pair (a binary feature and its complement carry the same information)."""
+    attacker_pick_true: int
+    """Columns of the pick that are a true column or its complement."""
 
 
 @tool("vfl_reconstruction_attack", AttackInput, "faithful")
@@ -116,8 +124,26 @@ def vfl_reconstruction_attack(inputs: AttackInput) -> AttackOutput:
 
     decoys = features[:, inputs.binary_features :] if inputs.protection else np.empty((inputs.samples, 0))
     recovered = matches(x)
+    pick = attacker_pick(found)
+    truths = [c for c in x.T] + [1 - c for c in x.T]
+    pick_true = sum(any(np.array_equal(c, t) for t in truths) for c in pick.T)
     return AttackOutput(
         true_columns_recovered=recovered, true_columns=inputs.binary_features,
         recovered_fraction=recovered / inputs.binary_features, decoy_columns_recovered=matches(decoys),
-        candidates=found.shape[1],
+        candidates=found.shape[1], precision=recovered / found.shape[1] if found.shape[1] else 0.0,
+        attacker_pick=pick.shape[1], attacker_pick_true=pick_true,
     )  # fmt: skip
+
+
+def attacker_pick(found: np.ndarray) -> np.ndarray:
+    """The candidates an attacker keeps without the ground truth: constant columns dropped (they say nothing
+    about a sample), and of a column and its complement only the first found (they are the same feature
+    with its labels swapped)."""
+    kept: list[np.ndarray] = []
+    for column in found.T:
+        if column.min() == column.max():
+            continue
+        if any(np.array_equal(column, k) or np.array_equal(column, 1 - k) for k in kept):
+            continue
+        kept.append(column)
+    return np.stack(kept, axis=1) if kept else np.empty((found.shape[0], 0))

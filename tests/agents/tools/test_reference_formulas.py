@@ -46,3 +46,21 @@ def test_e2m1_ties_round_to_even_as_hardware_does():
     assert round_e2m1(ties).tolist() == [0.0, 1.0, 1.0, 2.0, 2.0, 4.0, 4.0, -1.0, -4.0]
     near = np.array([0.74, 0.76, 1.74, 3.49, 3.51, 7.0])
     assert round_e2m1(near).tolist() == [0.5, 1.0, 1.5, 3.0, 4.0, 6.0]
+
+
+def test_vfl_attack_reports_precision_and_what_an_attacker_without_ground_truth_keeps():
+    # With a bias the span of [Z] is span(X, 1): its binary vectors are the d columns x_j, their complements
+    # 1 - x_j and the all-ones column (random rows make sums such as x_i + x_j non-binary): 2d + 1 = 9 for d = 4,
+    # so recall is 4/4 but precision 4/9. The attacker drops the constant column and keeps one of each
+    # complement pair: 4 columns, each a true feature up to swapped labels.
+    base = {"samples": 40, "binary_features": 4, "seed": 2, "output_width": 8}
+    biased = call_tool("vfl_reconstruction_attack", {**base, "bias": True})
+    assert (biased["candidates"], biased["true_columns_recovered"]) == (9, 4)
+    assert biased["precision"] == pytest.approx(4 / 9)
+    assert (biased["attacker_pick"], biased["attacker_pick_true"]) == (4, 4)
+    # without a bias only the d columns themselves are binary in the span: precision 1
+    plain = call_tool("vfl_reconstruction_attack", {**base, "bias": False})
+    assert (plain["candidates"], plain["precision"], plain["attacker_pick"]) == (4, 1.0, 4)
+    # protected (2 decoys, bias): decoys, their complements and the ones column; the pick is the 2 decoys
+    protected = call_tool("vfl_reconstruction_attack", {**base, "bias": True, "protection": True, "decoys": 2})
+    assert (protected["candidates"], protected["attacker_pick"], protected["attacker_pick_true"]) == (5, 2, 0)
