@@ -116,3 +116,22 @@ def test_a_stop_pattern_must_be_a_regular_expression():
 
     with pytest.raises(InvalidRequestError, match="not a regular expression"):
         Request.chat(("user", "q"), stop_pattern="(unclosed")
+
+
+def test_why_no_answer_names_the_budget_or_the_unreadable_replies():
+    from collections import Counter
+
+    from thoughtgraph.reasoning.solution import Solution
+
+    answered = Solution(answer="4", reasoning="2 + 2 = 4", method="cot", stopped_by="max_calls=1 reached")
+    assert answered.why_no_answer() is None  # an answer needs no excuse, even when a budget also stopped the run
+    stopped = Solution(answer=None, reasoning="", method="bot", stopped_by="max_tokens=50 reached")
+    assert stopped.why_no_answer() == "max_tokens=50 reached"
+    one = Solution(answer=None, reasoning="", method="sc", usage={"events": {"parse_failure": 1}})
+    assert one.why_no_answer() == "no chain stated an answer that could be read (1 unreadable reply)"
+    three = Solution(
+        answer=None, reasoning="", method="sc", usage={"events": {"parse_failure": 3}}, candidates=Counter()
+    )
+    assert three.why_no_answer() == "no chain stated an answer that could be read (3 unreadable replies)"
+    none = Solution(answer=None, reasoning="", method="sc")
+    assert none.why_no_answer() == "no chain stated an answer that could be read (0 unreadable replies)"

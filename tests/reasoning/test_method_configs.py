@@ -98,3 +98,34 @@ def test_options_are_converted_where_the_meaning_is_plain():
 def test_boundary_values_are_accepted(method, options):
     config = make_config(method, **options)
     assert all(getattr(config, key) == value for key, value in options.items())
+
+
+def test_options_are_converted_to_their_field_types_and_a_bad_one_is_named():
+    from dataclasses import dataclass
+    from typing import Literal
+
+    from thoughtgraph.reasoning.options import check_options
+
+    @dataclass
+    class Knobs:
+        limit: int | None = None
+        mode: Literal["fast", "exact"] = "fast"
+        widths: tuple[int, ...] = ()
+        scale: float = 1.0
+        strict: bool = False
+        name: str = ""
+
+    converted = check_options(Knobs, {"limit": None, "scale": 2, "widths": [1, 2], "mode": "exact", "other": 1})
+    assert converted == {"limit": None, "mode": "exact", "widths": (1, 2), "scale": 2.0}
+    assert isinstance(converted["scale"], float) and isinstance(converted["widths"], tuple)
+    for options, needs in [
+        ({"limit": "3"}, "int | None, got '3'"),
+        ({"mode": "slow"}, "one of 'fast', 'exact', got 'slow'"),
+        ({"widths": [1, "2"]}, "tuple, got [1, '2']"),
+        ({"scale": "x"}, "float, got 'x'"),
+        ({"strict": 1}, "bool, got 1"),
+        ({"name": 3}, "str, got 3"),
+    ]:
+        with pytest.raises(OptionError) as raised:
+            check_options(Knobs, options)
+        assert str(raised.value) == f"option {next(iter(options))!r} of Knobs needs {needs}"
