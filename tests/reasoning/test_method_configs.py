@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 
 import pytest
 
@@ -100,20 +102,18 @@ def test_boundary_values_are_accepted(method, options):
     assert all(getattr(config, key) == value for key, value in options.items())
 
 
+@dataclasses.dataclass
+class Knobs:
+    limit: int | None = None
+    mode: typing.Literal["fast", "exact"] = "fast"
+    widths: tuple[int, ...] = ()
+    scale: float = 1.0
+    strict: bool = False
+    name: str = ""
+
+
 def test_options_are_converted_to_their_field_types_and_a_bad_one_is_named():
-    from dataclasses import dataclass
-    from typing import Literal
-
     from thoughtgraph.reasoning.options import check_options
-
-    @dataclass
-    class Knobs:
-        limit: int | None = None
-        mode: Literal["fast", "exact"] = "fast"
-        widths: tuple[int, ...] = ()
-        scale: float = 1.0
-        strict: bool = False
-        name: str = ""
 
     converted = check_options(Knobs, {"limit": None, "scale": 2, "widths": [1, 2], "mode": "exact", "other": 1})
     assert converted == {"limit": None, "mode": "exact", "widths": (1, 2), "scale": 2.0}
