@@ -4,6 +4,7 @@ ToT's summed valuations and zeroed duplicates. Expected values are worked out by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -171,3 +172,45 @@ def test_tot_sums_three_valuations_and_values_a_repeated_state_zero_without_a_ca
     valuations = [c for c in backend.calls if c.messages[0].content.startswith("You grade")]
     assert len(valuations) == 2 and all(c.n == 3 for c in valuations)
     assert solution.usage["events"]["tot_duplicate_state"] == 1
+
+
+def _fit(function, config, calls=None, tokens=None, prompt=0):
+    from thoughtgraph.reasoning.fitting import Allowance
+
+    return function(config, Allowance(calls=calls, tokens=tokens, prompt_tokens=prompt))
+
+
+def test_guided_by_gut_fits_fewer_beams_then_fewer_steps_then_fewer_candidates_by_hand():
+    from thoughtgraph.reasoning.gg import GGConfig, fit_beams
+
+    default = GGConfig()  # 8 paths of 4 candidates: 2 beams, 20 steps of 256 tokens
+    # 30 calls: a beam needs 21 (20 steps and the cue), so 1 beam; 30 // 1 - 1 = 29 steps allowed, 20 kept
+    one = _fit(fit_beams, default, calls=30)
+    assert (one.paths, one.candidates, one.max_steps, one.step_tokens) == (4, 4, 20, 256)
+    # 12 calls: 1 beam of 12 // 1 - 1 = 11 steps
+    assert (_fit(fit_beams, default, calls=12).paths, _fit(fit_beams, default, calls=12).max_steps) == (4, 11)
+    assert _fit(fit_beams, default, calls=50) is default  # 50 // 21 = 2 beams of 20 steps: nothing to shrink
+    # 20000 tokens, prompt 100: per step 20000 // (2 * 20) - 100 = 400; candidates min(4, 400 // 32) = 4,
+    # steps of min(256, 400 // 4) = 100 tokens
+    wide = _fit(fit_beams, default, tokens=20000, prompt=100)
+    assert (wide.paths, wide.candidates, wide.max_steps, wide.step_tokens) == (8, 4, 20, 100)
+    # 4000 tokens, prompt 30: per step 4000 // 40 - 30 = 70; candidates 70 // 32 = 2, steps of 70 // 2 = 35
+    narrow = _fit(fit_beams, dataclasses.replace(default, min_step_tokens=50), tokens=4000, prompt=30)
+    assert (narrow.paths, narrow.candidates, narrow.step_tokens, narrow.min_step_tokens) == (4, 2, 35, 35)
+
+
+def test_tree_of_thoughts_fits_fewer_proposals_then_a_narrower_beam_by_hand():
+    from thoughtgraph.reasoning.tot import ToTConfig, fit_levels
+
+    default = ToTConfig()  # 3 proposals, beam 2, steps of 128 tokens; a step counts min(128, 64) + prompt
+    # 5 calls: proposals min(3, (5 - 1) // 1) = 3; beam min(2, 5 // (1 + 3)) = 1
+    assert (_fit(fit_levels, default, calls=5, prompt=20).proposals, _fit(fit_levels, default, calls=5).beam) == (3, 1)
+    # 3 calls: proposals (3 - 1) // 1 = 2; beam 3 // (1 + 2) = 1
+    three = _fit(fit_levels, default, calls=3, prompt=20)
+    assert (three.proposals, three.beam) == (2, 1)
+    # 400 tokens, prompt 20 (a step is 84): proposals min(3, 400 // 168) = 2; beam min(2, 400 // (168 * 2)) = 1
+    tokens = _fit(fit_levels, default, tokens=400, prompt=20)
+    assert (tokens.proposals, tokens.beam) == (2, 1)
+    # 1000 tokens: proposals min(3, 1000 // 168 = 5) = 3; beam min(2, 1000 // 504) = 1
+    assert _fit(fit_levels, default, tokens=1000, prompt=20).beam == 1
+    assert _fit(fit_levels, default, calls=100, tokens=10000, prompt=20) is default
