@@ -214,3 +214,19 @@ def test_tree_of_thoughts_fits_fewer_proposals_then_a_narrower_beam_by_hand():
     # 1000 tokens: proposals min(3, 1000 // 168 = 5) = 3; beam min(2, 1000 // 504) = 1
     assert _fit(fit_levels, default, tokens=1000, prompt=20).beam == 1
     assert _fit(fit_levels, default, calls=100, tokens=10000, prompt=20) is default
+
+
+def test_boosting_of_thoughts_and_best_of_n_fit_fewer_branches_by_hand():
+    from thoughtgraph.reasoning.bon import BestOfNConfig, fit_samples_and_judges
+    from thoughtgraph.reasoning.bot import BoTConfig, fit_trees
+
+    bot = BoTConfig()  # 15 trees, branching 2, steps of 128: a tree needs 1 + 2 calls beside the analysis
+    assert _fit(fit_trees, bot, calls=10, prompt=50).trees == 3  # (10 - 1) // 3
+    assert _fit(fit_trees, bot, calls=2).trees == 1  # (2 - 1) // 3 = 0, but one tree always runs
+    # 2000 tokens, prompt 50: a tree's children need 2 * (128 + 2 * 50) = 456 tokens; 2000 // 456 = 4
+    assert _fit(fit_trees, bot, tokens=2000, prompt=50).trees == 4
+    assert _fit(fit_trees, bot, calls=100) is bot  # (100 - 1) // 3 = 33 >= 15
+    bon = BestOfNConfig()  # 4 samples of 512 tokens; a sample counts 2 * (prompt + min(512, 128))
+    assert _fit(fit_samples_and_judges, bon, calls=3).samples == 2  # (3 - 1) // 1: the judge's call is shared
+    assert _fit(fit_samples_and_judges, bon, tokens=1000, prompt=72).samples == 2  # 1000 // 400
+    assert _fit(fit_samples_and_judges, bon, tokens=10000, prompt=72) is bon  # 25 fit, 4 wanted
