@@ -122,3 +122,18 @@ def test_free_text_analyses_are_read():
     assert parse_analysis("No errors.").finds_no_error
     unread = parse_analysis("Interesting.")
     assert not unread.understood and not unread.finds_no_error and not unread.finds_error
+
+
+def test_analysis_json_is_read_bare_fenced_or_embedded_and_its_text_kept():
+    from thoughtgraph.reasoning.steps import parse_analysis
+
+    bare = parse_analysis('{"bad_steps": [1, "3", "x"], "analysis": "step 1 adds wrong", "advice": "recompute"}')
+    assert bare.bad_steps == [1, 3] and bare.understood  # "x" is not a step index
+    assert bare.text == "step 1 adds wrong recompute"
+    embedded = parse_analysis('My verdict: {"bad_steps": [], "analysis": "fine"} as asked.')
+    assert embedded.bad_steps == [] and embedded.text == "fine" and embedded.finds_no_error
+    fenced = parse_analysis('Here:\n```json\n{"bad_steps": [2]}\n```\nand {"not json"')
+    assert fenced.bad_steps == [2] and fenced.text == ""
+    # an object whose bad_steps is not a list is not a JSON analysis; the free-text reading takes "bad_steps": 2
+    loose = parse_analysis('{"bad_steps": 2}')
+    assert loose.bad_steps == [2] and loose.text == '{"bad_steps": 2}'
