@@ -12,6 +12,17 @@ from thoughtgraph.reasoning.api import make_config
 from thoughtgraph.reasoning.methods import METHODS
 from thoughtgraph.reasoning.options import OptionError
 
+RSIM_NAMES = [
+    "decompose",
+    "deep-think",
+    "compute",
+    "continue",
+    "verify",
+    "self-reflect",
+    "backtrack",
+    "summarise",
+    "conclude",
+]  # the shipped strategies file, in its order
 INVALID = [
     ("cot", {"chain_tokens": 0}, "CoTConfig: chain_tokens and answer_tokens must be positive"),
     ("cot", {"answer_tokens": 0}, "CoTConfig: chain_tokens and answer_tokens must be positive"),
@@ -47,12 +58,20 @@ INVALID = [
     ("gg", {"min_step_tokens": -1}, "GGConfig.min_step_tokens must be in [0, step_tokens], got -1"),
     ("gg", {"min_step_tokens": 257}, "GGConfig.min_step_tokens must be in [0, step_tokens], got 257"),
     ("gg", {"vote": "mean"}, "GGConfig.vote must be confidence, majority or top1, got 'mean'"),
+    *[("rsim", {name: 0}, "RSIMConfig: max_steps, step_tokens and answer_tokens must be positive")
+      for name in ("max_steps", "step_tokens", "answer_tokens")],
+    ("rsim", {"start_strategy": "guess"}, f"RSIMConfig: start_strategy 'guess' is not a strategy ({RSIM_NAMES})"),
+    ("rsim", {"fallback_strategy": "guess"},
+     f"RSIMConfig: fallback_strategy 'guess' is not a strategy ({RSIM_NAMES})"),
+    ("rsim", {"conclude_strategy": "stop"}, f"RSIMConfig: conclude_strategy 'stop' is not a strategy ({RSIM_NAMES})"),
 ]  # fmt: skip
 
 VALID_BOUNDARIES = [
     ("cot", {"chain_tokens": 1, "answer_tokens": 1, "temperature": 0.0}),
     ("cot", {"temperature": 5.0}),
     ("sc", {"samples": 1, "chain_tokens": 1}),
+    ("rsim", {"max_steps": 1, "step_tokens": 1, "answer_tokens": 1, "start_strategy": "decompose",
+              "fallback_strategy": "verify", "conclude_strategy": "summarise"}),
     ("tot", {"proposals": 1, "beam": 1, "max_depth": 1, "step_tokens": 1, "value_mode": "words"}),
     ("bot", {"iterations": 1, "trees": 1, "branching": 1, "max_depth": 1, "max_sinks": 1, "step_tokens": 1,
              "max_expansions": 1, "distinct_retries": 0, "aggregation": "greedy", "policies": ("bfs",)}),
