@@ -112,3 +112,28 @@ async def test_solve_works_inside_a_running_event_loop_as_in_a_notebook():
     backend = ScriptedBackend([ScriptRule("apples", ["3 + 4 = 7.\nThe answer is 7."])])
     solution = solve("Tom has 3 apples and gets 4. How many apples?", "cot", backend)  # no await: a notebook cell
     assert solution.answer == "7"
+
+
+def test_boxed_answers_match_nested_braces_and_take_the_last_box():
+    assert last_boxed("so \\boxed{\\frac{1}{2}} and") == "\\frac{1}{2}"
+    assert last_boxed("\\boxed{3} then \\boxed{ 4 }") == "4"  # the last box, stripped
+    assert last_boxed("\\fbox{x^{2}}") == "x^{2}"
+    assert last_boxed("\\boxed{a}{b}") == "a"  # the box closes at its own brace
+    assert last_boxed("no box here") is None
+    assert last_boxed("\\boxed{}") == ""
+
+
+def test_dataset_presets_are_read_only_views_of_the_method_files():
+    from thoughtgraph.reasoning.spec import dataset_presets
+
+    bot = dataset_presets("bot")
+    assert bot["math"] == {"iterations": 10, "trees": 5, "max_depth": 20, "max_sinks": 8}
+    assert bot["game24"]["temperatures"] == [0.1, 0.3, 0.5, 0.7]
+    assert dict(dataset_presets("gg")) == {
+        "math": {"min_step_tokens": 50}, "math500": {"min_step_tokens": 50}, "aime": {"min_step_tokens": 10},
+    }  # fmt: skip
+    assert dataset_presets("cot") == {}  # no file: no presets
+    with pytest.raises(TypeError):
+        bot["math"]["trees"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        bot["new"] = {}  # type: ignore[index]
