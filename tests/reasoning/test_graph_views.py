@@ -65,3 +65,24 @@ def test_solution_view_carries_the_graph_and_usage():
         "graph": graph.to_dict(),
     }
     assert Solution("4", "", "cot", Counter(), {}, {}, "max_calls=1 reached", None).to_dict()["graph"] is None
+
+
+def test_the_outcome_of_a_graph_is_the_majority_of_its_final_steps_with_the_first_such_chain():
+    from thoughtgraph.reasoning.graph import ThoughtGraph
+    from thoughtgraph.reasoning.outcome import outcome_from_graph
+
+    graph = ThoughtGraph("What is 2 + 2?")
+    a = graph.add_thought(0, "Two and two")
+    graph.add_thought(a.id, "make 5.", answer="5")  # node 2
+    b = graph.add_thought(0, "Add them")
+    graph.add_thought(b.id, "2 + 2 = 4.", answer="4")  # node 4: the first final that states the majority
+    c = graph.add_thought(0, "Count up")
+    graph.add_thought(c.id, "3, 4: it is 4.", answer="4")  # node 6
+    graph.add_thought(c.id, "no answer here", answer="")  # an empty answer casts no vote
+    outcome = outcome_from_graph(graph)
+    assert outcome.answer == "4" and outcome.candidates == Counter({"4": 2, "5": 1})
+    assert graph.chosen == [3, 4] and outcome.reasoning == "Add them\n2 + 2 = 4."
+    empty = ThoughtGraph("?")
+    empty.add_thought(0, "thinking")
+    nothing = outcome_from_graph(empty)
+    assert nothing.answer is None and nothing.reasoning == "" and empty.chosen == [] and not nothing.candidates
