@@ -76,3 +76,10 @@ def test_without_a_tokenizer_novelty_compares_lower_cased_words():
     first, second = solution.graph.nodes[1], solution.graph.nodes[2]
     assert first.novelty == 0.5  # "Alpha" is the problem's word "alpha"; "gamma" is new
     assert second.novelty == 0.5  # "gamma" is on the beam; "\boxed{1}" is new
+
+
+def test_a_step_request_asks_for_one_step_of_step_tokens_ending_at_the_boundary():
+    backend = ScriptedBackend([ScriptRule("one step per line", [lp("First step."), lp("The answer is \\boxed{4}.")])])
+    solve("What is 2 + 2?", "gg", backend, paths=1, candidates=1, step_tokens=40)
+    first = backend.calls[0]
+    assert first.max_tokens == 40 and "\n" in first.stop  # a step ends at the line boundary
