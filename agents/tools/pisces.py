@@ -1,27 +1,30 @@
 """Pisces: asynchronous FL with guided participant selection and adaptive aggregation pace.
 
-Client utility = statistical utility × staleness factor, where the statistical utility comes from the
-losses of the client's samples: by default |B|·sqrt(mean loss²), Oort's definition, which we read the paper as
-adopting (not re-checked against the paper's text: no copy of it here); ``formula="plato"`` is Plato's client
-instead, n·sqrt(sqrt(m)/n) with m an exponential moving average (decay 0.01, from 0) of the per-batch mean
-losses in order and n the client's samples. The two rank clients differently (100 samples at loss 1 against
-1 sample at loss 200: [100, 200] against [3.162, 1.189]). The staleness
-factor is
-1/(mean recent staleness + 1)^β over the client's last ``HISTORY_WINDOW`` updates. Selection explores
-unexplored clients with a share drawn from Binomial(slots, ε), ε decaying ×0.98 to a floor of 0.3,
-and exploits the highest utilities otherwise. Aggregation weighs each update by its client's sample
-share times the staleness factor, not renormalised, as the reference (TL-System/plato's
-``pisces_aggregation_strategy``); ``renormalise=True`` (ours) rescales the weights to sum to one.
+Client utility = statistical utility × staleness factor, where the statistical utility comes from the losses of the
+client's samples: by default |B|·sqrt(mean loss²), Oort's definition, which we read the paper as adopting (not
+re-checked against the paper's text: no copy of it here); ``formula="plato"`` is Plato's client up to its strategy
+refactor (``examples/client_selection/pisces/pisces_client.py`` at 60d6779a, Oct 2025), n·sqrt(sqrt(m)/n) with m an
+exponential moving average (decay 0.01, from 0) of the per-batch mean losses in order and n the client's samples.
+The two rank clients differently (100 samples at loss 1 against 1 sample at loss 200: [100, 200] against [3.162,
+1.189]). Plato's current client (``pisces_client.py`` at a1c6765, ``formula="plato_current"``) is n·sqrt(q) with q
+the moving average of the squared per-batch losses, seeded with the first: the paper's form over batch losses
+instead of sample losses, ranking as the paper does. The staleness factor is 1/(mean recent staleness + 1)^β over
+the client's last ``HISTORY_WINDOW`` updates. Selection explores unexplored clients with a share drawn from
+Binomial(slots, ε), ε decaying ×0.98 to a floor of 0.3, and exploits the highest utilities otherwise. Aggregation
+weighs each update by its client's sample share times the staleness factor, not renormalised, as the reference
+(TL-System/plato's ``pisces_aggregation_strategy.py`` at 3b2a520, the same weights as ``pisces_server.py`` at
+60d6779a); ``renormalise=True`` (ours) rescales the weights to sum to one.
 
-Pace control (paper, section on bounding the progress gap): instead of aggregating a fixed number of
-updates, the server aggregates every I = L_max / b simulated seconds, where L_max is the largest
-profiled latency among the clients now training and b the staleness bound; in L_max seconds at most
-b aggregations happen, so no update arrives more than about b versions stale and none is dropped.
+Pace control (paper, section on bounding the progress gap): instead of aggregating a fixed number of updates, the
+server aggregates every I = L_max / b simulated seconds, where L_max is the largest profiled latency among the
+clients now training and b the staleness bound; in L_max seconds at most b aggregations happen, so no update
+arrives more than about b versions stale and none is dropped.
 
 β = 0.5 and the exploration schedule (ε = 0.9, decay 0.98, floor 0.3) are Plato's Pisces MNIST config's
-(``pisces_MNIST_lenet5.toml``: staleness_factor, exploration_factor, exploration_decaying_factor,
-min_explore_factor). Deviations, named: latency is profiled from each client's expected round time, known to the
-server (the paper profiles latencies); the robustness extension (DBSCAN outlier credits) is not simulated.
+(``pisces_MNIST_lenet5.toml`` at c94e628 and the .yml before it: staleness_factor, exploration_factor,
+exploration_decaying_factor, min_explore_factor). Deviations, named: latency is profiled from each client's
+expected round time, known to the server (the paper profiles latencies); the robustness extension (DBSCAN outlier
+credits) is not simulated.
 """
 
 from __future__ import annotations
@@ -45,9 +48,19 @@ PLATO_LOSS_DECAY = 0.01
 
 def statistical_utility(losses: np.ndarray, formula: str = "paper", samples: int | None = None) -> float:
     """``paper``: |B|·sqrt(mean loss²) over the sample losses; ``plato``: n·sqrt(sqrt(m)/n), m the moving average
-    of the per-batch losses (``losses`` in order), n = ``samples`` (default: the number of losses)."""
+    (from 0) of the per-batch losses (``losses`` in order); ``plato_current``: n·sqrt(q), q the moving average of
+    the squared per-batch losses seeded with the first; n = ``samples`` (default: the number of losses)."""
     if not len(losses):
         return 0.0
+    if formula == "plato_current":
+        scale = float(np.abs(losses).max()) or 1.0  # the average of (l/s)^2, so large losses do not overflow
+        average_square = None
+        for loss in losses:
+            square = (float(loss) / scale) ** 2
+            average_square = square if average_square is None else (
+                (1 - PLATO_LOSS_DECAY) * average_square + PLATO_LOSS_DECAY * square
+            )  # fmt: skip
+        return float((samples or len(losses)) * scale * np.sqrt(average_square))
     if formula == "plato":
         average = 0.0
         for loss in losses:
@@ -101,7 +114,7 @@ class ClientRecord(BaseModel):
 class UtilityInput(BaseModel):
     clients: list[ClientRecord] = Field(min_length=1, max_length=100_000)
     beta: float = Field(0.5, ge=0, le=10)
-    formula: Literal["paper", "plato"] = "paper"
+    formula: Literal["paper", "plato", "plato_current"] = "paper"
 
 
 class UtilityOutput(BaseModel):
@@ -111,9 +124,9 @@ class UtilityOutput(BaseModel):
 
 @tool("pisces_client_utility", UtilityInput, "faithful")
 def pisces_client_utility(inputs: UtilityInput) -> UtilityOutput:
-    """Pisces client utilities (faithful to the paper's statistical utility by default and to Plato's client with
-    formula="plato"; times the staleness factor 1/(mean of the last 5 staleness values + 1)^beta, as both) and the
-    clients ranked best first."""
+    """Pisces client utilities (faithful to the paper's statistical utility by default, to Plato's earlier client
+    with formula="plato" and to its current one with formula="plato_current"; times the staleness factor
+    1/(mean of the last 5 staleness values + 1)^beta, as all three) and the clients ranked best first."""
     utilities = np.array([
         statistical_utility(np.asarray(c.losses), inputs.formula, c.samples)
         * staleness_factor(np.asarray(c.recent_staleness), inputs.beta)

@@ -76,6 +76,17 @@ def test_e4m3_rounding_known_values():
     assert round_e4m3(np.array([1.0, 1.06, 1.07, 500.0, 0.0])).tolist() == [1.0, 1.0, 1.125, 448.0, 0.0]
 
 
+def test_e4m3_rounding_equals_torchs_float8_cast_on_200k_values_and_every_tie():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    values = np.exp(rng.uniform(np.log(2.0**-12), np.log(448.0), 200_000))  # subnormals through the maximum
+    grid = np.unique(torch.arange(0, 127, dtype=torch.uint8).view(torch.float8_e4m3fn).float().numpy())
+    ties = (grid[:-1] + grid[1:]) / 2  # exactly half way between neighbours: round to the even mantissa
+    for sample in (values, ties, grid):
+        expected = torch.from_numpy(sample.astype(np.float32)).to(torch.float8_e4m3fn).float().numpy()
+        assert np.array_equal(round_e4m3(sample.astype(np.float32)).astype(np.float32), expected)
+
+
 def test_a_planted_persistent_channel_is_found_and_a_one_step_spike_is_not():
     rng = np.random.default_rng(1)
     stats = np.abs(rng.standard_normal((50, 32))) + 1

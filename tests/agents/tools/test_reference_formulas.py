@@ -27,6 +27,21 @@ def test_pisces_utility_by_the_papers_formula_and_by_platos():
     assert expected == pytest.approx([3.1623, 1.1892], abs=1e-4)
 
 
+def test_pisces_utility_by_platos_current_client():
+    # Plato's client after its strategy refactor: q = EMA of squared batch losses seeded with the first
+    # (decay 0.01), utility n sqrt(q). Batch losses [2, 4] over 10 samples: q = 4, then 0.99 * 4 + 0.01 * 16 =
+    # 4.12; 10 * sqrt(4.12) = 20.2978. One batch each at losses 1 and 200: 100 * 1 and 1 * 200, ranked as the paper.
+    clients = [
+        {"losses": [2.0, 4.0], "samples": 10}, {"losses": [1.0], "samples": 100}, {"losses": [200.0], "samples": 1}
+    ]  # fmt: skip
+    current = call_tool("pisces_client_utility", {"clients": clients, "beta": 0.5, "formula": "plato_current"})
+    assert current["utilities"] == pytest.approx([20.2978, 100.0, 200.0], abs=1e-4)
+    assert current["ranking"] == [2, 1, 0]
+    huge = call_tool("pisces_client_utility", {"clients": [{"losses": [1e100, 1e100], "samples": 2}],
+                                               "formula": "plato_current"})  # fmt: skip
+    assert huge["utilities"] == pytest.approx([2e100])
+
+
 def test_pisces_aggregation_defaults_to_the_references_unnormalised_weights():
     inputs = {"samples": [10, 30], "staleness": [0, 3], "beta": 1.0}
     weights = call_tool("pisces_aggregation_weights", inputs)["weights"]
