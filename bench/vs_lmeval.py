@@ -6,10 +6,13 @@
 3. `evals run --method cot` on the in-process `llamacpp:smollm2` engine (the default path), the server stopped.
 
 Prints problems per minute, completion tokens and strict/flexible accuracy for each, and the ratios against
-lm-eval. Refuses to run on a busy machine (1-minute load average above 0.6 on 2 cores): the figures would measure
-the other work. Completion tokens of lm-eval's replies are counted with the model's tokenizer.
+lm-eval. Cross-grading: our graders (``evals.graders.extract_gsm8k``) read lm-eval's replies and lm-eval's own
+filters (its task's regexes, ``RegexFilter`` and ``exact_match``) read our chains; for each reply and mode it
+counts where the two verdicts agree, and the accuracy each grader gives the same outputs. Refuses to run on a busy
+machine (1-minute load average above 0.6 on 2 cores): the figures would measure the other work. Completion tokens
+of lm-eval's replies are counted with the model's tokenizer.
 
-Usage: python bench/vs_lmeval.py [--problems 50] [--data-dir ../shared/data] [--out F] [--force]
+Usage: python bench/vs_lmeval.py [--problems 50] [--data-dir ../shared/data] [--out F] [--keep DIR] [--force]
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import yaml
 
 from tests.conftest import LlamaServer  # the same server the tests start
 from thoughtgraph.backends import create_backend
+from thoughtgraph.evals.graders import extract_gsm8k, gsm8k_gold, numbers_equal
 from thoughtgraph.evals.runner import EvalConfig, run_eval
 
 MAX_NEW_TOKENS = 256
@@ -65,6 +69,9 @@ def lm_eval_run(server: LlamaServer, data_dir: Path, problems: int, work: Path) 
     results = json.loads(next((work / "lm_eval").rglob("results_*.json")).read_text())["results"]["gsm8k_local"]
     logged = [json.loads(line) for line in next((work / "lm_eval").rglob("samples_gsm8k_local_*.jsonl")).open()]
     samples = list({s["doc_id"]: s for s in logged}.values())  # lm-eval logs each problem once per filter
+    (work / "lm_eval_replies.jsonl").write_text(
+        "".join(json.dumps({"reply": s["resps"][0][0], "gold": s["doc"]["answer"]}) + "\n" for s in samples)
+    )
     counter = create_backend("llamacpp:smollm2#slots=1&threads=1")
     tokens = sum(len(counter.token_pieces(s["resps"][0][0])) for s in samples)
     counter.close()
@@ -95,6 +102,49 @@ def evals_run(backend, data_dir: Path, problems: int, work: Path, name: str) -> 
     }
 
 
+def lm_eval_verdicts(replies: list[str], golds: list[str]) -> dict[str, list[bool]]:
+    """lm-eval's own grading of ``replies``: its gsm8k task's filters and exact_match settings, its code."""
+    import lm_eval
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+    from lm_eval.filters.extraction import RegexFilter
+
+    task = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
+    metric = next(m for m in task["metric_list"] if m["metric"] == "exact_match")
+    settings = {key: metric[key] for key in ("regexes_to_ignore", "ignore_case", "ignore_punctuation")}
+    verdicts = {}
+    for entry in task["filter_list"]:
+        regex = next(step for step in entry["filter"] if step["function"] == "regex")
+        extract = RegexFilter(regex_pattern=regex["regex_pattern"], group_select=regex.get("group_select", 0))
+        filtered = [resps[0] for resps in extract.apply([[reply] for reply in replies], [{}] * len(replies))]
+        verdicts[entry["name"]] = [
+            bool(exact_match_hf_evaluate([prediction], [gold], **settings)["exact_match"])
+            for prediction, gold in zip(filtered, golds, strict=True)
+        ]
+    return verdicts
+
+
+def cross_grade(replies: list[str], golds: list[str]) -> dict:
+    """Both graders on the same replies: accuracy by each and how many verdicts agree, per mode."""
+    theirs = lm_eval_verdicts(replies, golds)
+    report = {}
+    for ours_mode, their_filter in (("strict", "strict-match"), ("flexible", "flexible-extract")):
+        ours = [
+            numbers_equal(extract_gsm8k(reply, ours_mode), gsm8k_gold(gold))
+            for reply, gold in zip(replies, golds, strict=True)
+        ]
+        report[ours_mode] = {
+            "ours": sum(ours), "lm_eval": sum(theirs[their_filter]), "of": len(replies),
+            "agree": sum(a == b for a, b in zip(ours, theirs[their_filter], strict=True)),
+        }  # fmt: skip
+    return report
+
+
+def our_chains(run_folder: Path) -> tuple[list[str], list[str]]:
+    """The chains and gold answers of an evals run folder (gold as GSM8K writes it, '#### N')."""
+    samples = [json.loads(line) for line in (run_folder / "samples.jsonl").read_text().splitlines() if line]
+    return [s.get("reasoning") or "" for s in samples], [f"#### {s['gold']}" for s in samples]
+
+
 def main(args: argparse.Namespace) -> dict:
     load = os.getloadavg()[0]
     if load > BUSY_LOAD and not args.force:
@@ -105,7 +155,8 @@ def main(args: argparse.Namespace) -> dict:
     data_dir = Path(args.data_dir)
     figures: dict = {"problems": args.problems, "max_new_tokens": MAX_NEW_TOKENS, "load_average_at_start": load}
     with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
+        work = Path(args.keep or folder)
+        work.mkdir(parents=True, exist_ok=True)
         server = LlamaServer()
         try:
             figures["lm_eval_server"] = lm_eval_run(server, data_dir, args.problems, work)
@@ -116,6 +167,12 @@ def main(args: argparse.Namespace) -> dict:
         figures["evals_in_process"] = evals_run(
             create_backend("llamacpp:smollm2"), data_dir, args.problems, work, "in_process"
         )
+        theirs = [json.loads(line) for line in (work / "lm_eval_replies.jsonl").read_text().splitlines()]
+        figures["cross_grade"] = {
+            "lm_eval_replies": cross_grade([r["reply"] for r in theirs], [r["gold"] for r in theirs])
+        }
+        for name in ("server", "in_process"):
+            figures["cross_grade"][f"evals_{name}_chains"] = cross_grade(*our_chains(work / name))
     base = figures["lm_eval_server"]["problems_per_minute"]
     for key in ("evals_server", "evals_in_process"):
         figures[f"{key}_vs_lm_eval"] = round(figures[key]["problems_per_minute"] / base, 2)
@@ -127,6 +184,7 @@ if __name__ == "__main__":
     parser.add_argument("--problems", type=int, default=50)
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--keep", type=Path, help="write the runs here and keep them (default: a temporary folder)")
     parser.add_argument("--force", action="store_true", help="run on a busy machine anyway")
     arguments = parser.parse_args()
     figures = main(arguments)
