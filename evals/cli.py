@@ -123,11 +123,16 @@ def diagnose(
     kb: Annotated[str | None, typer.Option(help="A mined knowledge base folder instead of --history.")] = None,
     limit: Annotated[int | None, typer.Option(help="Evaluate at most N incidents.")] = None,
     embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL whose vectors join BM25.")] = None,
+    grouping: Annotated[
+        str, typer.Option(help="How the mined history groups incidents: signature or drain (log templates).")
+    ] = "signature",
 ) -> None:
     """Diagnosis accuracy, tool use and verification time on held-out incidents."""
     from thoughtgraph.evals.diagnosis import compare_variants, comparison_table, evaluate
 
-    options: dict[str, Any] = dict(backend=backend, history=history, kb=kb, limit=limit, embeddings=embeddings)
+    options: dict[str, Any] = dict(
+        backend=backend, history=history, kb=kb, limit=limit, embeddings=embeddings, grouping=grouping
+    )
     variants = [v.strip() for v in variant.split(",") if v.strip()]
     with user_errors(ValueError, FileNotFoundError, BackendError):
         if len(variants) > 1:

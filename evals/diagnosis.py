@@ -97,6 +97,7 @@ async def evaluate(
     kb: str | Path | None = None,
     limit: int | None = None,
     embeddings: str | None = None,
+    grouping: str = "signature",
 ) -> dict[str, Any]:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
@@ -111,7 +112,7 @@ async def evaluate(
     else:
         past, past_problems = load_incidents(*(history or [HISTORY]))
         problems += past_problems
-        knowledge = mine(past)
+        knowledge = mine(past, grouping)
         sources = {i.id for i in past}
     leaked = sorted(sources & {i.id for i in evaluated})
     if leaked:

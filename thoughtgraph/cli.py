@@ -335,6 +335,9 @@ def diagnose_mine(
     out: Annotated[str, typer.Option(help="Folder for kb.json.")],
     backend: Annotated[str | None, typer.Option(help="Backend spec: an LLM titles and summarises each entry.")] = None,
     embeddings: Annotated[str | None, typer.Option(help="llamacpp:MODEL: store embeddings for retrieval.")] = None,
+    grouping: Annotated[
+        str, typer.Option(help="signature (regex-masked first error line) or drain (its Drain log template).")
+    ] = "signature",
 ) -> None:
     """Mine incident records into a troubleshooting knowledge base."""
     from thoughtgraph.agents.diagnosis.embeddings import LlamaCppEmbedder
@@ -348,7 +351,7 @@ def diagnose_mine(
     with user_errors():
         embedder = LlamaCppEmbedder(embeddings) if embeddings else None
         model = create_backend(backend) if backend else None
-    kb = mine_with_model(incidents, model, embedder)
+        kb = mine_with_model(incidents, model, embedder, grouping)
     path = kb.save(out)
     typer.echo(
         f"{len(kb.entries)} guide entries from {len(kb.incidents)} incidents ({len(problems)} lines skipped)"

@@ -261,13 +261,26 @@ def _merge(into: dict[str, StepTemplate], step: StepTemplate, source: str) -> No
         existing.sources.append(source)
 
 
-def mine(incidents: list[Incident]) -> KnowledgeBase:
+GROUPINGS = ("signature", "drain")
+
+
+def mine(incidents: list[Incident], grouping: str = "signature") -> KnowledgeBase:
     """A knowledge base from incidents with root causes (incidents without one are skipped); deterministic.
-    ``mining.mine_with_model`` adds the LLM's titles and summaries."""
+    ``grouping``: incidents share an entry when their first error line has the same regex-masked signature
+    (``signature``), or the same Drain template over the signatures of all incidents (``drain``,
+    ``templates.py``). ``mining.mine_with_model`` adds the LLM's titles and summaries."""
+    if grouping not in GROUPINGS:
+        raise ValueError(f"grouping must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
     solved = [i for i in incidents if i.root_cause is not None]
+    keys = [primary_signature(i.report, i.artifacts) for i in solved]
+    if grouping == "drain":
+        from thoughtgraph.agents.diagnosis.templates import drain_templates
+
+        template_of = drain_templates(keys)
+        keys = [template_of[key] for key in keys]
     groups: dict[str, list[Incident]] = {}
-    for incident in solved:
-        groups.setdefault(primary_signature(incident.report, incident.artifacts), []).append(incident)
+    for key, incident in zip(keys, solved, strict=True):
+        groups.setdefault(key, []).append(incident)
     entries: list[GuideEntry] = []
     by_category: dict[str, dict[str, StepTemplate]] = {}
     mitigations: dict[str, Counter[str]] = {}

@@ -16,9 +16,9 @@ from thoughtgraph.backends import Backend
 
 
 def mine_with_model(
-    incidents: list[Incident], backend: Backend | None, embedder: Embedder | None = None
+    incidents: list[Incident], backend: Backend | None, embedder: Embedder | None = None, grouping: str = "signature"
 ) -> KnowledgeBase:
-    kb = mine(incidents)
+    kb = mine(incidents, grouping)
     if embedder is not None:
         kb.attach(embedder)
     if backend is None:

@@ -79,6 +79,13 @@ async def test_a_heldout_incident_in_the_knowledge_base_is_refused(tmp_path):
         await evaluate(HELDOUT, tmp_path, variant="quick")
 
 
+async def test_the_history_can_be_grouped_by_drain_templates(tmp_path):
+    summary = await evaluate(HELDOUT, tmp_path / "d", limit=3, grouping="drain")
+    assert summary["incidents"] == 3 and summary["errors"] == 0
+    with pytest.raises(ValueError, match="grouping must be one of signature, drain"):
+        await evaluate(HELDOUT, tmp_path / "x", grouping="clusters")
+
+
 async def test_retrieval_only_never_runs_a_tool_and_no_tools_never_retrieves(tmp_path):
     retrieval = await evaluate(HELDOUT, tmp_path / "r", variant="retrieval-only", limit=6)
     assert retrieval["mean_tool_calls"] == 0

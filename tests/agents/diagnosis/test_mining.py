@@ -240,3 +240,38 @@ def test_the_base_keeps_the_most_common_mitigation_and_component_per_cause():
     [step] = kb.steps["gpu_oom"]
     assert step.meaning == {"found": {"gpu_oom": "supports"}} and step.sources == ["a"]
     assert sorted(e.document.split("\n")[0] for e in kb.entries) == ["RuntimeError: boom <n>", "ValueError: c"]
+
+
+def test_drain_templates_replace_the_words_that_vary_in_one_message():
+    from thoughtgraph.agents.diagnosis.templates import drain_templates
+
+    lines = [
+        "KeyError: missing key encoder.weight in state dict",
+        "KeyError: missing key decoder.bias in state dict",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate <n> GiB",
+        "KeyError: missing key head.weight in state dict",
+    ]
+    templates = drain_templates(lines)
+    # three lines of 7 tokens that differ in one token (6/7 similar > 0.4): one cluster, the varying token <*>
+    for line in (lines[0], lines[1], lines[3]):
+        assert templates[line] == "KeyError: missing key <*> in state dict"
+    assert templates[lines[2]] == lines[2]  # alone in its cluster: unchanged
+    with pytest.raises(ValueError, match="similarity"):
+        drain_templates(lines, similarity=0)
+
+
+def test_drain_grouping_puts_one_message_with_varying_names_in_one_entry():
+    history = [
+        incident("a", "checkpoint_corruption", "KeyError: missing key encoder.weight in state dict"),
+        incident("b", "checkpoint_corruption", "KeyError: missing key decoder.bias in state dict"),
+        incident("c", "version_mismatch", "ImportError: undefined symbol: cudaGetDriverEntryPoint"),
+    ]
+    by_signature = mine(history)  # the regexes do not mask names: one entry per incident
+    assert sorted(len(e.sources) for e in by_signature.entries) == [1, 1, 1]
+    by_template = mine(history, grouping="drain")
+    entries = {e.signature: e for e in by_template.entries}
+    assert entries["KeyError: missing key <*> in state dict"].sources == ["a", "b"]
+    assert entries["KeyError: missing key <*> in state dict"].hypotheses == {"checkpoint_corruption": 2}
+    assert len(entries) == 2
+    with pytest.raises(ValueError, match="grouping must be one of signature, drain"):
+        mine(history, grouping="words")
