@@ -148,3 +148,47 @@ def test_options_are_converted_to_their_field_types_and_a_bad_one_is_named():
         with pytest.raises(OptionError) as raised:
             check_options(Knobs, options)
         assert str(raised.value) == f"option {next(iter(options))!r} of Knobs needs {needs}"
+
+
+@dataclasses.dataclass
+class Shapes:
+    pair: tuple[int, str] = (0, "")
+    nothing: None = None
+    scale: float = 1.0
+
+
+def test_fixed_length_tuples_none_fields_and_booleans_where_a_float_is_asked():
+    from thoughtgraph.reasoning.options import check_options
+
+    assert check_options(Shapes, {"pair": [2, "b"]}) == {"pair": (2, "b")}  # a JSON list of the right arity
+    for options, needs in [
+        ({"pair": [2]}, "tuple, got [2]"),  # too short
+        ({"pair": [2, "b", 3]}, "tuple, got [2, 'b', 3]"),  # too long
+        ({"pair": ["b", 2]}, "tuple, got ['b', 2]"),  # each place has its own type
+        ({"pair": "2b"}, "tuple, got '2b'"),  # a string is not a sequence of options
+        ({"nothing": 0}, "None, got 0"),  # NoneType is named as Python writes the value
+        ({"scale": True}, "float, got True"),  # a JSON true is not 1.0
+    ]:
+        with pytest.raises(OptionError) as raised:
+            check_options(Shapes, options)
+        assert str(raised.value) == f"option {next(iter(options))!r} of Shapes needs {needs}"
+
+
+def test_sized_and_server_setting_fields_keep_their_default_and_say_who_may_set_them():
+    from thoughtgraph.reasoning.options import is_server_setting, server_setting, size_kind, sized
+
+    @dataclasses.dataclass
+    class Declared:
+        width: int = sized(4, "width")
+        tokens: int = sized(256, "tokens")
+        planner: str | None = server_setting("llamacpp:smollm2")
+        plain: float = 0.5
+
+    declared = {f.name: f for f in dataclasses.fields(Declared)}
+    assert Declared() == Declared(4, 256, "llamacpp:smollm2", 0.5)
+    assert [size_kind(declared[name]) for name in ("width", "tokens", "planner", "plain")] == [
+        "width", "tokens", None, None
+    ]  # fmt: skip
+    assert [is_server_setting(declared[name]) for name in ("width", "planner", "plain")] == [False, True, False]
+    with pytest.raises(ValueError, match="size kind 'breadth' is not one of"):
+        sized(1, "breadth")

@@ -88,3 +88,50 @@ def test_strategy_files_and_names_are_checked(tmp_path):
         RSIMConfig(strategies_file=str(tmp_path / "none.yaml"))
     with pytest.raises(ValueError, match="fallback_strategy 'wander' is not a strategy"):
         RSIMConfig(fallback_strategy="wander")
+
+
+async def test_a_rollout_continues_given_steps_with_the_given_strategy_and_records_its_path():
+    backend = ScriptedBackend(
+        [
+            planner_rules("conclude"),
+            reasoner_rules("48 + 24 = 72.", "The answer is 72."),
+        ]
+    )
+    solution = await solve_async(
+        QUESTION, method="rsim", backend=backend, start_steps=("In May she sold 48 / 2 = 24.",),
+        start_strategy="compute", step_tokens=40,
+    )  # fmt: skip
+    # the first written step uses start_strategy without asking the planner; the planner picks the second
+    roles = ["plan" if "You plan" in c.messages[0].content else "reason" for c in backend.calls]
+    assert roles == ["reason", "plan", "reason"]
+    assert solution.reasoning == (
+        "[given] In May she sold 48 / 2 = 24.\n[compute] 48 + 24 = 72.\n[conclude] The answer is 72."
+    )
+    assert solution.answer == "72" and solution.candidates == {"72": 1}
+    first = backend.calls[0]
+    assert "Step 1: In May she sold 48 / 2 = 24." in first.messages[-1].content  # the given step is in context
+    assert first.max_tokens == 40 and first.stop == ("\nStep", "\n\n")  # one step per call
+    # the thought graph: question -> compute -> conclude, and the chosen path ends at the answer
+    graph = solution.graph
+    texts = {node.id: node.text for node in graph.nodes.values()}
+    assert [texts[i] for i in graph.chosen] == ["[conclude] The answer is 72."]
+    last = graph.nodes[graph.chosen[0]]
+    assert texts[last.parent] == "[compute] 48 + 24 = 72." and graph.nodes[last.parent].parent == 0
+    assert last.answer == "72"
+
+
+async def test_fifteen_steps_fit_the_graphs_recursion_limit_and_then_one_answer_request():
+    backend = ScriptedBackend(
+        [planner_rules("continue"), reasoner_rules("Still working."), ScriptRule("final answer", ["72"])]
+    )
+    solution = await solve_async(QUESTION, method="rsim", backend=backend, max_steps=15)
+    assert solution.reasoning.count("[continue] Still working.") == 15  # 30 supersteps: over LangGraph's 25
+    assert solution.answer == "72" and solution.usage["calls"] == 31
+    assert solution.usage["events"]["parse_failure"] == 1  # no step stated an answer
+    assert solution.candidates == {"72": 1}
+
+
+async def test_an_empty_step_is_written_down_as_such():
+    backend = ScriptedBackend([planner_rules("compute", "conclude"), reasoner_rules("   ", "The answer is 9.")])
+    solution = await solve_async(QUESTION, method="rsim", backend=backend)
+    assert solution.reasoning.splitlines() == ["[compute] (empty step)", "[conclude] The answer is 9."]
