@@ -42,10 +42,16 @@ MAX_NEW_TOKENS = 256
 BUSY_LOAD = 0.6
 
 
-def lm_eval_run(server: LlamaServer, data_dir: Path, problems: int, work: Path) -> dict:
+def gsm8k_task() -> dict:
+    """lm-eval's own gsm8k task definition (prompt, stop sequences, filters, exact_match settings)."""
     import lm_eval
 
-    task = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
+    return yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
+
+
+def lm_eval_run(server: LlamaServer, data_dir: Path, problems: int, work: Path) -> dict:
+
+    task = gsm8k_task()
     task.update(task="gsm8k_local", dataset_path="json", tag=[])
     task.pop("dataset_name")
     files = {"train": str(data_dir / "gsm8k" / "train.jsonl"), "test": str(data_dir / "gsm8k" / "test.jsonl")}
@@ -104,11 +110,10 @@ def evals_run(backend, data_dir: Path, problems: int, work: Path, name: str) -> 
 
 def lm_eval_verdicts(replies: list[str], golds: list[str]) -> dict[str, list[bool]]:
     """lm-eval's own grading of ``replies``: its gsm8k task's filters and exact_match settings, its code."""
-    import lm_eval
     from lm_eval.api.metrics import exact_match_hf_evaluate
     from lm_eval.filters.extraction import RegexFilter
 
-    task = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
+    task = gsm8k_task()
     metric = next(m for m in task["metric_list"] if m["metric"] == "exact_match")
     settings = {key: metric[key] for key in ("regexes_to_ignore", "ignore_case", "ignore_punctuation")}
     verdicts = {}
