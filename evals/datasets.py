@@ -1,4 +1,4 @@
-"""Benchmark problems: GSM8K, MATH, MATH-500, Game of 24, AQuA.
+"""Benchmark problems: GSM8K, MATH, MATH-500, Game of 24, AQuA, and generated arithmetic (``evals.arithmetic``).
 
 Local files (``--data-dir`` or ``THOUGHTGRAPH_DATA``) are read line by line so that a malformed
 record is reported with its file and line; from the hub (when no local folder is given) they come
@@ -99,6 +99,11 @@ def _math(record: dict[str, Any], index: int, split: str) -> Problem:
     return Problem(identifier, problem, gold, problem + _MATH_INSTRUCTION, {"level": level, "subject": subject})
 
 
+def _arith(record: dict[str, Any], index: int, split: str) -> Problem:
+    question = _field(record, "question")
+    return Problem(f"arith/{split}/{index}", question, gsm8k_gold(_field(record, "answer")), question)
+
+
 def _game24(record: dict[str, Any], index: int, split: str) -> Problem:
     puzzle = _field(record, "Puzzles")
     try:
@@ -162,6 +167,14 @@ DATASETS: dict[str, DatasetSpec] = {
             score=score_game24,
             answer_pattern=r"[0-9+\-*/() ]{5,40}",
             default_range=(900, 1000),
+        ),
+        DatasetSpec(
+            "arith",  # generated: python -m thoughtgraph.evals.arithmetic DATA_DIR
+            files={"test": "arith/test.jsonl", "train": "arith/train.jsonl"},
+            hub=None,
+            build=_arith,
+            score=score_gsm8k,
+            answer_pattern=NUMBER_PATTERN,
         ),
         DatasetSpec(
             "aqua",

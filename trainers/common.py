@@ -20,6 +20,8 @@ CONFIGS = Path(__file__).parent / "configs"
 METRICS = "metrics.jsonl"
 PLOT = "training.png"
 RESOLVED = "config.yaml"
+WEIGHTS = ("*.safetensors", "pytorch_model*.bin")
+"""What a model folder must hold besides config.json (sharded files included)."""
 
 
 class SetupError(ValueError):
@@ -109,6 +111,11 @@ def check_model(model: str) -> Path:
         raise SetupError(str(error)) from None
     if gguf is not None:
         raise SetupError(f"{model!r} is a GGUF; export it first: thoughtgraph models export {model} DIR")
+    if not any(next(folder.glob(pattern), None) for pattern in WEIGHTS):
+        raise SetupError(
+            f"{model!r} has a config.json but no weights ({', '.join(WEIGHTS)}); an interrupted export? "
+            "export it again: thoughtgraph models export smollm2 DIR"
+        )
     return folder
 
 
@@ -188,17 +195,54 @@ def metrics_callback(output_dir: str) -> Any:
     return MetricsToJsonl()
 
 
+PROGRESS_KEYS = ("reward", "loss")
+"""Logged values shown beside the progress bar: every key containing one of these (GRPO's ``reward`` and per
+reward function ``rewards/NAME/mean``, SFT's ``loss``)."""
+
+
+def progress_callback() -> Any:
+    """transformers' progress bar (step, elapsed, time left) with the latest reward and loss beside it instead of a
+    printed dict per log (every log is in ``metrics.jsonl``)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class RewardProgress(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+            if not (state.is_world_process_zero and self.training_bar is not None and logs):
+                return
+            shown = {
+                name.removeprefix("rewards/").removesuffix("/mean"): f"{value:.3g}"
+                for name, value in logs.items()
+                if isinstance(value, int | float) and any(k in name for k in PROGRESS_KEYS) and "std" not in name
+            }
+            self.training_bar.set_postfix(shown, refresh=True)
+
+    return RewardProgress()
+
+
 def train_and_save(trainer: Any, output_dir: str, resume: bool) -> Path:
     """Train (from the last checkpoint when ``resume``), save the LoRA adapter into ``output_dir`` (what
-    ``hf:MODEL#adapter=OUTPUT_DIR`` loads) and plot the logged metrics."""
+    ``hf:MODEL#adapter=OUTPUT_DIR`` loads) and plot the logged metrics. The progress bar shows the step, the
+    reward and loss, and the time left."""
+    from transformers.trainer_callback import ProgressCallback
+
+    if trainer.pop_callback(ProgressCallback) is not None:  # absent when the bar is disabled (disable_tqdm)
+        trainer.add_callback(progress_callback())
+    if trainer.accelerator.is_main_process:
+        print(f"training on {trainer.accelerator.num_processes} process(es)", flush=True)
     trainer.train(resume_from_checkpoint=resume or None)
     trainer.save_model(output_dir)
     plot_metrics(output_dir)
     return Path(output_dir)
 
 
+TARGET = "target_metric.jsonl"
+"""Where a recipe records its target metric at steps (``{"step", "name", "value", "low", "high"}``): plotted with
+the training curve."""
+
+
 def plot_metrics(output_dir: str, keys: tuple[str, ...] = ("loss", "reward")) -> Path | None:
-    """Every logged metric whose name contains one of ``keys``, against the step, in one PNG."""
+    """Every logged metric whose name contains one of ``keys``, against the step, in one PNG; the target metric
+    (``target_metric.jsonl``, with its 95% interval) on a second axis when a recipe measured it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +263,22 @@ def plot_metrics(output_dir: str, keys: tuple[str, ...] = ("loss", "reward")) ->
     for name, points in sorted(series.items()):
         axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
     axis.set(xlabel="step", title=Path(output_dir).name)
-    axis.legend(fontsize=7)
+    handles, labels = axis.get_legend_handles_labels()
+    target = Path(output_dir) / TARGET
+    if target.is_file():
+        points = [json.loads(line) for line in target.read_text().splitlines() if line.strip()]
+        if points:
+            second = axis.twinx()
+            steps, values = [p["step"] for p in points], [p["value"] for p in points]
+            # a bootstrap interval of a biased statistic (ECE) need not contain the estimate: bars never negative
+            errors = [[max(0.0, v - p.get("low", v)) for v, p in zip(values, points, strict=True)],
+                      [max(0.0, p.get("high", v) - v) for v, p in zip(values, points, strict=True)]]  # fmt: skip
+            second.errorbar(steps, values, yerr=errors, color="black", marker="s", capsize=4, linestyle=":",
+                            label=f"{points[-1]['name']} (held-out, 95% CI)")  # fmt: skip
+            second.set_ylabel(points[-1]["name"])
+            more_handles, more_labels = second.get_legend_handles_labels()
+            handles, labels = handles + more_handles, labels + more_labels
+    axis.legend(handles, labels, fontsize=7)
     out = Path(output_dir) / PLOT
     figure.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(figure)

@@ -11,6 +11,7 @@ completion only (TRL's prompt-completion format). The run folder is laid out as 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +29,23 @@ from thoughtgraph.trainers.common import (
     write_resolved_config,
 )
 
+STATED = re.compile(r"the answer is", re.IGNORECASE)
+
 
 @dataclass
 class TraceArguments:
     from_runs: list[str] = field(default_factory=list, metadata={"help": "evals run folders (with samples.jsonl)."})
     methods: list[str] = field(default_factory=list, metadata={"help": "Keep only these methods (default: all)."})
+
+
+def stated(sample: dict[str, Any]) -> str:
+    """The sample's reasoning ending in the prompt's answer line: where the chain did not say "The answer is"
+    (the method asked for the answer in a second call), that line is added with the graded answer, so the model
+    is not taught to stop without one."""
+    reasoning = sample["reasoning"].strip()
+    if STATED.search(reasoning) or not sample.get("answer"):
+        return reasoning
+    return f"{reasoning}\nThe answer is {sample['answer']}."
 
 
 def solved_traces(folders: list[str], methods: list[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -68,7 +81,7 @@ def solved_traces(folders: list[str], methods: list[str] | None = None) -> tuple
                 rows.append(
                     {
                         "prompt": [{"role": role, "content": text} for role, text in turns],
-                        "completion": [{"role": "assistant", "content": sample["reasoning"].strip()}],
+                        "completion": [{"role": "assistant", "content": stated(sample)}],
                         "source": f"{folder.name}:{sample.get('id', number)}",
                     }
                 )

@@ -1,12 +1,14 @@
-"""The trainers end to end on this CPU with the embedded model exported to an HF folder: GG calibration runs a
-GRPO step from its tiny config (plain and under `accelerate launch`), writes its run folder, `--resume`
-continues from the checkpoint, the adapter loads in the hf backend and `gg` runs with it; bad input fails
-with a clear message before any model loads."""
+"""The trainers end to end on this CPU with the embedded model exported to an HF folder: GG calibration runs
+GRPO steps from its tiny config (plain and with 2 processes under `accelerate launch`), writes its run folder,
+resumes after being killed, its adapter changes the policy's logprobs, loads in the hf backend and `gg` runs with
+it; SFT and rSIM train and resume; bad input fails with a clear message before any model loads."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,26 +45,50 @@ def train(args, data_dir, *, launcher=()):
     )
 
 
-def test_gg_calibration_trains_resumes_and_its_adapter_runs_gg(exported, tmp_path, data_dir):
+def logprob_shift(model, adapter):
+    """The largest change the adapter makes to the model's next-token logprobs over fixed prompts."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    base = AutoModelForCausalLM.from_pretrained(model)
+    prompts = ["What is 7 + 5? Think step by step.", "Tom has 3 bags with 4 coins in each bag. How many coins?"]
+    inputs = [tokenizer(p, return_tensors="pt")["input_ids"] for p in prompts]
+    with torch.no_grad():
+        before = [torch.log_softmax(base(input_ids=i).logits, -1) for i in inputs]
+        tuned = PeftModel.from_pretrained(base, str(adapter))
+        after = [torch.log_softmax(tuned(input_ids=i).logits, -1) for i in inputs]
+    return max((a - b).abs().max().item() for a, b in zip(after, before, strict=True))
+
+
+def test_gg_calibration_trains_resumes_after_a_kill_and_its_adapter_runs_gg(exported, tmp_path, data_dir):
     run = tmp_path / "gg"
-    first = train(["--model", str(exported), "--output_dir", str(run), "--max_steps", "1"], data_dir)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert (run / "adapter_config.json").is_file() and (run / "adapter_model.safetensors").is_file()
-    assert (run / "checkpoint-1").is_dir() and (run / "training.png").is_file()
+    args = ["--model", str(exported), "--output_dir", str(run), "--max_steps", "3", "--learning_rate", "1e-4"]
+    env = {**os.environ, "THOUGHTGRAPH_DATA": str(data_dir), "TOKENIZERS_PARALLELISM": "false"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "thoughtgraph.trainers.gg_calibrate", "--config", str(TINY), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not (run / "checkpoint-1" / "trainer_state.json").is_file() and first.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint-1 within 10 minutes"
+        time.sleep(0.1)
+    first.kill()  # killed after its first checkpoint, before the run ends
+    assert first.wait() == -signal.SIGKILL, first.stderr.read()[-3000:]
+    assert not (run / "adapter_model.safetensors").exists()
     resolved = yaml.safe_load((run / "config.yaml").read_text())
-    assert resolved["num_generations"] == 2 and resolved["lora_r"] == 8 and resolved["max_steps"] == 1
+    assert resolved["num_generations"] == 2 and resolved["lora_r"] == 8 and resolved["max_steps"] == 3
+    second = train([*args, "--resume", "true"], data_dir)
+    assert second.returncode == 0, second.stderr[-3000:]
+    state = json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sorted({row["step"] for row in metrics}) == [1, 2, 3]  # no step lost across the kill
     logged = {k for row in metrics for k in row}
     assert any("gg_confidence_reward" in k for k in logged) and "loss" in logged
-    # --resume continues from checkpoint-1 to step 2
-    second = train(
-        ["--model", str(exported), "--output_dir", str(run), "--max_steps", "2", "--resume", "true"], data_dir
-    )
-    assert second.returncode == 0, second.stderr[-3000:]
-    state = json.loads((run / "checkpoint-2" / "trainer_state.json").read_text())
-    assert state["global_step"] == 2
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert max(steps) == 2 and 1 in steps
+    assert (run / "adapter_model.safetensors").is_file() and (run / "training.png").is_file()
+    assert logprob_shift(exported, run) > 1e-4  # the adapter changed the policy, not only wrote files
     # the adapter loads in the hf backend and GG runs with it
     from thoughtgraph.backends import create_backend
     from thoughtgraph.reasoning.api import solve
@@ -75,14 +101,19 @@ def test_gg_calibration_trains_resumes_and_its_adapter_runs_gg(exported, tmp_pat
     assert solution.method == "gg" and solution.usage["calls"] >= 1
 
 
-def test_the_same_script_runs_under_accelerate_launch(exported, tmp_path, data_dir):
-    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "1", "--cpu"]
+def test_two_cpu_processes_under_accelerate_launch_take_the_same_steps(exported, tmp_path, data_dir):
+    """Scale-out: the same command with 2 CPU processes (gloo) trains the planned optimizer steps and saves one
+    adapter; a multi-GPU run is this command with `--config_file trainers/configs/accelerate_zero2.yaml`."""
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
     run = tmp_path / "accelerate"
     result = train(
-        ["--model", str(exported), "--output_dir", str(run), "--max_steps", "1"], data_dir, launcher=launcher
+        ["--model", str(exported), "--output_dir", str(run), "--max_steps", "2"], data_dir, launcher=launcher
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (run / "adapter_model.safetensors").is_file()
+    assert "training on 2 process(es)" in result.stdout
+    assert json.loads((run / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    assert (run / "adapter_model.safetensors").is_file() and not (run / "checkpoint-3").exists()
 
 
 def test_bad_input_fails_before_any_model_loads(tmp_path, data_dir, exported):
@@ -102,6 +133,22 @@ def test_bad_input_fails_before_any_model_loads(tmp_path, data_dir, exported):
     assert missing.returncode != 0 and "no gsm8k train file at" in missing.stderr
     resume = train(["--model", str(exported), "--output_dir", str(tmp_path / "fresh"), "--resume", "true"], data_dir)
     assert resume.returncode != 0 and "no checkpoint-* folder" in resume.stderr
+    # a gold answer that cannot be parsed: the file and line, before training
+    (tmp_path / "bad-data" / "gsm8k").mkdir(parents=True)
+    rows = [{"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}, {"question": "Q?", "answer": "#### two"}]
+    (tmp_path / "bad-data" / "gsm8k" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    gold = train(
+        ["--model", str(exported), "--data_dir", str(tmp_path / "bad-data"), "--output_dir", str(tmp_path / "g")],
+        data_dir,
+    )
+    assert gold.returncode != 0 and "train.jsonl:2" in gold.stderr and "not a number: 'two'" in gold.stderr
+    # a model folder without weights
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    (empty / "config.json").write_text((exported / "config.json").read_text())
+    weightless = train(["--model", str(empty), "--output_dir", str(tmp_path / "w")], data_dir)
+    assert weightless.returncode != 0 and "no weights" in weightless.stderr
+    assert not (tmp_path / "g").exists() and not (tmp_path / "w").exists()  # nothing started
     with pytest.raises(SetupError, match="is not a PEFT adapter"):
         check_adapter_path(str(exported))  # a model folder, not an adapter
     with pytest.raises(SetupError, match="export it first"):
@@ -138,6 +185,7 @@ def test_sft_distils_solved_traces_and_resumes(exported, tmp_path):
     )  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
+    assert logprob_shift(exported, out) > 1e-4
 
 
 def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(exported, tmp_path, data_dir):
@@ -155,6 +203,12 @@ def test_rsim_trains_planner_then_reasoner_and_the_planner_adapter_plugs_in(expo
         assert (out / phase / "adapter_model.safetensors").is_file()
         logged = {k for line in (out / phase / "metrics.jsonl").read_text().splitlines() for k in json.loads(line)}
         assert any("rsim_" in k and "reward" in k for k in logged)
+    planner_logs = [json.loads(line) for line in (out / "phase-1-planner" / "metrics.jsonl").read_text().splitlines()]
+    spread = max(row.get("reward_std", 0.0) for row in planner_logs)
+    if spread > 0:  # GRPO learns from reward differences within a group: then the planner must have changed
+        assert logprob_shift(exported, out / "phase-1-planner") > 0
+    else:  # equal rewards give zero advantages: LoRA's zero-initialised B stays zero and nothing changes
+        assert logprob_shift(exported, out / "phase-1-planner") == 0
     # a rerun finds both phases done and trains nothing
     again = subprocess.run(
         [*command, "--output_dir", str(out)], capture_output=True, text=True, cwd=REPO, env=env, timeout=600

@@ -1,0 +1,280 @@
+"""Recipes: one command that trains and shows, on held-out problems, whether the trainer moved its own metric::
+
+    python -m thoughtgraph.trainers.recipe trainers/configs/recipes/sft_arith.yaml --out runs/recipe-sft
+    python -m thoughtgraph.trainers.recipe trainers/configs/recipes/gg_calibrate_arith.yaml --out runs/recipe-gg
+
+A recipe writes the generated arithmetic task (``evals.arithmetic``: train and test hold disjoint questions),
+measures the base model on the test split with the project's own tools, trains, measures the trained adapter the
+same way, and writes ``recipe.json`` (before, after, 95% bootstrap intervals, whether the recipe's target was
+met, seconds per stage) and ``training.png`` (loss and reward by step, the target metric before and after).
+Every stage leaves its folder in ``--out`` and is skipped when run again, so a killed recipe resumes.
+
+- ``sft``: target accuracy (``evals``' graders, greedy chain of thought, the hf backend). The traces are the
+  base model's own correct chains on the train split (``evals run``; a rejection-sampling fine-tune, as STaR's
+  first iteration); the recipe's target is +5 points.
+- ``gg_calibrate``: target ECE of final-step confidence (``trainers.calibration``, the hf backend); the target
+  is a fall by a third with the 95% intervals of before and after apart.
+
+Before and after run on the same backend (hf, the exported model with and without the adapter), so the
+difference is the adapter's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from thoughtgraph.trainers.common import PLOT, TARGET, SetupError, check_model, plot_metrics
+from thoughtgraph.trainers.evidence import bootstrap_interval, paired_difference
+
+TRAINERS = ("sft", "gg_calibrate")
+DATASET = "arith"
+
+
+@dataclass
+class Recipe:
+    trainer: str
+    """Which trainer: ``sft`` or ``gg_calibrate``."""
+    trainer_config: dict[str, Any]
+    """The trainer's own config keys (as in ``trainers/configs/*.yaml``); model, data and output are the recipe's."""
+    model: str = "runs/smollm2-hf"
+    """An HF model folder; made from ``base`` with ``thoughtgraph models export`` when missing."""
+    base: str = "smollm2"
+    train_problems: int = 240
+    test_problems: int = 150
+    task_seed: int = 0
+    measure_tokens: int = 128
+    """Generation budget of each measured reply (the chain; the trained replies are as long or shorter)."""
+    measure_concurrency: int = 16
+    """Replies decoded together by the hf backend."""
+    traces_backend: str = "llamacpp:smollm2"
+    """``sft``: the backend that writes the base model's chains on the train split (the same weights, faster)."""
+    target_gain: float = 0.05
+    """``sft``: accuracy points the recipe must add."""
+    target_fall: float = 1 / 3
+    """``gg_calibrate``: share of the ECE the recipe must remove."""
+    description: str = ""
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """The recipe in ``path``; an unknown key or trainer is an error naming it."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SetupError(f"cannot read the recipe {path}: {error}") from None
+    if not isinstance(raw, dict):
+        raise SetupError(f"{path}: a recipe is a mapping of keys to values")
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SetupError(f"{path}: unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    try:
+        recipe = Recipe(**raw)
+    except TypeError as error:
+        raise SetupError(f"{path}: {error}") from None
+    if recipe.trainer not in TRAINERS:
+        raise SetupError(f"{path}: trainer {recipe.trainer!r} has no recipe; recipes exist for {', '.join(TRAINERS)}")
+    owned = sorted({"model", "output_dir", "dataset", "data_dir", "split", "from_runs"} & set(recipe.trainer_config))
+    if owned:
+        raise SetupError(f"{path}: trainer_config may not set {', '.join(owned)}; the recipe sets them")
+    return recipe
+
+
+class Stages:
+    """Each stage's result is a file in ``out``: a stage whose file exists is not run again (resume)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.log_path = out / "stages.json"
+        self.seconds: dict[str, float] = json.loads(self.log_path.read_text()) if self.log_path.is_file() else {}
+
+    def run(self, name: str, done: Path, work: Any) -> None:
+        if done.exists():
+            print(f"[recipe] {name}: already done ({done})", file=sys.stderr)
+            return
+        print(f"[recipe] {name} ...", file=sys.stderr)
+        started = time.perf_counter()
+        work()
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        self.log_path.write_text(json.dumps(self.seconds, indent=1))
+
+
+def _hf_spec(model: Path, adapter: Path | None) -> str:
+    return f"hf:{model}" + (f"#adapter={adapter}" if adapter else "")
+
+
+def _measure_accuracy(recipe: Recipe, model: Path, adapter: Path | None, out: Path, data: Path) -> None:
+    from thoughtgraph.evals.runner import EvalConfig, run_eval
+
+    config = EvalConfig(
+        dataset=DATASET, backend=_hf_spec(model, adapter), limit=recipe.test_problems,
+        concurrency=recipe.measure_concurrency, method_options={"chain_tokens": recipe.measure_tokens},
+        out=str(out.parent), run_name=out.name, data_dir=str(data),
+    )  # fmt: skip
+    asyncio.run(run_eval(config))
+
+
+def _measure_calibration(recipe: Recipe, model: Path, adapter: Path | None, out: Path, data: Path) -> None:
+    from thoughtgraph.backends import create_backend
+    from thoughtgraph.trainers.calibration import measure
+
+    backend = create_backend(_hf_spec(model, adapter), max_batch=recipe.measure_concurrency)
+    limit, tokens = recipe.test_problems, recipe.measure_tokens
+    asyncio.run(measure(backend, DATASET, limit, out, max_tokens=tokens, data_dir=str(data)))
+    (out / "done").write_text("")
+
+
+def _samples(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines() if line.strip()]
+
+
+def accuracy_evidence(before: Path, after: Path, target_gain: float) -> dict[str, Any]:
+    """Accuracy before and after (with intervals), the paired difference, and whether it gained ``target_gain``."""
+
+    def correct(folder: Path) -> dict[str, float]:
+        return {s["id"]: float(bool(s.get("correct"))) for s in _samples(folder)}
+
+    right_before, right_after = correct(before), correct(after)
+
+    def described(values: dict[str, float]) -> dict[str, Any]:
+        low, high = bootstrap_interval(list(values.values()), lambda v: sum(v) / len(v))
+        return {"value": sum(values.values()) / len(values), "low": low, "high": high, "n": len(values)}
+
+    change = paired_difference(right_before, right_after)
+    return {
+        "metric": "accuracy", "before": described(right_before), "after": described(right_after), "change": change,
+        "target": f"accuracy +{target_gain:.0%} or more", "met": change["difference"] >= target_gain,
+    }  # fmt: skip
+
+
+def calibration_evidence(before: Path, after: Path, target_fall: float) -> dict[str, Any]:
+    """ECE before and after with bootstrap intervals over their replies; met when it fell by ``target_fall`` and
+    the intervals do not overlap."""
+    from thoughtgraph.trainers.calibration import expected_calibration_error
+
+    def described(folder: Path) -> dict[str, Any]:
+        rows = [(s["confidence"], s["correct"]) for s in _samples(folder)]
+
+        def ece(sample: list[tuple[float, bool]]) -> float:
+            return expected_calibration_error([c for c, _ in sample], [r for _, r in sample])
+
+        low, high = bootstrap_interval(rows, ece)
+        summary = json.loads((folder / "calibration.json").read_text())
+        return {"value": ece(rows), "low": low, "high": high, "n": len(rows), "accuracy": summary["accuracy"],
+                "mean_confidence": summary["mean_confidence"]}  # fmt: skip
+
+    first, last = described(before), described(after)
+    fell = (first["value"] - last["value"]) / first["value"] if first["value"] else 0.0
+    return {
+        "metric": "ece", "before": first, "after": last, "change": {"fall": fell},
+        "target": f"ECE down by {target_fall:.0%} or more, 95% intervals apart",
+        "met": fell >= target_fall and last["high"] < first["low"],
+    }  # fmt: skip
+
+
+def _train_command(recipe: Recipe, model: Path, out: Path, data: Path) -> list[str]:
+    config = {**recipe.trainer_config, "model": str(model), "output_dir": str(out / "train")}
+    if recipe.trainer == "gg_calibrate":
+        config.update(dataset=DATASET, split="train", data_dir=str(data))
+    path = out / "train-config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=True))
+    command = [sys.executable, "-m", f"thoughtgraph.trainers.{recipe.trainer}", "--config", str(path)]
+    if recipe.trainer == "sft":
+        command += ["--from_runs", str(out / "traces")]
+    if any((out / "train").glob("checkpoint-*")):
+        command += ["--resume", "true"]
+    return command
+
+
+def run_recipe(recipe: Recipe, out: Path) -> dict[str, Any]:
+    from thoughtgraph.evals.arithmetic import write_splits
+
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages(out)
+    data = out / "data"
+    model = Path(recipe.model)
+    if not (model / "config.json").is_file():
+        stages.run("export", model / "config.json", lambda: _run([sys.executable, "-m", "thoughtgraph", "models",
+                                                                  "export", recipe.base, str(model)]))  # fmt: skip
+    check_model(str(model))
+    sizes = {"train": recipe.train_problems, "test": recipe.test_problems, "seed": recipe.task_seed}
+    stages.run("data", data / "arith" / "test.jsonl", lambda: write_splits(data, **sizes))
+    measure = _measure_accuracy if recipe.trainer == "sft" else _measure_calibration
+    done_file = "results.json" if recipe.trainer == "sft" else "done"
+    stages.run("before", out / "before" / done_file, lambda: measure(recipe, model, None, out / "before", data))
+    if recipe.trainer == "sft":
+        stages.run("traces", out / "traces" / "results.json", lambda: _traces(recipe, out, data))
+    adapter = out / "train" / "adapter_model.safetensors"
+    stages.run("train", adapter, lambda: _run(_train_command(recipe, model, out, data)))
+    stages.run("after", out / "after" / done_file, lambda: measure(recipe, model, out / "train", out / "after", data))
+    evidence = (
+        accuracy_evidence(out / "before", out / "after", recipe.target_gain)
+        if recipe.trainer == "sft"
+        else calibration_evidence(out / "before", out / "after", recipe.target_fall)
+    )
+    steps = _final_step(out / "train")
+    points = [
+        {"step": step, "name": evidence["metric"], **{k: point[k] for k in ("value", "low", "high")}}
+        for step, point in ((0, evidence["before"]), (steps, evidence["after"]))
+    ]
+    (out / "train" / TARGET).write_text("".join(json.dumps(p) + "\n" for p in points))
+    plot_metrics(str(out / "train"))
+    if (out / "train" / PLOT).is_file():
+        shutil.copy(out / "train" / PLOT, out / PLOT)
+    report = {"recipe": asdict(recipe), "model": str(model), "optimizer_steps": steps, "seconds": stages.seconds,
+              "total_seconds": round(sum(stages.seconds.values()), 1), **evidence}  # fmt: skip
+    (out / "recipe.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _traces(recipe: Recipe, out: Path, data: Path) -> None:
+    from thoughtgraph.evals.runner import EvalConfig, run_eval
+
+    config = EvalConfig(
+        dataset=DATASET, split="train", backend=recipe.traces_backend, limit=recipe.train_problems,
+        method_options={"chain_tokens": recipe.measure_tokens}, out=str(out), run_name="traces", data_dir=str(data),
+    )  # fmt: skip
+    asyncio.run(run_eval(config))
+
+
+def _final_step(train: Path) -> int:
+    states = sorted(train.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    return json.loads(states[-1].read_text())["global_step"] if states else 0
+
+
+def _run(command: list[str]) -> None:
+    environment = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, env=environment)
+    if result.returncode != 0:
+        raise SetupError(f"{' '.join(command[:4])} ... failed with exit status {result.returncode}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("recipe", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="Run folder (a killed recipe resumes from it).")
+    args = parser.parse_args(argv)
+    try:
+        report = run_recipe(load_recipe(args.recipe), args.out)
+    except SetupError as error:
+        sys.exit(f"error: {error}")
+    before, after = report["before"], report["after"]
+    print(f"{report['metric']}: before {before['value']:.3f} ({before['low']:.3f}-{before['high']:.3f}), "
+          f"after {after['value']:.3f} ({after['low']:.3f}-{after['high']:.3f}); target ({report['target']}): "
+          f"{'met' if report['met'] else 'NOT met'}; {report['total_seconds']:.0f} s")  # fmt: skip
+    print(f"written to {args.out}/recipe.json and {args.out}/{PLOT}")
+
+
+if __name__ == "__main__":
+    main()
