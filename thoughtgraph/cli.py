@@ -371,6 +371,7 @@ TRAINERS = {
     "rsim": ("rsim", "rSIM leader-follower RL: the planner, then the reasoner."),
     "sft": ("sft", "SFT on the solved traces of evals runs."),
     "calibration": ("calibration", "Measure ECE of a backend's final-step confidence (before/after training)."),
+    "recipe": ("recipe", "Train and measure before/after on held-out problems: trainers/configs/recipes/*.yaml."),
 }
 """Subcommand -> (module of ``thoughtgraph.trainers``, help). Each module's ``main(argv)`` parses its own
 options (TRL's ``TrlParser``: a YAML config plus overrides), exactly as ``python -m`` runs it."""

@@ -235,12 +235,33 @@ def train_and_save(trainer: Any, output_dir: str, resume: bool) -> Path:
     return Path(output_dir)
 
 
+def _plotted(name: str, keys: tuple[str, ...]) -> bool:
+    """A curve worth drawing: a key of ``keys``, not a spread (``*_std``, ``frac_*``) and not the run's end-of-run
+    averages (``train_*``)."""
+    if name == "step" or name.startswith(("train_", "frac_")) or "std" in name:
+        return False
+    return any(k in name for k in keys)
+
+
+def training_curves(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    """name -> (step, value) of every logged metric worth drawing; a curve equal to another is drawn once."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        for name, value in row.items():
+            if _plotted(name, keys) and isinstance(value, int | float):
+                series.setdefault(name, []).append((row["step"], float(value)))
+    for name in sorted(series, key=len, reverse=True):  # one reward function: its mean repeats `reward`
+        if any(other != name and series[other] == series[name] for other in series):
+            del series[name]
+    return series
+
+
 TARGET = "target_metric.jsonl"
 """Where a recipe records its target metric at steps (``{"step", "name", "value", "low", "high"}``): plotted with
 the training curve."""
 
 
-def plot_metrics(output_dir: str, keys: tuple[str, ...] = ("loss", "reward")) -> Path | None:
+def plot_metrics(output_dir: str, keys: tuple[str, ...] = ("loss", "reward"), title: str | None = None) -> Path | None:
     """Every logged metric whose name contains one of ``keys``, against the step, in one PNG; the target metric
     (``target_metric.jsonl``, with its 95% interval) on a second axis when a recipe measured it."""
     import matplotlib
@@ -252,17 +273,13 @@ def plot_metrics(output_dir: str, keys: tuple[str, ...] = ("loss", "reward")) ->
     if not path.is_file():
         return None
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    series: dict[str, list[tuple[int, float]]] = {}
-    for row in rows:
-        for name, value in row.items():
-            if name != "step" and isinstance(value, int | float) and any(k in name for k in keys):
-                series.setdefault(name, []).append((row["step"], float(value)))
+    series = training_curves(rows, keys)
     if not series:
         return None
     figure, axis = plt.subplots(figsize=(7, 4))
     for name, points in sorted(series.items()):
         axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
-    axis.set(xlabel="step", title=Path(output_dir).name)
+    axis.set(xlabel="step", title=title or Path(output_dir).name)
     handles, labels = axis.get_legend_handles_labels()
     target = Path(output_dir) / TARGET
     if target.is_file():

@@ -229,7 +229,7 @@ def run_recipe(recipe: Recipe, out: Path) -> dict[str, Any]:
         for step, point in ((0, evidence["before"]), (steps, evidence["after"]))
     ]
     (out / "train" / TARGET).write_text("".join(json.dumps(p) + "\n" for p in points))
-    plot_metrics(str(out / "train"))
+    plot_metrics(str(out / "train"), title=f"{recipe.trainer} recipe ({out.name}): {evidence['metric']} before/after")
     if (out / "train" / PLOT).is_file():
         shutil.copy(out / "train" / PLOT, out / PLOT)
     report = {"recipe": asdict(recipe), "model": str(model), "optimizer_steps": steps, "seconds": stages.seconds,

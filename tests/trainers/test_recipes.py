@@ -10,7 +10,15 @@ from tqdm import tqdm
 
 from thoughtgraph.evals.arithmetic import all_problems, write_splits
 from thoughtgraph.evals.datasets import load_dataset
-from thoughtgraph.trainers.common import PLOT, TARGET, SetupError, check_model, plot_metrics, progress_callback
+from thoughtgraph.trainers.common import (
+    PLOT,
+    TARGET,
+    SetupError,
+    check_model,
+    plot_metrics,
+    progress_callback,
+    training_curves,
+)
 from thoughtgraph.trainers.evidence import bootstrap_interval, paired_difference, percentile
 from thoughtgraph.trainers.recipe import accuracy_evidence, calibration_evidence, load_recipe
 from thoughtgraph.trainers.sft import stated
@@ -155,3 +163,16 @@ def test_training_png_carries_the_target_metric(tmp_path):
     (tmp_path / TARGET).write_text("".join(json.dumps(p) + "\n" for p in points))
     assert plot_metrics(str(tmp_path)) == tmp_path / PLOT
     assert (tmp_path / PLOT).read_bytes() != without
+
+
+def test_the_curves_leave_out_spreads_end_of_run_averages_and_repeats():
+    rows = [
+        {"step": 1, "loss": 0.5, "reward": 0.2, "rewards/gg/mean": 0.2, "reward_std": 0.1, "frac_reward_zero_std": 0.0},
+        {"step": 2, "loss": 0.4, "reward": 0.3, "rewards/gg/mean": 0.3, "reward_std": 0.1, "frac_reward_zero_std": 0.0},
+        {"step": 2, "train_loss": 0.45, "train_runtime": 10.0},
+    ]
+    assert training_curves(rows, ("loss", "reward")) == {"loss": [(1, 0.5), (2, 0.4)], "reward": [(1, 0.2), (2, 0.3)]}
+    rows[0]["rewards/format/mean"], rows[1]["rewards/format/mean"] = 0.0, 1.0  # two reward functions:
+    rows[1]["reward"] = 1.3  # the total differs from each, and each keeps its own curve
+    names = {"loss", "reward", "rewards/gg/mean", "rewards/format/mean"}
+    assert set(training_curves(rows, ("loss", "reward"))) == names
