@@ -300,3 +300,22 @@ async def test_thoughts_stream_as_they_are_produced_then_the_solution():
     assert [t.text for t in thoughts] == ["first", "The answer is 2."]
     assert all(isinstance(t, ThoughtNode) for t in thoughts)
     assert isinstance(last, Solution) and last.answer == "2" and len(last.graph) == 2
+
+
+def test_score_parser_bounds_and_failure_count():
+    from thoughtgraph.backends.ledger import UsageLedger
+
+    assert parse_score("0") == 0.0  # 0 is a score (the range is closed), not a parse failure
+    assert parse_score("1.5 or 0.3") == 0.3  # 1.5 is out of range: the next number in range counts
+    with UsageLedger() as ledger:
+        assert parse_score("2 out of 3") == 0.5  # no number in [0, 1]: the default, counted
+        assert parse_score("0.9") == 0.9
+    assert dict(ledger.events) == {"parse_failure": 1}
+
+
+def test_analysis_keeps_the_reply_text_and_an_empty_list_for_no_error():
+    named = parse_analysis("Step 2 is wrong because 3 + 4 is not 8.")
+    assert named.bad_steps == [2] and named.text == "Step 2 is wrong because 3 + 4 is not 8."
+    clean = parse_analysis("No errors found.")
+    assert clean.bad_steps == [] and clean.text == "No errors found." and clean.understood
+    assert not clean.finds_error and clean.finds_no_error
