@@ -212,9 +212,10 @@ def progress_callback() -> Any:
             shown = {
                 name.removeprefix("rewards/").removesuffix("/mean"): f"{value:.3g}"
                 for name, value in logs.items()
-                if isinstance(value, int | float) and any(k in name for k in PROGRESS_KEYS) and "std" not in name
+                if isinstance(value, int | float) and _plotted(name, PROGRESS_KEYS)
             }
-            self.training_bar.set_postfix(shown, refresh=True)
+            if shown:  # the end-of-run log holds only averages: the last step's values stay on the bar
+                self.training_bar.set_postfix(shown, refresh=True)
 
     return RewardProgress()
 
@@ -228,7 +229,8 @@ def train_and_save(trainer: Any, output_dir: str, resume: bool) -> Path:
     if trainer.pop_callback(ProgressCallback) is not None:  # absent when the bar is disabled (disable_tqdm)
         trainer.add_callback(progress_callback())
     if trainer.accelerator.is_main_process:
-        print(f"training on {trainer.accelerator.num_processes} process(es)", flush=True)
+        backend = getattr(trainer.accelerator.state, "backend", None) or "one process"
+        print(f"training on {trainer.accelerator.num_processes} process(es) ({backend})", flush=True)
     trainer.train(resume_from_checkpoint=resume or None)
     trainer.save_model(output_dir)
     plot_metrics(output_dir)

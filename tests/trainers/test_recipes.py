@@ -152,6 +152,8 @@ def test_the_progress_bar_shows_reward_and_loss():
     logs = {"loss": 0.25, "reward": 1.5, "reward_std": 0.3, "rewards/gg_confidence_reward/mean": 1.5, "lr": 1e-4}
     callback.on_log(None, _State(), None, logs=logs)
     assert callback.training_bar.postfix == "loss=0.25, reward=1.5, gg_confidence_reward=1.5"
+    callback.on_log(None, _State(), None, logs={"train_loss": 0.1, "train_runtime": 9.0})  # end-of-run averages
+    assert callback.training_bar.postfix == "loss=0.25, reward=1.5, gg_confidence_reward=1.5"
 
 
 def test_training_png_carries_the_target_metric(tmp_path):

@@ -103,15 +103,17 @@ def test_gg_calibration_trains_resumes_after_a_kill_and_its_adapter_runs_gg(expo
 
 def test_two_cpu_processes_under_accelerate_launch_take_the_same_steps(exported, tmp_path, data_dir):
     """Scale-out: the same command with 2 CPU processes (gloo) trains the planned optimizer steps and saves one
-    adapter; a multi-GPU run is this command with `--config_file trainers/configs/accelerate_zero2.yaml`."""
-    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_processes", "2", "--cpu",
+    adapter; a multi-GPU run is this command with `--config_file trainers/configs/accelerate_zero2.yaml`.
+    accelerate's `--cpu` runs several processes only under MPI; its multi-process launcher (torchrun) on a
+    machine without CUDA starts CPU processes that join over gloo."""
+    launcher = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
     run = tmp_path / "accelerate"
     result = train(
         ["--model", str(exported), "--output_dir", str(run), "--max_steps", "2"], data_dir, launcher=launcher
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "training on 2 process(es)" in result.stdout
+    assert "training on 2 process(es) (gloo)" in result.stdout
     assert json.loads((run / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
     assert (run / "adapter_model.safetensors").is_file() and not (run / "checkpoint-3").exists()
 
