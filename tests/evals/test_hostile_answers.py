@@ -23,7 +23,7 @@ from thoughtgraph.reasoning.answers import extract_answer, stated_answer
 DATASETS_GRADED = list(DATASETS)
 
 SANDBOX_SECONDS = 3.0
-GOLD = {"gsm8k": "72", "math": "\\frac{3}{4}", "math500": "\\frac{3}{4}", "game24": "", "aqua": "C"}
+GOLD = {"gsm8k": "72", "arith": "72", "math": "\\frac{3}{4}", "math500": "\\frac{3}{4}", "game24": "", "aqua": "C"}
 
 
 def fullwidth(text: str) -> str:
