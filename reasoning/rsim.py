@@ -75,7 +75,8 @@ class RSIMConfig:
     answer_tokens: int = sized(16, "tokens")
     answer_pattern: str | None = server_setting(CoTConfig.answer_pattern)
     start_steps: tuple[str, ...] = sized((), "count")
-    """Continue from these steps (a rollout from a mid-solution state; what ``trainers.rsim`` uses)."""
+    """Continue from these steps (a rollout from a mid-solution state; what ``trainers.rsim`` uses); when the
+    last one states the answer, the run ends there."""
     start_strategy: str | None = None
     """The strategy of the first step this run writes, instead of asking the planner."""
 
@@ -183,8 +184,12 @@ async def rsim(context: RunContext, config: RSIMConfig) -> Outcome:
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "reason")
     builder.add_conditional_edges("reason", route, ["plan", END])
-    start = {"steps": list(config.start_steps), "strategies": ["given"] * len(config.start_steps)}
-    state = await builder.compile().ainvoke(start, {"recursion_limit": 2 * config.max_steps + 5})
+    start: dict[str, Any] = {"steps": list(config.start_steps), "strategies": ["given"] * len(config.start_steps)}
+    given = stated_answer(config.start_steps[-1]) if config.start_steps else None
+    if given is not None:  # a given step that states the answer ends the run, as a written one does
+        state = {**start, "answer": given, "parent": 0}
+    else:
+        state = await builder.compile().ainvoke(start, {"recursion_limit": 2 * config.max_steps + 5})
     chain = "\n".join(state["steps"])
     answer = state.get("answer")
     if answer is None:

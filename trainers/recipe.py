@@ -15,6 +15,11 @@ Every stage leaves its folder in ``--out`` and is skipped when run again, so a k
 - ``gg_calibrate``: target ECE of final-step confidence (``trainers.calibration``, the hf backend); the target
   is a fall by a third with the 95% intervals of before and after apart.
 
+- ``rsim``: target the planner phase's reward on held-out problems (``trainers.rsim.held_out_rollouts``: the
+  planner names the first strategy greedily, ``rsim`` continues with the reasoner, the reward is the training
+  reward); met when the paired bootstrap interval of after - before lies above 0 and the planner's first
+  choices changed on at least one problem. ``recipe.json`` also counts the first choices before and after.
+
 Before and after run on the same backend (hf, the exported model with and without the adapter), so the
 difference is the adapter's.
 """
@@ -29,6 +34,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -38,14 +45,14 @@ import yaml
 from thoughtgraph.trainers.common import PLOT, TARGET, SetupError, check_model, plot_metrics
 from thoughtgraph.trainers.evidence import bootstrap_interval, paired_difference
 
-TRAINERS = ("sft", "gg_calibrate")
+TRAINERS = ("sft", "gg_calibrate", "rsim")
 DATASET = "arith"
 
 
 @dataclass
 class Recipe:
     trainer: str
-    """Which trainer: ``sft`` or ``gg_calibrate``."""
+    """Which trainer: ``sft``, ``gg_calibrate`` or ``rsim``."""
     trainer_config: dict[str, Any]
     """The trainer's own config keys (as in ``trainers/configs/*.yaml``); model, data and output are the recipe's."""
     model: str = "runs/smollm2-hf"
@@ -135,6 +142,36 @@ def _measure_calibration(recipe: Recipe, model: Path, adapter: Path | None, out:
     (out / "done").write_text("")
 
 
+def _rollout_arguments(recipe: Recipe) -> Any:
+    from thoughtgraph.trainers.rsim import RSIMTrainingArguments
+
+    known = {f.name for f in fields(RSIMTrainingArguments)}
+    return RSIMTrainingArguments(**{k: v for k, v in recipe.trainer_config.items() if k in known})
+
+
+def _measure_rollouts(recipe: Recipe, model: Path, trained: Path | None, out: Path, data: Path) -> None:
+    from thoughtgraph.backends import create_backend
+    from thoughtgraph.evals.datasets import load_dataset
+    from thoughtgraph.trainers.rsim import held_out_rollouts
+
+    adapters = json.loads((trained / "phases.json").read_text())["adapters"] if trained else {}
+    backends = {
+        agent: create_backend(_hf_spec(model, Path(adapters[agent]) if adapters.get(agent) else None),
+                              max_batch=recipe.measure_concurrency)
+        for agent in ("planner", "reasoner")
+    }  # fmt: skip
+    problems = load_dataset(DATASET, "test", data_dir=str(data)).problems[: recipe.test_problems]
+    rows = asyncio.run(held_out_rollouts(
+        problems, DATASET, planner=backends["planner"], reasoner=backends["reasoner"],
+        arguments=_rollout_arguments(recipe), concurrency=recipe.measure_concurrency,
+    ))  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    for backend in backends.values():
+        backend.close()
+    (out / "done").write_text("")
+
+
 def _samples(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines() if line.strip()]
 
@@ -146,15 +183,40 @@ def accuracy_evidence(before: Path, after: Path, target_gain: float) -> dict[str
         return {s["id"]: float(bool(s.get("correct"))) for s in _samples(folder)}
 
     right_before, right_after = correct(before), correct(after)
-
-    def described(values: dict[str, float]) -> dict[str, Any]:
-        low, high = bootstrap_interval(list(values.values()), lambda v: sum(v) / len(v))
-        return {"value": sum(values.values()) / len(values), "low": low, "high": high, "n": len(values)}
-
     change = paired_difference(right_before, right_after)
     return {
-        "metric": "accuracy", "before": described(right_before), "after": described(right_after), "change": change,
+        "metric": "accuracy", "before": _mean(right_before), "after": _mean(right_after), "change": change,
         "target": f"accuracy +{target_gain:.0%} or more", "met": change["difference"] >= target_gain,
+    }  # fmt: skip
+
+
+def _mean(values: dict[str, float]) -> dict[str, Any]:
+    """The mean of per-problem values with its bootstrap interval."""
+    low, high = bootstrap_interval(list(values.values()), lambda v: sum(v) / len(v))
+    return {"value": sum(values.values()) / len(values), "low": low, "high": high, "n": len(values)}
+
+
+def rollout_evidence(before: Path, after: Path) -> dict[str, Any]:
+    """Held-out rollout reward before and after (with intervals), their paired difference, and the planner's
+    first choices; met when the difference's interval lies above 0 and some first choice changed."""
+    rows_before = {row["id"]: row for row in _samples(before)}
+    rows_after = {row["id"]: row for row in _samples(after)}
+
+    def rewards(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
+        return {key: float(row["reward"]) for key, row in rows.items()}
+
+    def described(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        share = {k: sum(float(r[k]) for r in rows.values()) / len(rows) for k in ("correct", "stated", "named")}
+        firsts = Counter(row["first_strategy"] for row in rows.values())
+        return {**_mean(rewards(rows)), **share, "first_strategies": dict(firsts.most_common())}
+
+    change = paired_difference(rewards(rows_before), rewards(rows_after))
+    shared = set(rows_before) & set(rows_after)
+    change["choices_changed"] = sum(rows_before[k]["first_strategy"] != rows_after[k]["first_strategy"] for k in shared)
+    return {
+        "metric": "rollout_reward", "before": described(rows_before), "after": described(rows_after),
+        "change": change, "target": "rollout reward up (paired 95% interval above 0) and first choices changed",
+        "met": change["low"] > 0 and change["choices_changed"] > 0,
     }  # fmt: skip
 
 
@@ -183,16 +245,44 @@ def calibration_evidence(before: Path, after: Path, target_fall: float) -> dict[
     }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """How a trainer's recipe measures its target: ``run`` writes a folder, complete once ``done`` exists in it."""
+
+    run: Callable[[Recipe, Path, Path | None, Path, Path], None]
+    done: str
+    evidence: Callable[[Recipe, Path, Path], dict[str, Any]]
+
+
+MEASUREMENTS = {
+    "sft": Measurement(_measure_accuracy, "results.json", lambda r, b, a: accuracy_evidence(b, a, r.target_gain)),
+    "gg_calibrate": Measurement(
+        _measure_calibration, "done", lambda r, b, a: calibration_evidence(b, a, r.target_fall)
+    ),
+    "rsim": Measurement(_measure_rollouts, "done", lambda r, b, a: rollout_evidence(b, a)),
+}
+TRAINED = {"rsim": "phases.json"}
+"""The file a finished training run leaves in ``train/`` (default: the adapter)."""
+
+
+def curve_folder(recipe: Recipe, train: Path) -> Path:
+    """Where the run's checkpoints and metrics are: ``train/`` itself, or rSIM's last phase folder."""
+    if recipe.trainer != "rsim":
+        return train
+    schedule = recipe.trainer_config.get("schedule", ["planner", "reasoner"])
+    return train / f"phase-{len(schedule)}-{schedule[-1]}"
+
+
 def _train_command(recipe: Recipe, model: Path, out: Path, data: Path) -> list[str]:
     config = {**recipe.trainer_config, "model": str(model), "output_dir": str(out / "train")}
-    if recipe.trainer == "gg_calibrate":
+    if recipe.trainer != "sft":
         config.update(dataset=DATASET, split="train", data_dir=str(data))
     path = out / "train-config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=True))
     command = [sys.executable, "-m", f"thoughtgraph.trainers.{recipe.trainer}", "--config", str(path)]
     if recipe.trainer == "sft":
         command += ["--from_runs", str(out / "traces")]
-    if any((out / "train").glob("checkpoint-*")):
+    if any((out / "train").glob("checkpoint-*")) or any((out / "train").glob("phase-*/checkpoint-*")):
         command += ["--resume", "true"]
     return command
 
@@ -210,28 +300,25 @@ def run_recipe(recipe: Recipe, out: Path) -> dict[str, Any]:
     check_model(str(model))
     sizes = {"train": recipe.train_problems, "test": recipe.test_problems, "seed": recipe.task_seed}
     stages.run("data", data / "arith" / "test.jsonl", lambda: write_splits(data, **sizes))
-    measure = _measure_accuracy if recipe.trainer == "sft" else _measure_calibration
-    done_file = "results.json" if recipe.trainer == "sft" else "done"
-    stages.run("before", out / "before" / done_file, lambda: measure(recipe, model, None, out / "before", data))
+    measurement, train = MEASUREMENTS[recipe.trainer], out / "train"
+    before, after = out / "before", out / "after"
+    stages.run("before", before / measurement.done, lambda: measurement.run(recipe, model, None, before, data))
     if recipe.trainer == "sft":
         stages.run("traces", out / "traces" / "results.json", lambda: _traces(recipe, out, data))
-    adapter = out / "train" / "adapter_model.safetensors"
-    stages.run("train", adapter, lambda: _run(_train_command(recipe, model, out, data)))
-    stages.run("after", out / "after" / done_file, lambda: measure(recipe, model, out / "train", out / "after", data))
-    evidence = (
-        accuracy_evidence(out / "before", out / "after", recipe.target_gain)
-        if recipe.trainer == "sft"
-        else calibration_evidence(out / "before", out / "after", recipe.target_fall)
-    )
-    steps = _final_step(out / "train")
+    trained = train / TRAINED.get(recipe.trainer, "adapter_model.safetensors")
+    stages.run("train", trained, lambda: _run(_train_command(recipe, model, out, data)))
+    stages.run("after", after / measurement.done, lambda: measurement.run(recipe, model, train, after, data))
+    evidence = measurement.evidence(recipe, before, after)
+    curves = curve_folder(recipe, train)
+    steps = _final_step(curves)
     points = [
         {"step": step, "name": evidence["metric"], **{k: point[k] for k in ("value", "low", "high")}}
         for step, point in ((0, evidence["before"]), (steps, evidence["after"]))
     ]
-    (out / "train" / TARGET).write_text("".join(json.dumps(p) + "\n" for p in points))
-    plot_metrics(str(out / "train"), title=f"{recipe.trainer} recipe ({out.name}): {evidence['metric']} before/after")
-    if (out / "train" / PLOT).is_file():
-        shutil.copy(out / "train" / PLOT, out / PLOT)
+    (curves / TARGET).write_text("".join(json.dumps(p) + "\n" for p in points))
+    plot_metrics(str(curves), title=f"{recipe.trainer} recipe ({out.name}): {evidence['metric']} before/after")
+    if (curves / PLOT).is_file():
+        shutil.copy(curves / PLOT, out / PLOT)
     report = {"recipe": asdict(recipe), "model": str(model), "optimizer_steps": steps, "seconds": stages.seconds,
               "total_seconds": round(sum(stages.seconds.values()), 1), **evidence}  # fmt: skip
     (out / "recipe.json").write_text(json.dumps(report, indent=1))

@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,42 @@ def check_schedule(schedule: list[str], phase_steps: int) -> None:
         raise SetupError(f"phase_steps must be at least 1, got {phase_steps}")
 
 
+@dataclass
+class Rollout:
+    """One rollout's outcome and its reward (the phase's reward, credited to the agent being trained)."""
+
+    reward: float
+    correct: bool
+    stated: bool
+    strategies: list[str]
+
+
+async def rollout(
+    question: str, gold: str, dataset: str, *, planner: Any, reasoner: Any, arguments: RSIMTrainingArguments,
+    penalty: float = 0.0, **start: Any,
+) -> Rollout:  # fmt: skip
+    """Continue a problem with ``rsim`` from ``start`` (``start_strategy`` or ``start_steps``) under the given
+    planner and reasoner; reward = correct + ``format_weight`` when a step states the answer - ``penalty``."""
+    from thoughtgraph.reasoning.api import solve_async
+
+    solution = await solve_async(
+        question, "rsim", reasoner, planner=planner, strategies_file=arguments.strategies_file,
+        max_steps=arguments.rollout_steps, step_tokens=arguments.step_tokens, **start,
+    )  # fmt: skip
+    chain = solution.reasoning or ""
+    stated = "The answer is" in chain
+    right = is_correct(chain if stated else f"The answer is {solution.answer}.", gold, dataset)
+    reward = float(right) + arguments.format_weight * stated - penalty
+    return Rollout(reward, right, stated, STRATEGY_TAG.findall(chain))
+
+
+STRATEGY_TAG = re.compile(r"^\[([^\]]+)\] ", re.MULTILINE)
+"""A step's strategy in an ``rsim`` trace (``[compute] 3 + 4 = 7``)."""
+
+
 class RolloutReward:
-    """The phase's reward function (TRL signature): each completion is continued by an ``rsim`` rollout."""
+    """The phase's reward function (TRL signature): each completion is continued by an ``rsim`` rollout; the
+    completions of a step are rolled out concurrently, so the backends batch them."""
 
     def __init__(self, agent: str, arguments: RSIMTrainingArguments, frozen: Any) -> None:
         self.agent, self.arguments, self.frozen = agent, arguments, frozen
@@ -82,31 +117,52 @@ class RolloutReward:
         return asyncio.run(self._score(completions, question, answer, dataset))
 
     async def _score(self, completions, questions, answers, datasets) -> list[float]:
-        from thoughtgraph.reasoning.api import solve_async
+        rollouts = [
+            self._rollout(completion_text(completion).strip(), question, gold, name)
+            for completion, question, gold, name in zip(completions, questions, answers, datasets, strict=True)
+        ]
+        return [result.reward for result in await asyncio.gather(*rollouts)]
+
+    def _rollout(self, text: str, question: str, gold: str, dataset: str) -> Any:
         from thoughtgraph.reasoning.rsim import RSIMConfig, load_strategies, read_strategy
 
-        names = [n for n, _ in load_strategies(self.arguments.strategies_file)]
-        rewards = []
-        for completion, question, gold, name in zip(completions, questions, answers, datasets, strict=True):
-            text, penalty = completion_text(completion).strip(), 0.0
-            if self.agent == "planner":  # the completion is the strategy of the first step
-                strategy = read_strategy(text, names)
-                if strategy is None:
-                    strategy, penalty = RSIMConfig.fallback_strategy, self.arguments.invalid_penalty
-                options: dict[str, Any] = {"start_strategy": strategy}
-                planner, reasoner = self.policy, self.frozen
-            else:  # the completion is the first step
-                options = {"start_steps": (text or "(empty step)",)}
-                planner, reasoner = self.frozen, self.policy
-            solution = await solve_async(
-                question, "rsim", reasoner, planner=planner, strategies_file=self.arguments.strategies_file,
-                max_steps=self.arguments.rollout_steps, step_tokens=self.arguments.step_tokens, **options,
+        if self.agent == "planner":  # the completion is the strategy of the first step
+            strategy = read_strategy(text, [n for n, _ in load_strategies(self.arguments.strategies_file)])
+            penalty = 0.0 if strategy else self.arguments.invalid_penalty
+            return rollout(
+                question, gold, dataset, planner=self.policy, reasoner=self.frozen, arguments=self.arguments,
+                penalty=penalty, start_strategy=strategy or RSIMConfig.fallback_strategy,
             )  # fmt: skip
-            chain = solution.reasoning or ""
-            stated = "The answer is" in chain
-            right = is_correct(chain if stated else f"The answer is {solution.answer}.", gold, name)
-            rewards.append(float(right) + self.arguments.format_weight * stated - penalty)
-        return rewards
+        return rollout(  # the completion is the first step
+            question, gold, dataset, planner=self.frozen, reasoner=self.policy, arguments=self.arguments,
+            start_steps=(text or "(empty step)",),
+        )  # fmt: skip
+
+
+async def held_out_rollouts(
+    problems: list[Any], dataset: str, *, planner: Any, reasoner: Any, arguments: RSIMTrainingArguments,
+    concurrency: int = 16,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The planner phase's reward on held-out problems, one greedy rollout each: the planner names the first
+    strategy from the same prompt it is trained on (a reply naming none costs ``invalid_penalty`` and falls
+    back, as in training), then ``rsim`` continues. One row per problem (what ``trainers.recipe`` compares)."""
+    from thoughtgraph.agents.runtime import Budget
+    from thoughtgraph.reasoning.rsim import RSIMConfig, choose_strategy, load_strategies, planner_agent
+
+    names = [n for n, _ in load_strategies(arguments.strategies_file)]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(problem: Any) -> dict[str, Any]:
+        async with gate:
+            agent = planner_agent(planner, Budget(), names)
+            strategy, named = await choose_strategy(agent, problem.prompt, [], names, RSIMConfig.fallback_strategy)
+            result = await rollout(
+                problem.prompt, problem.gold, dataset, planner=planner, reasoner=reasoner, arguments=arguments,
+                penalty=0.0 if named else arguments.invalid_penalty, start_strategy=strategy,
+            )  # fmt: skip
+        return {"id": problem.id, "first_strategy": strategy, "named": named, **asdict(result)}
+
+    return list(await asyncio.gather(*(one(problem) for problem in problems)))
 
 
 def phase_rows(agent: str, problems: Any, arguments: RSIMTrainingArguments, frozen_planner: Any) -> list[dict]:

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
+from thoughtgraph.reasoning.answers import ANSWER_STATED_PATTERN
 from thoughtgraph.reasoning.api import solve_async
 from thoughtgraph.reasoning.rsim import RSIMConfig, load_strategies, read_strategy
 
@@ -135,3 +136,46 @@ async def test_an_empty_step_is_written_down_as_such():
     backend = ScriptedBackend([planner_rules("compute", "conclude"), reasoner_rules("   ", "The answer is 9.")])
     solution = await solve_async(QUESTION, method="rsim", backend=backend)
     assert solution.reasoning.splitlines() == ["[compute] (empty step)", "[conclude] The answer is 9."]
+
+
+async def test_each_request_carries_the_question_strategy_names_seeds_and_sampling(tmp_path):
+    strategies = tmp_path / "strategies.yaml"
+    strategies.write_text(
+        "strategies:\n  - {name: add, prompt: Add the numbers.}\n  - {name: finish, prompt: Say you are done.}\n"
+    )
+    planner = ScriptedBackend([planner_rules("add", "finish")])
+    reasoner = ScriptedBackend([reasoner_rules("48 + 24 = 72.", "I am done."), ScriptRule("final answer", ["72"])])
+    solution = await solve_async(
+        QUESTION, method="rsim", backend=reasoner, planner=planner, strategies_file=str(strategies),
+        fallback_strategy="add", conclude_strategy="finish", seed=5, temperature=0.3, planner_temperature=0.6,
+        answer_tokens=5, max_steps=4,
+    )  # fmt: skip
+    # "finish" ends the run although its step states no answer: 2 plans, 2 steps, then the final-answer request
+    assert len(planner.calls) == 2 and len(reasoner.calls) == 3
+    first_plan = planner.calls[0]
+    assert "Reply with one of: add, finish." in first_plan.messages[0].content
+    assert QUESTION in first_plan.messages[-1].content
+    assert first_plan.constraint.choices == ("add", "finish")
+    assert [(c.seed, c.temperature) for c in planner.calls] == [(5, 0.6), (6, 0.6)]  # seed + steps so far
+    steps = reasoner.calls[:2]
+    assert [(c.seed, c.temperature) for c in steps] == [(1005, 0.3), (1006, 0.3)]
+    assert QUESTION in steps[0].messages[-1].content and "Add the numbers." in steps[0].messages[-1].content
+    assert all(c.stop_pattern == ANSWER_STATED_PATTERN for c in steps)  # a step stops once it states the answer
+    final = reasoner.calls[2]
+    assert final.max_tokens == 5 and final.constraint.pattern == RSIMConfig().answer_pattern
+    assert final.messages[-2].content == "48 + 24 = 72.\nI am done."  # the chain so far, one step per line
+    assert solution.answer == "72" and solution.candidates == {"72": 1}
+    assert {"rsim/planner", "rsim/reasoner", "cot/final_answer"} <= set(solution.prompt_versions)
+
+
+async def test_max_steps_counts_only_the_steps_this_run_writes():
+    backend = ScriptedBackend([planner_rules("continue"), reasoner_rules("More."), ScriptRule("final answer", ["1"])])
+    solution = await solve_async(QUESTION, method="rsim", backend=backend, start_steps=("a", "b"), max_steps=3)
+    assert solution.reasoning.splitlines() == ["[given] a", "[given] b"] + ["[continue] More."] * 3
+
+
+async def test_no_answer_anywhere_leaves_no_candidate():
+    backend = ScriptedBackend([planner_rules("conclude"), reasoner_rules("Hmm."), ScriptRule("final answer", ["?"])])
+    backend.capabilities = dataclasses.replace(backend.capabilities, constraints=frozenset())
+    solution = await solve_async(QUESTION, method="rsim", backend=backend)
+    assert solution.answer is None and solution.candidates == {}

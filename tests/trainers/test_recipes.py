@@ -20,7 +20,13 @@ from thoughtgraph.trainers.common import (
     training_curves,
 )
 from thoughtgraph.trainers.evidence import bootstrap_interval, paired_difference, percentile
-from thoughtgraph.trainers.recipe import accuracy_evidence, calibration_evidence, load_recipe
+from thoughtgraph.trainers.recipe import (
+    accuracy_evidence,
+    calibration_evidence,
+    curve_folder,
+    load_recipe,
+    rollout_evidence,
+)
 from thoughtgraph.trainers.sft import stated
 
 
@@ -100,13 +106,53 @@ def test_calibration_evidence_needs_the_fall_and_intervals_apart(tmp_path):
     assert not calibration_evidence(tmp_path / "before", tmp_path / "before", 1 / 3)["met"]
 
 
+def test_rollout_evidence_pairs_rewards_and_counts_changed_first_choices(tmp_path):
+    # 30 problems, three times one pattern of 10 (k = i % 10). Before: the planner names "continue" everywhere,
+    # k = 5, 6 right and stated (1.2), the rest stated but wrong (0.2): mean 0.4. After: "conclude" on k = 0-5, of
+    # which k = 0-4 now right, and k = 6 still right: mean 0.8.
+    def row(i, strategy, right):
+        return {"id": str(i), "first_strategy": strategy, "named": True, "reward": 1.2 if right else 0.2,
+                "correct": right, "stated": True, "strategies": [strategy]}  # fmt: skip
+
+    _write_samples(tmp_path / "before", [row(i, "continue", i % 10 in (5, 6)) for i in range(30)])
+    _write_samples(
+        tmp_path / "after",
+        [row(i, "conclude" if i % 10 < 6 else "continue", i % 10 < 5 or i % 10 == 6) for i in range(30)],
+    )
+    evidence = rollout_evidence(tmp_path / "before", tmp_path / "after")
+    assert evidence["before"]["value"] == pytest.approx(0.4) and evidence["after"]["value"] == pytest.approx(0.8)
+    assert evidence["before"]["correct"] == pytest.approx(0.2) and evidence["after"]["correct"] == pytest.approx(0.6)
+    # differences: +1 on k = 0-4, -1 on k = 5, 0 elsewhere: mean 0.4 (standard error about 0.12)
+    assert evidence["change"]["difference"] == pytest.approx(0.4) and evidence["change"]["choices_changed"] == 18
+    assert evidence["after"]["first_strategies"] == {"conclude": 18, "continue": 12}
+    assert evidence["change"]["low"] > 0 and evidence["met"]
+    # the same rollouts after: no gain, nothing changed
+    unchanged = rollout_evidence(tmp_path / "before", tmp_path / "before")
+    assert unchanged["change"]["choices_changed"] == 0 and not unchanged["met"]
+
+
+def test_an_rsim_recipe_plots_its_last_phase(tmp_path):
+    recipe = load_recipe_text(tmp_path, "trainer: rsim\ntrainer_config: {schedule: [planner, reasoner, planner]}\n")
+    assert curve_folder(recipe, tmp_path) == tmp_path / "phase-3-planner"
+    assert curve_folder(load_recipe_text(tmp_path, "trainer: rsim\ntrainer_config: {}\n"), tmp_path).name == (
+        "phase-2-reasoner"  # the trainer's default schedule: planner, reasoner
+    )
+    assert curve_folder(load_recipe_text(tmp_path, "trainer: sft\ntrainer_config: {}\n"), tmp_path) == tmp_path
+
+
+def load_recipe_text(folder, text):
+    path = folder / "recipe.yaml"
+    path.write_text(text)
+    return load_recipe(path)
+
+
 def test_a_recipe_file_with_a_wrong_key_trainer_or_owned_setting_is_refused(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("trainer: sft\ntrainer_config: {}\ntest_problem: 5\n")
     with pytest.raises(SetupError, match=r"unknown recipe key.*test_problem"):
         load_recipe(path)
-    path.write_text("trainer: rsim\ntrainer_config: {}\n")
-    with pytest.raises(SetupError, match="'rsim' has no recipe"):
+    path.write_text("trainer: dpo\ntrainer_config: {}\n")
+    with pytest.raises(SetupError, match="'dpo' has no recipe"):
         load_recipe(path)
     path.write_text("trainer: sft\ntrainer_config: {output_dir: elsewhere}\n")
     with pytest.raises(SetupError, match="may not set output_dir"):
