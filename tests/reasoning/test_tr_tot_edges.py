@@ -1,5 +1,6 @@
-"""Thought Rollback's stopping rules and its result, worked out by hand with the scripted double: the step
-bound and the sink bound stop the run exactly at their limits, and the answer's chain is the chosen path."""
+"""Thought Rollback and Tree of Thoughts at their stopping rules, worked out by hand with the scripted double:
+the step and sink bounds stop TR exactly at their limits, a finished ToT state is not expanded, and the answer's
+chain is the chosen path."""
 
 import json
 
@@ -45,3 +46,34 @@ def test_tr_worst_case_calls_by_hand():
     # per step: the writer, the analysis before it, one analysis that rolls back instead of writing (3 x 7);
     # one more analysis per sink, solutions (2) and chains at the depth limit (3) alike
     assert ThoughtRollbackConfig(max_steps=7, max_solutions=2, max_sinks=3).worst_case_calls() == 3 * 7 + 2 + 3
+
+
+# -- Tree of Thoughts (same shape of checks: stopping, requests, the kept states) --------------------------
+
+
+def test_tot_expands_no_state_that_already_states_its_answer():
+    backend = ScriptedBackend(
+        [
+            ScriptRule("You grade reasoning", ["0.5"]),
+            ScriptRule("Write step 1\\.", ["The answer is 6.", "Add 2 and 4."]),
+            ScriptRule("Write step 2\\.", ["2 + 4 = 6, so the answer is 6.", "Still adding."]),
+        ]
+    )
+    solve("What is 2 + 4?", "tot", backend, proposals=2, beam=2, max_depth=2)
+    proposals = [c for c in backend.calls if c.messages[0].content.startswith(WRITER)]
+    assert len(proposals) == 2  # the root, then "Add 2 and 4." only: "The answer is 6." is a finished state
+    assert all("What is 2 + 4?" in c.messages[-1].content for c in backend.calls)  # proposer and judge alike
+
+
+def test_tot_words_valuer_reads_a_word_with_its_full_stop_and_keeps_scored_states_first():
+    from thoughtgraph.agents.runtime import Budget
+    from thoughtgraph.reasoning.context import RunContext
+    from thoughtgraph.reasoning.tot import ToTConfig, keep_best, word_valuer
+
+    context = RunContext("q", ScriptedBackend(default="x"), Budget())
+    config = ToTConfig(value_mode="words")
+    values = dict(config.value_words)
+    assert word_valuer(context, config).parse(" Sure. ") == values["sure"]
+    unscored = context.add_thought(0, "a")
+    scored = context.add_thought(0, "b", score=0.5)
+    assert keep_best(context, [unscored.id, scored.id], 1) == [scored.id]  # no score counts as 0
