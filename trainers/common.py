@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,15 +183,50 @@ def write_resolved_config(output_dir: str, *configs: Any) -> Path:
     return path
 
 
+FLAT_REWARD_STEPS = 3
+"""Logged GRPO steps in a row in which every group's completions got one reward, before the run warns."""
+
+
+class FlatRewardWatch:
+    """Warns once when GRPO has nothing to learn from: ``frac_reward_zero_std`` is 1.0 (every group of
+    completions got the same reward, so every advantage is zero and the policy does not move) for
+    ``FLAT_REWARD_STEPS`` logged steps in a row."""
+
+    def __init__(self, steps: int = FLAT_REWARD_STEPS) -> None:
+        self.steps, self.run, self.warned = steps, 0, False
+
+    def see(self, logs: dict) -> str | None:
+        """The warning, the first time the run of flat steps reaches ``steps``; else None."""
+        if "frac_reward_zero_std" not in logs:
+            return None
+        self.run = self.run + 1 if logs["frac_reward_zero_std"] >= 1.0 else 0
+        if self.run < self.steps or self.warned:
+            return None
+        self.warned = True
+        return (
+            f"warning: in each of the last {self.run} steps every group's completions got the same reward "
+            "(frac_reward_zero_std = 1.0): the advantages are zero and the policy does not change. The samples "
+            "never differ in reward: more generations per prompt, a higher temperature, or a task the model "
+            "sometimes gets right and sometimes not"
+        )
+
+
 def metrics_callback(output_dir: str) -> Any:
-    """A TrainerCallback appending every log (loss, rewards, ...) with its step to ``metrics.jsonl``."""
+    """A TrainerCallback appending every log (loss, rewards, ...) with its step to ``metrics.jsonl``, and
+    warning when GRPO's rewards give it nothing to learn from (:class:`FlatRewardWatch`)."""
     from transformers import TrainerCallback
 
     class MetricsToJsonl(TrainerCallback):
+        def __init__(self) -> None:
+            self.watch = FlatRewardWatch()
+
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
             if logs and state.is_world_process_zero:
                 with (Path(output_dir) / METRICS).open("a") as out:
                     out.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+                warning = self.watch.see(logs)
+                if warning:
+                    print(warning, file=sys.stderr)
 
     return MetricsToJsonl()
 

@@ -224,3 +224,14 @@ def test_the_curves_leave_out_spreads_end_of_run_averages_and_repeats():
     rows[1]["reward"] = 1.3  # the total differs from each, and each keeps its own curve
     names = {"loss", "reward", "rewards/gg/mean", "rewards/format/mean"}
     assert set(training_curves(rows, ("loss", "reward"))) == names
+
+
+def test_grpo_warns_once_when_three_steps_in_a_row_have_nothing_to_learn():
+    from thoughtgraph.trainers.common import FlatRewardWatch
+
+    watch = FlatRewardWatch()
+    seen = [watch.see({"frac_reward_zero_std": f}) for f in (1.0, 1.0, 0.5, 1.0, 1.0)]
+    assert seen == [None] * 5  # a step with some spread resets the count
+    assert "same reward" in watch.see({"frac_reward_zero_std": 1.0})  # the third flat step in a row
+    assert watch.see({"frac_reward_zero_std": 1.0}) is None  # once
+    assert FlatRewardWatch().see({"loss": 0.3}) is None  # SFT logs carry no reward groups
