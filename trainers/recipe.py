@@ -152,14 +152,12 @@ def _rollout_arguments(recipe: Recipe) -> Any:
 def _measure_rollouts(recipe: Recipe, model: Path, trained: Path | None, out: Path, data: Path) -> None:
     from thoughtgraph.backends import create_backend
     from thoughtgraph.evals.datasets import load_dataset
-    from thoughtgraph.trainers.rsim import held_out_rollouts
+    from thoughtgraph.trainers.rsim import AGENTS, held_out_rollouts
 
     adapters = json.loads((trained / "phases.json").read_text())["adapters"] if trained else {}
-    backends = {
-        agent: create_backend(_hf_spec(model, Path(adapters[agent]) if adapters.get(agent) else None),
-                              max_batch=recipe.measure_concurrency)
-        for agent in ("planner", "reasoner")
-    }  # fmt: skip
+    specs = {agent: _hf_spec(model, Path(adapters[agent]) if adapters.get(agent) else None) for agent in AGENTS}
+    loaded = {spec: create_backend(spec, max_batch=recipe.measure_concurrency) for spec in set(specs.values())}
+    backends = {agent: loaded[spec] for agent, spec in specs.items()}  # one model when both are the base
     problems = load_dataset(DATASET, "test", data_dir=str(data)).problems[: recipe.test_problems]
     rows = asyncio.run(held_out_rollouts(
         problems, DATASET, planner=backends["planner"], reasoner=backends["reasoner"],
@@ -167,7 +165,7 @@ def _measure_rollouts(recipe: Recipe, model: Path, trained: Path | None, out: Pa
     ))  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    for backend in backends.values():
+    for backend in loaded.values():
         backend.close()
     (out / "done").write_text("")
 

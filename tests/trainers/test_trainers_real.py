@@ -271,15 +271,20 @@ def test_calibration_command_measures_ece_on_a_real_backend(tmp_path, data_dir):
     assert (out / "reliability.png").read_bytes()[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("trainer", ["sft", "gg_calibrate"])
+TINY_RECIPE_SETTINGS = {
+    "sft": {"per_device_train_batch_size": 2, "max_length": 128, "learning_rate": 1e-4},
+    "gg_calibrate": {"num_generations": 2, "per_device_train_batch_size": 2, "max_completion_length": 16},
+    "rsim": {"num_generations": 2, "per_device_train_batch_size": 2, "max_completion_length": 8,
+             "schedule": ["planner"], "phase_steps": 1, "rollout_steps": 1, "step_tokens": 16},
+}  # fmt: skip
+METRICS_BY_TRAINER = {"sft": "accuracy", "gg_calibrate": "ece", "rsim": "rollout_reward"}
+
+
+@pytest.mark.parametrize("trainer", ["sft", "gg_calibrate", "rsim"])
 def test_a_tiny_recipe_measures_trains_measures_and_resumes(exported, tmp_path, trainer):
     """The recipe's stages wired end to end at toy size (the real recipes take about 30 minutes): data, before,
     (traces), train, after, then recipe.json and training.png; a second run redoes nothing."""
-    settings = (
-        {"per_device_train_batch_size": 2, "max_length": 128, "learning_rate": 1e-4}
-        if trainer == "sft"
-        else {"num_generations": 2, "per_device_train_batch_size": 2, "max_completion_length": 16}
-    )
+    settings = TINY_RECIPE_SETTINGS[trainer]
     recipe = {
         "trainer": trainer, "model": str(exported), "train_problems": 16, "test_problems": 4, "measure_tokens": 48,
         "measure_concurrency": 4,
@@ -295,11 +300,12 @@ def test_a_tiny_recipe_measures_trains_measures_and_resumes(exported, tmp_path, 
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((out / "recipe.json").read_text())
     assert report["optimizer_steps"] == 1 and report["before"]["n"] == report["after"]["n"] == 4
-    assert report["metric"] == ("accuracy" if trainer == "sft" else "ece")
+    assert report["metric"] == METRICS_BY_TRAINER[trainer]
     assert set(report["seconds"]) == {"data", "before", "train", "after"} | ({"traces"} if trainer == "sft" else set())
     assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "train" / "adapter_model.safetensors").is_file() and (out / "after" / "samples.jsonl").is_file()
-    targets = [json.loads(line) for line in (out / "train" / "target_metric.jsonl").read_text().splitlines()]
+    trained = out / "train" / ("phase-1-planner" if trainer == "rsim" else "")
+    assert (trained / "adapter_model.safetensors").is_file() and (out / "after" / "samples.jsonl").is_file()
+    targets = [json.loads(line) for line in (trained / "target_metric.jsonl").read_text().splitlines()]
     assert [t["step"] for t in targets] == [0, 1]
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert again.returncode == 0 and again.stderr.count("already done") == len(report["seconds"])
