@@ -14,6 +14,14 @@ Replicas: a spec may name several base URLs of servers serving the same model, s
 fewest requests in flight; a replica that cannot be reached is taken out for ``revive_seconds`` and the
 request is retried (by the usual retry policy) on another; the ledger's events count the calls each
 replica served (``replica:<url>``) and the replicas taken out (``replica_down:<url>``).
+
+Stop patterns: a server stops only at fixed strings, so a chat request with a ``stop_pattern`` (a chain that
+ends once it states "The answer is N.") is streamed and the stream is closed as soon as the text matches
+(``CompletionText``, the rule every engine applies); llama.cpp's and vLLM's servers stop decoding when the
+client goes away, so the tokens after the answer are never generated. A closed stream carries no usage: the
+completion tokens are then the chunks received (one token each from llama.cpp's server) and the prompt tokens
+the backend's estimate, counted as the event ``usage_estimated``; a server that sends usage in its stream
+(``stream_options.include_usage``) is taken at its word. ``stream_stop=False`` turns this off.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import time
 from typing import Any, Literal
 
 from thoughtgraph.backends.base import Backend
+from thoughtgraph.backends.decoding import CompletionText
 from thoughtgraph.backends.errors import BackendConfigError, InvalidRequestError, TransientBackendError
 from thoughtgraph.backends.grammar import constraint_to_gbnf
 from thoughtgraph.backends.ledger import record_event
@@ -63,6 +72,7 @@ class OpenAIBackend(Backend):
         structured_outputs: Dialect = "openai",
         continue_messages: bool = False,
         revive_seconds: float = 10.0,
+        stream_stop: bool = True,
         **options: Any,
     ) -> None:
         if structured_outputs not in _DIALECT_CONSTRAINTS:
@@ -77,6 +87,7 @@ class OpenAIBackend(Backend):
             raise BackendConfigError(f"no base URL in {base_url!r}")
         self.base_url = ",".join(self.replicas)
         self.revive_seconds = revive_seconds
+        self.stream_stop = stream_stop
         self.in_flight = dict.fromkeys(self.replicas, 0)
         self.down_until = dict.fromkeys(self.replicas, 0.0)
         self.model = model
@@ -214,6 +225,8 @@ class OpenAIBackend(Backend):
         started = time.perf_counter()
         if request.messages is not None:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            if self.stream_stop and request.stop_pattern and request.n == 1 and not request.logprobs:
+                return await self._streamed(client, messages, common, request, model, started)
             if request.logprobs:
                 common["logprobs"] = True
                 common["top_logprobs"] = 0  # the sampled tokens only; some servers need it set to return any
@@ -238,6 +251,45 @@ class OpenAIBackend(Backend):
             ),
             model=getattr(response, "model", model) or model,
         )
+
+    async def _streamed(
+        self, client: Any, messages: list[dict], common: dict[str, Any], request: Request, model: str, started: float
+    ) -> Result:
+        """One chat completion streamed, closed once ``request.stop_pattern`` (or a stop string) matches."""
+        completion, usage, chunks, served_by = CompletionText(request), None, 0, model
+        stream = await client.chat.completions.create(
+            messages=messages, stream=True, stream_options={"include_usage": True}, **common
+        )
+        try:
+            async for chunk in stream:
+                served_by = getattr(chunk, "model", None) or served_by
+                usage = getattr(chunk, "usage", None) or usage
+                if not chunk.choices:
+                    continue
+                piece, finish = chunk.choices[0].delta.content, chunk.choices[0].finish_reason
+                if piece:
+                    chunks += 1
+                    if not completion.add(piece):
+                        break  # matched: closing the stream makes the server stop decoding
+                if finish:
+                    completion.end(_finish(finish))
+        finally:
+            await stream.close()
+        choice = completion.choice()
+        if usage is None:
+            record_event("usage_estimated")
+            prompt_tokens, completion_tokens = self.count_prompt_tokens(request), chunks
+        else:
+            prompt_tokens, completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        choice.completion_tokens = completion_tokens
+        return Result(
+            choices=[choice],
+            usage=Usage(
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                latency_seconds=time.perf_counter() - started,
+            ),
+            model=served_by,
+        )  # fmt: skip
 
     def _chat_choice(self, choice: Any, request: Request) -> Choice:
         tokens = logprobs = None

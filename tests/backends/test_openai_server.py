@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 
 import pytest
 
@@ -101,3 +102,18 @@ async def test_one_greedy_request_means_one_distribution_in_process_and_through_
     in_process = (await llama_backend.generate_one(request)).text
     served = (await backend.generate_one(request)).text
     assert served == in_process and len(in_process) > 40
+
+
+async def test_a_stop_pattern_closes_the_stream_and_the_server_stops_decoding(llama_server):
+    spec = f"openai:{llama_server.base_url}#smollm2"
+    request = Request.chat(("user", "Count from 1 to 100, separated by commas."), max_tokens=200, stop_pattern=r"\b5\b")
+    streamed, plain = (create_backend(spec, structured_outputs="llamacpp", stream_stop=on) for on in (True, False))
+    with UsageLedger() as ledger:
+        early = await streamed.generate_one(request)
+    full = await plain.generate_one(request)  # decodes on, then is cut at the same place afterwards
+    assert early.text == full.text and early.text.endswith("5") and early.choices[0].finish_reason == "stop"
+    assert 0 < early.usage.completion_tokens < full.usage.completion_tokens  # fewer tokens were decoded
+    # llama_cpp.server sends no usage in a stream: the chunks are counted, the prompt estimated, and said so
+    assert ledger.events["usage_estimated"] == 1 and ledger.prompt_tokens == streamed.count_prompt_tokens(request)
+    log = os.pread(llama_server.log.fileno(), 1 << 20, 0)  # read without moving the server's write offset
+    assert b"Disconnected from client" in log  # the server noticed the closed stream and stopped
