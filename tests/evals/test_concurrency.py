@@ -8,12 +8,14 @@ import asyncio
 from thoughtgraph.evals.concurrency import AdaptiveConcurrency
 
 
-async def simulate(latency_of, jobs: int = 80) -> AdaptiveConcurrency:
+async def simulate(latency_of, jobs: int = 80, started_at=None) -> AdaptiveConcurrency:
     gate, in_flight = AdaptiveConcurrency(), 0
 
     async def job() -> None:
         nonlocal in_flight
         async with gate:
+            if started_at is not None:
+                started_at.append(gate.limit)
             in_flight += 1
             await asyncio.sleep(latency_of(in_flight))
             in_flight -= 1
@@ -35,6 +37,19 @@ async def test_a_one_at_a_time_server_that_slows_under_a_queue_stays_at_one():
     # requests compete for the server's cores: two at once take 2.8 times as long as one
     gate = await simulate(lambda n: 0.03 * n**1.5)
     assert gate.settled and gate.limit == 1 and [limit for limit, _ in gate.levels] == [1, 2]
+
+
+async def test_a_level_less_than_half_as_fast_is_given_up_after_one_round():
+    # two at once take 8 times as long (0.24 s): at two in flight the first round gives 20 tokens in 0.24 s, 83
+    # tokens/s against 333 at one: given up after two completions, before its window of four
+    started_at = []
+    gate = await simulate(lambda n: 0.03 * n**3, started_at=started_at)
+    assert gate.limit == 1 and [limit for limit, _ in gate.levels] == [1, 2]
+    assert started_at.count(2) <= 3  # the round's two, and one let in when the first of them finished
+    # somewhat slower (1.5 times as long at two): judged over the whole window
+    started_at = []
+    await simulate(lambda n: 0.03 * 1.5 ** (n - 1), started_at=started_at)
+    assert started_at.count(2) >= 4
 
 
 async def test_the_gate_never_lets_more_than_its_limit_through():
