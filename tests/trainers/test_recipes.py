@@ -235,3 +235,14 @@ def test_grpo_warns_once_when_three_steps_in_a_row_have_nothing_to_learn():
     assert "same reward" in watch.see({"frac_reward_zero_std": 1.0})  # the third flat step in a row
     assert watch.see({"frac_reward_zero_std": 1.0}) is None  # once
     assert FlatRewardWatch().see({"loss": 0.3}) is None  # SFT logs carry no reward groups
+
+
+def test_checkpoints_before_the_last_are_measured_in_step_order(tmp_path):
+    from thoughtgraph.trainers.recipe import checkpoint_steps
+
+    for step in (10, 5, 20):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-notes.txt").write_text("")  # not a folder: ignored
+    assert checkpoint_steps(tmp_path, 20) == [(5, tmp_path / "checkpoint-5"), (10, tmp_path / "checkpoint-10")]
+    with pytest.raises(SetupError, match="measure_checkpoints is for sft and gg_calibrate"):
+        load_recipe_text(tmp_path, "trainer: rsim\nmeasure_checkpoints: true\ntrainer_config: {}\n")

@@ -285,10 +285,11 @@ def test_a_tiny_recipe_measures_trains_measures_and_resumes(exported, tmp_path, 
     """The recipe's stages wired end to end at toy size (the real recipes take about 30 minutes): data, before,
     (traces), train, after, then recipe.json and training.png; a second run redoes nothing."""
     settings = TINY_RECIPE_SETTINGS[trainer]
+    steps = 2 if trainer == "sft" else 1  # sft: the target is also measured at the checkpoint of step 1
     recipe = {
         "trainer": trainer, "model": str(exported), "train_problems": 16, "test_problems": 4, "measure_tokens": 48,
-        "measure_concurrency": 4,
-        "trainer_config": {**settings, "lora_r": 4, "lora_alpha": 8, "max_steps": 1, "save_steps": 1,
+        "measure_concurrency": 4, "measure_checkpoints": trainer == "sft",
+        "trainer_config": {**settings, "lora_r": 4, "lora_alpha": 8, "max_steps": steps, "save_steps": 1,
                            "logging_steps": 1, "report_to": "none", "bf16": False, "use_cpu": True},
     }  # fmt: skip
     path = tmp_path / "recipe.yaml"
@@ -299,14 +300,15 @@ def test_a_tiny_recipe_measures_trains_measures_and_resumes(exported, tmp_path, 
     first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((out / "recipe.json").read_text())
-    assert report["optimizer_steps"] == 1 and report["before"]["n"] == report["after"]["n"] == 4
+    assert report["optimizer_steps"] == steps and report["before"]["n"] == report["after"]["n"] == 4
     assert report["metric"] == METRICS_BY_TRAINER[trainer]
-    assert set(report["seconds"]) == {"data", "before", "train", "after"} | ({"traces"} if trainer == "sft" else set())
+    extra = {"traces", "at-step-1"} if trainer == "sft" else set()
+    assert set(report["seconds"]) == {"data", "before", "train", "after"} | extra
     assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"
     trained = out / "train" / ("phase-1-planner" if trainer == "rsim" else "")
     assert (trained / "adapter_model.safetensors").is_file() and (out / "after" / "samples.jsonl").is_file()
     targets = [json.loads(line) for line in (trained / "target_metric.jsonl").read_text().splitlines()]
-    assert [t["step"] for t in targets] == [0, 1]
+    assert [t["step"] for t in targets] == list(range(steps + 1))
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert again.returncode == 0 and again.stderr.count("already done") == len(report["seconds"])
     assert json.loads((out / "recipe.json").read_text())["seconds"] == report["seconds"]
