@@ -17,8 +17,9 @@ replica served (``replica:<url>``) and the replicas taken out (``replica_down:<u
 
 Stop patterns: a server stops only at fixed strings, so a chat request with a ``stop_pattern`` (a chain that
 ends once it states "The answer is N.") is streamed and the stream is closed as soon as the text matches
-(``CompletionText``, the rule every engine applies); llama.cpp's and vLLM's servers stop decoding when the
-client goes away, so the tokens after the answer are never generated. A closed stream carries no usage: the
+(``CompletionText``, the rule every engine applies); llama_cpp.server stops decoding when the client goes
+away (checked in ``tests/backends/test_openai_server.py``; other servers were not checked here), so the tokens
+after the answer are never generated. A closed stream carries no usage: the
 completion tokens are then the chunks received (one token each from llama.cpp's server) and the prompt tokens
 the backend's estimate, counted as the event ``usage_estimated``; a server that sends usage in its stream
 (``stream_options.include_usage``) is taken at its word. ``stream_stop=False`` turns this off.

@@ -164,14 +164,16 @@ def _measure_rollouts(recipe: Recipe, model: Path, trained: Path | None, out: Pa
     loaded = {spec: create_backend(spec, max_batch=recipe.measure_concurrency) for spec in set(specs.values())}
     backends = {agent: loaded[spec] for agent, spec in specs.items()}  # one model when both are the base
     problems = load_dataset(DATASET, "test", data_dir=str(data)).problems[: recipe.test_problems]
-    rows = asyncio.run(held_out_rollouts(
-        problems, DATASET, planner=backends["planner"], reasoner=backends["reasoner"],
-        arguments=_rollout_arguments(recipe), concurrency=recipe.measure_concurrency,
-    ))  # fmt: skip
+    try:
+        rows = asyncio.run(held_out_rollouts(
+            problems, DATASET, planner=backends["planner"], reasoner=backends["reasoner"],
+            arguments=_rollout_arguments(recipe), concurrency=recipe.measure_concurrency,
+        ))  # fmt: skip
+    finally:  # a failed measurement does not leave the models loaded
+        for backend in loaded.values():
+            backend.close()
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    for backend in loaded.values():
-        backend.close()
     (out / "done").write_text("")
 
 

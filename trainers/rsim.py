@@ -84,6 +84,7 @@ async def rollout(
 ) -> Rollout:  # fmt: skip
     """Continue a problem with ``rsim`` from ``start`` (``start_strategy`` or ``start_steps``) under the given
     planner and reasoner; reward = correct + ``format_weight`` when a step states the answer - ``penalty``."""
+    from thoughtgraph.reasoning.answers import stated_answer
     from thoughtgraph.reasoning.api import solve_async
 
     solution = await solve_async(
@@ -91,7 +92,7 @@ async def rollout(
         max_steps=arguments.rollout_steps, step_tokens=arguments.step_tokens, **start,
     )  # fmt: skip
     chain = solution.reasoning or ""
-    stated = "The answer is" in chain
+    stated = stated_answer(chain) is not None  # the methods' own rule for "states the answer in the asked form"
     right = is_correct(chain if stated else f"The answer is {solution.answer}.", gold, dataset)
     reward = float(right) + arguments.format_weight * stated - penalty
     return Rollout(reward, right, stated, STRATEGY_TAG.findall(chain))

@@ -89,3 +89,12 @@ def _run(coroutine):
     import asyncio
 
     return asyncio.run(coroutine)
+
+
+def test_a_rollout_that_never_states_its_answer_earns_no_format_bonus():
+    arguments = RSIMTrainingArguments(rollout_steps=1, step_tokens=16)
+    frozen = ScriptedBackend([ScriptRule("only the final answer", ["7"])], default="3 and 4 make seven")
+    reward = RolloutReward("planner", arguments, frozen)
+    reward.policy = ScriptedBackend(default="compute")
+    # the step states nothing, the answer asked alone is right: 1 for correct, no 0.2 for the form
+    assert reward(completions=["compute"], question=["What is 3 + 4?"], answer=["7"], dataset=["arith"]) == [1.0]
