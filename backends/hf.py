@@ -16,6 +16,7 @@ top_p.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -30,6 +31,7 @@ from thoughtgraph.backends.batch_thread import BatchThread
 from thoughtgraph.backends.decoding import CompletionText, IncrementalDetokenizer
 from thoughtgraph.backends.engine_thread import Outcome, run_jobs
 from thoughtgraph.backends.errors import BackendConfigError
+from thoughtgraph.backends.hf_choice import choice_result_parts, option_logprobs
 from thoughtgraph.backends.hf_engine import HFJob, RefillEngine, sample_token
 from thoughtgraph.backends.presets import GGUF_PRESETS, resolve_gguf
 from thoughtgraph.backends.types import Capabilities, Choice, Request, Result, Usage
@@ -143,11 +145,12 @@ class HFBackend(Backend):
             chat=self.tokenizer.chat_template is not None,
             raw_prompt=True,
             logprobs=True,
-            constraints=frozenset(),
+            constraints=frozenset({"choice"}),  # by likelihood (backends/hf_choice.py)
             batching=True,
             continue_message=self.tokenizer.chat_template is not None,
         )
         self._end_tokens = {self.tokenizer.eos_token_id, *_as_list(self.model.generation_config.eos_token_id)}
+        self._choice_lock = threading.Lock()
         self.generate_calls: list[int] = []
         """Requests per ``model.generate`` call, in order (what tests and benchmarks read)."""
         self.engine: RefillEngine | BatchThread
@@ -166,6 +169,42 @@ class HFBackend(Backend):
         return self.engine.batch_sizes if isinstance(self.engine, BatchThread) else []
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
+        chosen = [i for i, r in enumerate(requests) if r.constraint is not None and r.constraint.kind == "choice"]
+        if not chosen:
+            return await self._decode(requests)
+        generated = [i for i in range(len(requests)) if i not in set(chosen)]
+        results: list[Any] = [None] * len(requests)
+        answers = await asyncio.gather(
+            self._decode([requests[i] for i in generated]) if generated else _nothing(),
+            *(asyncio.to_thread(self._choose, requests[i]) for i in chosen),
+        )
+        for i, result in zip(generated, answers[0], strict=True):
+            results[i] = result
+        for i, result in zip(chosen, answers[1:], strict=True):
+            results[i] = result
+        return results
+
+    def _choose(self, request: Request) -> Result:
+        """A choice-constrained request, answered by scoring its options (``backends/hf_choice.py``)."""
+        started = time.perf_counter()
+        prompt = self.prompt_ids(request)
+        with self._choice_lock:  # one scoring pass at a time: on a CPU, concurrent passes only contend
+            choices = choice_result_parts(
+            request,
+                tokens_of=lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
+                scorer=lambda options: option_logprobs(self.model, prompt, options, self.tokenizer.pad_token_id,
+                                                       self.device),
+                seeds=[_row_seed(request, i) for i in range(request.n)],
+                piece=lambda token: self.tokenizer.decode([token]),
+            )  # fmt: skip
+        usage = Usage(
+            prompt_tokens=len(prompt),
+            completion_tokens=sum(c.completion_tokens for c in choices),
+            latency_seconds=time.perf_counter() - started,
+        )
+        return Result(choices=choices, usage=usage, model=self.model_id)
+
+    async def _decode(self, requests: list[Request]) -> list[Result]:
         if isinstance(self.engine, BatchThread):
             return await run_jobs(self.engine, requests, self.engine.job)
 
@@ -280,6 +319,10 @@ class HFBackend(Backend):
 
     def detokenizer(self) -> IncrementalDetokenizer:
         return IncrementalDetokenizer(lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
+
+
+async def _nothing() -> list[Result]:
+    return []
 
 
 def _batch_key(request: Request) -> tuple:

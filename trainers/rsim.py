@@ -58,6 +58,20 @@ class RSIMTrainingArguments:
     strategies_file: str | None = field(default=None, metadata={"help": "Strategy list YAML."})
     invalid_penalty: float = field(default=0.5, metadata={"help": "Reward lost by a planner reply naming no strategy."})
     format_weight: float = field(default=0.2, metadata={"help": "Reward for stating the answer in the asked-for form."})
+    planner_names_first: bool = field(
+        default=True, metadata={"help": "Sample planner completions that begin with a strategy name's first token."}
+    )
+
+
+def name_first_sampling(tokenizer: Any, names: list[str], vocab_size: int) -> dict[str, Any]:
+    """``generation_kwargs`` under which every sampled planner completion begins with the first token of a strategy
+    name: all other tokens are suppressed at the first position only (transformers' ``begin_suppress_tokens``).
+    A small planner that does not follow "reply with one of" (SmolLM2-135M named a strategy in 1 of 48 free
+    samples) then still gives GRPO groups whose choices, and so rewards, differ; the name's own later tokens are
+    the model's. The policy's log-probabilities, and so GRPO's loss, are the model's own: the suppression only
+    moves the sampling, which differs from on-policy sampling by that first-position restriction."""
+    firsts = {tokenizer(name, add_special_tokens=False)["input_ids"][0] for name in names}
+    return {"begin_suppress_tokens": [token for token in range(vocab_size) if token not in firsts]}
 
 
 def check_schedule(schedule: list[str], phase_steps: int) -> None:
@@ -190,6 +204,16 @@ def phase_rows(agent: str, problems: Any, arguments: RSIMTrainingArguments, froz
     return rows
 
 
+def planner_sampling(base: Path, arguments: RSIMTrainingArguments) -> dict[str, Any]:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from thoughtgraph.reasoning.rsim import load_strategies
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    vocab_size = max(AutoConfig.from_pretrained(base).vocab_size, len(tokenizer))
+    return name_first_sampling(tokenizer, [n for n, _ in load_strategies(arguments.strategies_file)], vocab_size)
+
+
 def main(argv: list[str] | None = None) -> None:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -222,6 +246,11 @@ def main(argv: list[str] | None = None) -> None:
         reward = RolloutReward(agent, arguments, frozen)
         phase_config = copy.deepcopy(config)  # not dataclasses.replace: GRPOConfig derives fields in __post_init__
         phase_config.output_dir, phase_config.max_steps = str(folder), arguments.phase_steps
+        if agent == "planner" and arguments.planner_names_first:
+            phase_config.generation_kwargs = {
+                **(config.generation_kwargs or {}),
+                **planner_sampling(bases[agent], arguments),
+            }
         model: Any = str(bases[agent])
         peft = lora(model_args)
         if latest[agent]:  # go on training this agent's adapter

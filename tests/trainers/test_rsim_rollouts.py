@@ -98,3 +98,51 @@ def test_a_rollout_that_never_states_its_answer_earns_no_format_bonus():
     reward.policy = ScriptedBackend(default="compute")
     # the step states nothing, the answer asked alone is right: 1 for correct, no 0.2 for the form
     assert reward(completions=["compute"], question=["What is 3 + 4?"], answer=["7"], dataset=["arith"]) == [1.0]
+
+
+class WordTokenizer:
+    """Splits a name at its hyphens, one id per piece, from a fixed table (a stand-in for a real tokenizer)."""
+
+    ids = {"de": 3, "compose": 4, "compute": 5, "deep": 3, "-": 6, "think": 7}
+
+    def __call__(self, text, add_special_tokens=False):
+        pieces = {"decompose": ["de", "compose"], "deep-think": ["deep", "-", "think"]}.get(text, [text])
+        return {"input_ids": [self.ids[p] for p in pieces]}
+
+
+def test_name_first_sampling_suppresses_every_token_but_the_names_first_ones_at_the_first_position():
+    from thoughtgraph.trainers.rsim import name_first_sampling
+
+    kwargs = name_first_sampling(WordTokenizer(), ["decompose", "deep-think", "compute"], vocab_size=9)
+    # first tokens: 3 (de, shared by decompose and deep-think) and 5 (compute); the other 7 of 0..8 are suppressed
+    assert kwargs == {"begin_suppress_tokens": [0, 1, 2, 4, 6, 7, 8]}
+
+
+@pytest.mark.integration
+def test_sampled_planner_completions_begin_with_a_strategy_name(hf_backend):
+    """transformers' generate under ``name_first_sampling``: SmolLM2 named a strategy in 1 of 48 free samples."""
+    import torch
+    from transformers import GenerationConfig
+
+    from thoughtgraph.prompts import load_prompt
+    from thoughtgraph.reasoning.rsim import load_strategies, read_strategy
+    from thoughtgraph.trainers.rsim import name_first_sampling
+
+    tokenizer, model = hf_backend.tokenizer, hf_backend.model
+    names = [name for name, _ in load_strategies()]
+    turns = load_prompt("rsim/planner").render(question="What is 17 + 25?", steps=[], names=", ".join(names))
+    text = tokenizer.apply_chat_template([{"role": r, "content": t} for r, t in turns], tokenize=False,
+                                         add_generation_prompt=True)  # fmt: skip
+    prompt = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    config = GenerationConfig(do_sample=True, temperature=1.0, max_new_tokens=6, num_return_sequences=16,
+                              pad_token_id=tokenizer.pad_token_id,
+                              **name_first_sampling(tokenizer, names, model.config.vocab_size))  # fmt: skip
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        out = model.generate(**prompt, generation_config=config)
+    completions = tokenizer.batch_decode(out[:, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
+    firsts = {tokenizer(name, add_special_tokens=False)["input_ids"][0] for name in names}
+    assert all(int(token) in firsts for token in out[:, prompt["input_ids"].shape[1]])
+    # the later tokens are the model's: 9 of these 16 finish a name ("backtrack:"), others drift ("back-it-down",
+    # "converge"), and GRPO's invalid-name penalty is what teaches finishing it
+    assert sum(read_strategy(c, names) is not None for c in completions) >= 6
