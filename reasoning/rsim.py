@@ -207,4 +207,12 @@ def _trace(state: dict[str, Any]) -> str:
     return "\n".join(f"[{s}] {t}" for s, t in zip(state["strategies"], state["steps"], strict=True))
 
 
+_STRATEGY_TAG = re.compile(r"^\[([^\]]+)\] ", re.MULTILINE)
+
+
+def trace_strategies(trace: str) -> list[str]:
+    """The strategy of each step of an ``rsim`` trace (``_trace`` writes ``[compute] 3 + 4 = 7``, one per line)."""
+    return _STRATEGY_TAG.findall(trace)
+
+
 SPEC = MethodSpec("rsim", "rSIM planner-guided reasoning", RSIMConfig, rsim, tiny={"max_steps": 2, "step_tokens": 32})

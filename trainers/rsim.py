@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,6 +99,7 @@ async def rollout(
     planner and reasoner; reward = correct + ``format_weight`` when a step states the answer - ``penalty``."""
     from thoughtgraph.reasoning.answers import stated_answer
     from thoughtgraph.reasoning.api import solve_async
+    from thoughtgraph.reasoning.rsim import trace_strategies
 
     solution = await solve_async(
         question, "rsim", reasoner, planner=planner, strategies_file=arguments.strategies_file,
@@ -109,11 +109,7 @@ async def rollout(
     stated = stated_answer(chain) is not None  # the methods' own rule for "states the answer in the asked form"
     right = is_correct(chain if stated else f"The answer is {solution.answer}.", gold, dataset)
     reward = float(right) + arguments.format_weight * stated - penalty
-    return Rollout(reward, right, stated, STRATEGY_TAG.findall(chain))
-
-
-STRATEGY_TAG = re.compile(r"^\[([^\]]+)\] ", re.MULTILINE)
-"""A step's strategy in an ``rsim`` trace (``[compute] 3 + 4 = 7``)."""
+    return Rollout(reward, right, stated, trace_strategies(chain))
 
 
 class RolloutReward:
