@@ -89,7 +89,7 @@ class Backend(ABC):
         if missing:
             fresh = await self._call_engine([requests[i] for i in missing])
             for i, result in zip(missing, fresh, strict=True):
-                if requests[i].stop_pattern is not None:  # for engines that cannot stop on a pattern
+                if requests[i].stops_on_text:  # for engines that cannot stop on a pattern or a repeat
                     result.choices = [cut(choice, requests[i]) for choice in result.choices]
                 results[i] = result
                 if self.cache is not None:

@@ -1,12 +1,13 @@
 """Where a completion ends: the one place stop strings, the stop pattern and token budgets are applied.
 
 :class:`CompletionText` turns token pieces into text as they arrive and decides when decoding ends: an
-end-of-generation token, a stop string (cut before it), the stop pattern (cut after its match), the token
-budget, or cancellation. ``min_tokens`` holds stop strings back until that many tokens exist (engines also
-mask end-of-generation tokens until then). Logprobs and token strings are kept for the tokens the final text
-covers. Engines that sample token by token (llama.cpp, hf's refill loop) feed it each token; a completion an
-engine produced whole (hf ``generate``, the scripted double, a remote server that cannot stop on a pattern) is
-replayed through it by :meth:`CompletionText.replay`, so every backend cuts the same way.
+end-of-generation token, a stop string (cut before it), the stop pattern (cut after its match), a repeated
+sentence (``stop_repeated_sentence``: cut before the repeat), the token budget, or cancellation. ``min_tokens``
+holds stop strings back until that many tokens exist (engines also mask end-of-generation tokens until then).
+Logprobs and token strings are kept for the tokens the final text covers. Engines that sample token by token
+(llama.cpp, hf's refill loop) feed it each token; a completion an engine produced whole (hf ``generate``, the
+scripted double, a remote server that cannot stop on a pattern) is replayed through it by
+:meth:`CompletionText.replay`, so every backend cuts the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ import re
 from collections.abc import Callable, Sequence
 
 from thoughtgraph.backends.types import Choice, FinishReason, Request
+
+SENTENCE_END = re.compile(r"[.!?\n]")
+"""What ends a sentence: a full stop, a question or exclamation mark, or a line end."""
+STEP_LABEL = re.compile(r"^\s*(?:step\s*\d+\s*[:.)-]|\d+\s*[.)]|[-*\u2022])\s*", re.IGNORECASE)
+"""A leading "Step 3:", "3." or bullet, which a copied sentence may change while it repeats."""
 
 
 class CompletionText:
@@ -32,6 +38,8 @@ class CompletionText:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")  # holds split characters
         self._longest_stop = max((len(s) for s in request.stop), default=0)
         self._stop_pattern = re.compile(request.stop_pattern) if request.stop_pattern else None
+        self._sentences: set[str] = set()
+        self._sentences_read_to = 0
 
     @property
     def done(self) -> bool:
@@ -81,10 +89,24 @@ class CompletionText:
         if pattern is not None and (found := pattern.search(self.text, max(0, previous_length - 400))):
             self.text, self.finish_reason = self.text[: found.end()].rstrip(), "stop"
             return False
+        if request.stop_repeated_sentence and (repeat := self._first_repeat()) is not None:
+            self.text, self.finish_reason = self.text[:repeat].rstrip(), "repetition"
+            return False
         if len(self.pieces) >= self.budget:
             self.finish_reason = "length"
             return False
         return True
+
+    def _first_repeat(self) -> int | None:
+        """Where the first sentence finished since the last look that repeats an earlier one starts, if any."""
+        for end in SENTENCE_END.finditer(self.text, self._sentences_read_to):  # linear: each mark is read once
+            start, self._sentences_read_to = self._sentences_read_to, end.end()
+            key = STEP_LABEL.sub("", self.text[start : end.end()]).strip()
+            if len(key) >= self.request.stop_repeated_sentence:
+                if key in self._sentences:
+                    return start
+                self._sentences.add(key)
+        return None
 
     def choice(self) -> Choice:
         kept = _tokens_within(self.pieces, len(self.text.encode()))
@@ -109,7 +131,7 @@ def _tokens_within(pieces: list[bytes], byte_length: int) -> int:
 
 
 def cut(choice: Choice, request: Request) -> Choice:
-    """``choice`` from an engine that could not stop on ``request``'s stop strings or pattern, cut as if it had
+    """``choice`` from an engine that could not stop on ``request``'s stop strings, pattern or repeat, cut as if it had
     (its tokens, or its whole text as one piece when it has none). Usage stays what the engine produced."""
     pieces = choice.tokens if choice.tokens is not None else [choice.text]
     cut_choice = CompletionText.replay(request, pieces, choice.logprobs, finish_reason=choice.finish_reason)

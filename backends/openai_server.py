@@ -16,7 +16,8 @@ request is retried (by the usual retry policy) on another; the ledger's events c
 replica served (``replica:<url>``) and the replicas taken out (``replica_down:<url>``).
 
 Stop patterns: a server stops only at fixed strings, so a chat request with a ``stop_pattern`` (a chain that
-ends once it states "The answer is N.") is streamed and the stream is closed as soon as the text matches
+ends once it states "The answer is N.") or a ``stop_repeated_sentence`` is streamed and the stream is closed as
+soon as the text matches
 (``CompletionText``, the rule every engine applies); llama_cpp.server stops decoding when the client goes
 away (checked in ``tests/backends/test_openai_server.py``; other servers were not checked here), so the tokens
 after the answer are never generated. A closed stream carries no usage: the
@@ -226,7 +227,7 @@ class OpenAIBackend(Backend):
         started = time.perf_counter()
         if request.messages is not None:
             messages = [{"role": m.role, "content": m.content} for m in request.messages]
-            if self.stream_stop and request.stop_pattern and request.n == 1 and not request.logprobs:
+            if self.stream_stop and request.stops_on_text and request.n == 1 and not request.logprobs:
                 return await self._streamed(client, messages, common, request, model, started)
             if request.logprobs:
                 common["logprobs"] = True
@@ -256,7 +257,8 @@ class OpenAIBackend(Backend):
     async def _streamed(
         self, client: Any, messages: list[dict], common: dict[str, Any], request: Request, model: str, started: float
     ) -> Result:
-        """One chat completion streamed, closed once ``request.stop_pattern`` (or a stop string) matches."""
+        """One chat completion streamed, closed once ``CompletionText`` ends it (the stop pattern matches, a sentence
+        repeats, a stop string appears)."""
         completion, usage, chunks, served_by = CompletionText(request), None, 0, model
         stream = await client.chat.completions.create(
             messages=messages, stream=True, stream_options={"include_usage": True}, **common

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from thoughtgraph.backends.errors import InvalidRequestError
 
 Role = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length", "error", "cancelled"]
+FinishReason = Literal["stop", "length", "repetition", "error", "cancelled"]
 """``cancelled``: the caller stopped waiting (a deadline) and the engine stopped at its next token."""
 ConstraintKind = Literal["json_schema", "regex", "choice"]
 
@@ -81,6 +81,10 @@ class Request:
     """A regular expression: generation ends right after its first match in the text, the match kept
     (e.g. once a final answer has been stated). Engines that can check it while decoding stop there;
     for the others the text is cut afterwards (the tokens past the cut are still billed)."""
+    stop_repeated_sentence: int = 0
+    """When positive: generation ends before the first sentence of at least this many characters that repeats,
+    word for word, one the completion already holds (a leading step number or bullet aside), with finish reason
+    ``"repetition"``; 0 turns it off. A greedy chain that starts copying itself has stopped making progress."""
     min_tokens: int = 0
     """Completion tokens before which neither an end-of-sequence token nor a stop string ends a sample
     (llama.cpp masks the end tokens while decoding; openai passes vLLM's ``min_tokens``; hf masks the
@@ -111,6 +115,10 @@ class Request:
                 raise InvalidRequestError("the message list is empty")
             if not any(m.content.strip() for m in self.messages):
                 raise InvalidRequestError("every message is empty: there is nothing to answer")
+        if not isinstance(self.stop_repeated_sentence, int) or self.stop_repeated_sentence < 0:
+            raise InvalidRequestError(
+                f"stop_repeated_sentence must be a non-negative integer, got {self.stop_repeated_sentence!r}"
+            )
         if not isinstance(self.n, int) or self.n < 1:
             raise InvalidRequestError(f"n must be a positive integer, got {self.n!r}")
         if not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
@@ -131,6 +139,11 @@ class Request:
         """``Request.chat(("system", "..."), ("user", "..."), n=2)``."""
         messages = tuple(t if isinstance(t, Message) else Message(*t) for t in turns)
         return cls(messages=messages, **options)
+
+    @property
+    def stops_on_text(self) -> bool:
+        """Whether the text decides where generation ends beyond fixed stop strings (the stop pattern, a repeat)."""
+        return self.stop_pattern is not None or self.stop_repeated_sentence > 0
 
     @property
     def is_deterministic(self) -> bool:

@@ -52,6 +52,7 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
         },
         "parse_failures": sum(s.get("usage", {}).get("events", {}).get("parse_failure", 0) for s in samples),
         "answer_asked_separately": sum(1 for s in samples if s.get("usage", {}).get("events", {}).get("answer_asked")),
+        "chains_cut_at_repeat": sum(1 for s in samples if s.get("usage", {}).get("events", {}).get("chain_repeated")),
     }
     if any(s.get("strict") is not None for s in samples):
         summary["accuracy_strict"] = accuracy(samples, "strict")

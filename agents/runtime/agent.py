@@ -36,6 +36,8 @@ class Agent(Generic[T]):
     stop: tuple[str, ...] = ()
     stop_pattern: str | None = None
     """Generation ends right after this regular expression matches (see ``backends.Request``)."""
+    stop_repeated_sentence: int = 0
+    """Generation ends before a sentence of at least this many characters repeats (0: off; ``backends.Request``)."""
     min_tokens: int = 0
     """Tokens before which neither a stop string nor the end of the reply ends a sample."""
     prompt_folder: str | None = None
@@ -74,6 +76,7 @@ class Agent(Generic[T]):
             max_tokens=self.max_tokens,
             stop=self.stop,
             stop_pattern=self.stop_pattern,
+            stop_repeated_sentence=self.stop_repeated_sentence,
             logprobs=logprobs,
             constraint=constraint,
         )

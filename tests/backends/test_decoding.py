@@ -40,3 +40,36 @@ def test_incremental_detokenizer_holds_a_split_character_until_it_is_whole():
 
     detokenizer = IncrementalDetokenizer(decode)
     assert [detokenizer.add(token) for token in (1, 2, 3, 4)] == ["caf", "", "\u00e9!", " ok"]
+
+
+LOOP = (
+    "Step 1: Add the apples of both baskets to find the total number.\n"
+    "Step 2: Multiply 3 by 4, which gives twelve.\n"
+    "Step 3: Add the apples of both baskets to find the total number.\n"
+    "Step 4: never written."
+)
+
+
+def test_a_sentence_repeated_word_for_word_ends_the_completion_before_the_repeat():
+    request = Request(prompt="p", stop_repeated_sentence=40, max_tokens=500)
+    pieces = [LOOP[i : i + 3] for i in range(0, len(LOOP), 3)]  # three characters a token
+    choice = CompletionText.replay(request, pieces)
+    # by hand: the third line repeats the first (56 characters without its "Step N:" label) -> cut before it
+    expected = (
+        "Step 1: Add the apples of both baskets to find the total number.\nStep 2: Multiply 3 by 4, which gives twelve."
+    )
+    assert (choice.text, choice.finish_reason) == (expected, "repetition")
+    # the repeat ends decoding as soon as its end mark arrives: the tokens after it are never sampled
+    repeat_end = LOOP.index("number.", LOOP.index("Step 3")) + len("number.")
+    assert choice.completion_tokens == -(-repeat_end // 3)
+    whole = cut(Choice(text=LOOP, finish_reason="length", completion_tokens=60), request)  # one piece, as a server's
+    assert (whole.text, whole.finish_reason, whole.completion_tokens) == (expected, "repetition", 60)
+
+
+def test_short_repeats_and_a_zero_setting_do_not_stop():
+    short = "So 3 + 4 = 7.\nSo 3 + 4 = 7.\nDone."  # 13 characters a sentence: under the floor of 40
+    assert CompletionText.replay(Request(prompt="p", stop_repeated_sentence=40), [short]).text == short
+    assert CompletionText.replay(Request(prompt="p"), [LOOP]).text == LOOP  # off by default
+    at_floor = Request(prompt="p", stop_repeated_sentence=56)  # the repeated sentence is exactly 56 long
+    assert CompletionText.replay(at_floor, [LOOP]).finish_reason == "repetition"
+    assert CompletionText.replay(Request(prompt="p", stop_repeated_sentence=57), [LOOP]).text == LOOP

@@ -61,3 +61,8 @@ def test_determinism_depends_on_temperature_or_seed():
     assert Request(prompt="x").is_deterministic
     assert Request(prompt="x", temperature=0.7, seed=3).is_deterministic
     assert not Request(prompt="x", temperature=0.7).is_deterministic
+
+
+def test_a_negative_repeat_floor_is_refused():
+    with pytest.raises(InvalidRequestError, match="stop_repeated_sentence must be a non-negative integer"):
+        Request(prompt="p", stop_repeated_sentence=-1)

@@ -137,3 +137,14 @@ def test_dataset_presets_are_read_only_views_of_the_method_files():
         bot["math"]["trees"] = 1  # type: ignore[index]
     with pytest.raises(TypeError):
         bot["new"] = {}  # type: ignore[index]
+
+
+def test_a_chain_that_repeats_itself_is_cut_and_the_answer_is_asked_for():
+    loop = "First we add the apples in both of the baskets together.\n" * 3 + "The answer is 7."
+    backend = ScriptedBackend([ScriptRule("only the final answer", ["7"]), ScriptRule("apples", [loop])])
+    solution = solve("Tom has 3 apples and gets 4. How many apples?", "cot", backend)
+    assert solution.reasoning == "First we add the apples in both of the baskets together."
+    assert solution.usage["events"] == {"chain_repeated": 1, "parse_failure": 1, "answer_asked": 1}
+    assert solution.answer == "7" and backend.calls[0].stop_repeated_sentence == 40
+    off = ScriptedBackend([ScriptRule("apples", [loop])])
+    assert solve("Tom has 3 apples and gets 4. How many apples?", "cot", off, stop_repeated_sentence=0).answer == "7"

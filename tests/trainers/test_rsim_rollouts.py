@@ -2,6 +2,8 @@
 double that answers from rules, never a model) as planner and reasoner; rewards worked out by hand from the
 definition: correct + 0.2 when a step states the answer - 0.5 for a planner reply that names no strategy."""
 
+from typing import ClassVar
+
 import pytest
 
 from thoughtgraph.backends.scripted import ScriptedBackend, ScriptRule
@@ -103,7 +105,7 @@ def test_a_rollout_that_never_states_its_answer_earns_no_format_bonus():
 class WordTokenizer:
     """Splits a name at its hyphens, one id per piece, from a fixed table (a stand-in for a real tokenizer)."""
 
-    ids = {"de": 3, "compose": 4, "compute": 5, "deep": 3, "-": 6, "think": 7}
+    ids: ClassVar = {"de": 3, "compose": 4, "compute": 5, "deep": 3, "-": 6, "think": 7}
 
     def __call__(self, text, add_special_tokens=False):
         pieces = {"decompose": ["de", "compose"], "deep-think": ["deep", "-", "think"]}.get(text, [text])
