@@ -22,7 +22,10 @@ import re
 MAX_SCAN_CHARS = 20_000
 MAX_ANSWER_CHARS = 1_000
 """Longest stretch after an "answer" marker read as its answer (a longer sentence is cut there)."""
-NUMBER_PATTERN = r"-?[0-9][0-9,]*(\.[0-9]+)?"
+NUMBER_PATTERN = r"-?[0-9][0-9,]{0,15}(\.[0-9]{1,4})?"
+"""A numeric final answer asked for alone, as a constraint: at most 16 digits and commas and 4 decimals, so that
+a constrained small model cannot spend the answer's whole budget on "16.0000000000000" (seen with the unbounded
+pattern on GSM8K: every digit a token)."""
 ANSWER_STATED_PATTERN = (
     r"(?i:(?:\b(?:final\s+)?answer\s+is\b[ \t]*:?[ \t]*(?:\*\*)?[-−$\d\\(]|\\boxed\{)[^\n]*?(?:\.[ \t]|\n))"
 )

@@ -135,3 +135,15 @@ def test_why_no_answer_names_the_budget_or_the_unreadable_replies():
     assert three.why_no_answer() == "no chain stated an answer that could be read (3 unreadable replies)"
     none = Solution(answer=None, reasoning="", method="sc")
     assert none.why_no_answer() == "no chain stated an answer that could be read (0 unreadable replies)"
+
+
+def test_the_numeric_answer_constraint_is_bounded():
+    """A constrained final answer cannot run on: at most 16 digits and commas, then at most 4 decimals."""
+    import re
+
+    from thoughtgraph.reasoning.answers import NUMBER_PATTERN
+
+    for allowed in ("7", "-12", "1,234,567", "16.0000", "9" * 16):
+        assert re.fullmatch(NUMBER_PATTERN, allowed), allowed
+    for refused in ("16.00000", "9" * 17, "1.", ".5", "--1"):
+        assert not re.fullmatch(NUMBER_PATTERN, refused), refused
