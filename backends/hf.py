@@ -11,7 +11,8 @@ same tokens alone or in any batch (up to the float rounding that padding can cha
 group by what ``generate`` cannot vary per row: length limits, stop strings and n (see ``_batch_key``). A GGUF
 is dequantised by transformers on load (``gguf_file=``), which is also how the trainers load the embedded model.
 Logprobs come from the raw logits of each step (``output_logits``), so they do not depend on temperature or
-top_p.
+top_p. Choice constraints (one of a list of strings) are answered by scoring each option's likelihood after the
+prompt (``backends/hf_choice.py``); other constraint kinds are not supported here.
 """
 
 from __future__ import annotations
@@ -169,20 +170,17 @@ class HFBackend(Backend):
         return self.engine.batch_sizes if isinstance(self.engine, BatchThread) else []
 
     async def _generate(self, requests: list[Request]) -> list[Result]:
-        chosen = [i for i, r in enumerate(requests) if r.constraint is not None and r.constraint.kind == "choice"]
+        chosen = {i for i, r in enumerate(requests) if r.constraint is not None and r.constraint.kind == "choice"}
         if not chosen:
             return await self._decode(requests)
-        generated = [i for i in range(len(requests)) if i not in set(chosen)]
-        results: list[Any] = [None] * len(requests)
+        decoded = [i for i in range(len(requests)) if i not in chosen]
+        order = [*decoded, *sorted(chosen)]
         answers = await asyncio.gather(
-            self._decode([requests[i] for i in generated]) if generated else _nothing(),
-            *(asyncio.to_thread(self._choose, requests[i]) for i in chosen),
+            self._decode([requests[i] for i in decoded]),
+            *(asyncio.to_thread(self._choose, requests[i]) for i in sorted(chosen)),
         )
-        for i, result in zip(generated, answers[0], strict=True):
-            results[i] = result
-        for i, result in zip(chosen, answers[1:], strict=True):
-            results[i] = result
-        return results
+        by_index = dict(zip(order, [*answers[0], *answers[1:]], strict=True))
+        return [by_index[i] for i in range(len(requests))]
 
     def _choose(self, request: Request) -> Result:
         """A choice-constrained request, answered by scoring its options (``backends/hf_choice.py``)."""
@@ -190,7 +188,7 @@ class HFBackend(Backend):
         prompt = self.prompt_ids(request)
         with self._choice_lock:  # one scoring pass at a time: on a CPU, concurrent passes only contend
             choices = choice_result_parts(
-            request,
+                request,
                 tokens_of=lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
                 scorer=lambda options: option_logprobs(self.model, prompt, options, self.tokenizer.pad_token_id,
                                                        self.device),
@@ -205,6 +203,8 @@ class HFBackend(Backend):
         return Result(choices=choices, usage=usage, model=self.model_id)
 
     async def _decode(self, requests: list[Request]) -> list[Result]:
+        if not requests:
+            return []
         if isinstance(self.engine, BatchThread):
             return await run_jobs(self.engine, requests, self.engine.job)
 
@@ -319,10 +319,6 @@ class HFBackend(Backend):
 
     def detokenizer(self) -> IncrementalDetokenizer:
         return IncrementalDetokenizer(lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
-
-
-async def _nothing() -> list[Result]:
-    return []
 
 
 def _batch_key(request: Request) -> tuple:
