@@ -3,13 +3,14 @@
 A server that decodes one request at a time gets slower with more requests in flight (they queue, and its own
 threads compete with the engine's for the cores); a batching server (vLLM, SGLang, llama.cpp with several slots,
 the in-process batched engine) gets faster. :class:`AdaptiveConcurrency` starts at one problem in flight and
-climbs: it measures completed tokens per second over a window of completions at each level (two per problem in
-flight), goes one level up while that beats the best level so far by 5% (additive increase), and otherwise
-settles, for the rest of the run, on the fewest in flight that were within 5% of the fastest level. It
-starts at 1, so a run is never slower than one at concurrency 1 for longer than one window; a level that runs at
-less than half the best rate after its first round (as many completions as it lets in flight) is given up
-then (a one-at-a-time server whose threads fight over the cores: llama_cpp.server measured 23 tokens/s at one
-in flight, 7 at two), so the probe costs one round, not a window of two. ``--concurrency N`` fixes the level instead.
+climbs: it measures completed tokens per second over a window of completions at each level (at least four, and
+two per problem in flight; the run's first completion is a warm-up and not measured), goes one level up while
+that beats the best level so far by 5% (additive increase), and otherwise settles, for the rest of the run, on
+the fewest in flight that were within 5% of the fastest level. It starts at 1, so a run is never slower than
+one at concurrency 1 for longer than one window; a level that runs at less than 1/1.5 of the best rate after
+its first round (as many completions as it lets in flight) is given up then (a one-at-a-time server whose
+threads fight over the cores: llama_cpp.server measured 23 tokens/s at one in flight, 7 at two; on another
+machine 120 and 50), so the probe costs one round, not a window. ``--concurrency N`` fixes the level instead.
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ from dataclasses import dataclass, field
 
 GAIN = 1.05
 """A level must beat the best one seen by this factor to count as better (noise is not progress)."""
-ABANDON = 2.0
+ABANDON = 1.5
 """A level this many times slower than the best one seen is given up without waiting for its window."""
+
+
+WARM_UP = 1
+"""Completions at the first level that are not measured: the first request may pay for a cold server (a prompt
+cache to fill, lazy loading), and a baseline it slows makes every later level look better than it is."""
+WINDOW = 4
+"""Fewest completions a level is measured over (and at least two per problem in flight)."""
 
 
 @dataclass
@@ -30,6 +38,8 @@ class Level:
     tokens: int = 0
     completions: int = 0
     started: float = field(default_factory=time.perf_counter)
+    unmeasured: int = 0
+    """Completions still to come before this level's clock starts (the warm-up)."""
 
     def rate(self) -> float:
         return self.tokens / max(time.perf_counter() - self.started, 1e-9)
@@ -46,7 +56,7 @@ class AdaptiveConcurrency:
         self.settled = False
         self.levels: list[tuple[int, float]] = []
         """(limit, tokens/s) of every finished window, in order: what the run tried."""
-        self._level = Level(1)
+        self._level = Level(1, unmeasured=WARM_UP)
         self._in_flight = 0
         self._changed = asyncio.Condition()
 
@@ -64,6 +74,10 @@ class AdaptiveConcurrency:
     async def done(self, tokens: int) -> None:
         """One problem finished with ``tokens`` completion tokens: count it, and move at the end of a window."""
         level = self._level
+        if level.unmeasured and not self.settled:  # warming up: the clock starts when this completion is in
+            level.unmeasured -= 1
+            level.started = time.perf_counter()
+            return
         level.tokens += tokens
         level.completions += 1
         if self.settled:
@@ -72,7 +86,7 @@ class AdaptiveConcurrency:
         previous_best = max((seen for _, seen in self.levels), default=None)
         round_done = level.completions >= level.limit  # fewer completions underrate a level that batches
         far_slower = previous_best is not None and round_done and rate * ABANDON < previous_best
-        if not far_slower and level.completions < (self.window or max(2, 2 * level.limit)):
+        if not far_slower and level.completions < (self.window or max(WINDOW, 2 * level.limit)):
             return
         self.levels.append((level.limit, rate))
         if previous_best is None or rate >= previous_best * GAIN:  # better: one more in flight

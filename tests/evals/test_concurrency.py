@@ -52,6 +52,31 @@ async def test_a_level_less_than_half_as_fast_is_given_up_after_one_round():
     assert started_at.count(2) >= 4
 
 
+async def test_a_slow_first_request_does_not_lower_the_baseline():
+    # a cold server: the first request takes 0.3 s, later ones 0.03 s alone and 0.075 s two at once (2.5 times as
+    # long: 267 tokens/s at two against 333 at one, which a window would reject too). Counted, the cold request
+    # would put level 1 at 40 tokens / 0.39 s = 103 tokens/s and every later level would look better; it is a
+    # warm-up, so level 1 measures 333 tokens/s and level 2 is given up after its first round.
+    calls, started_at = [], []
+
+    def latency(n):
+        calls.append(n)
+        return 0.3 if len(calls) == 1 else 0.03 * 2.5 ** (n - 1)
+
+    gate = await simulate(latency, started_at=started_at)
+    assert gate.limit == 1 and [limit for limit, _ in gate.levels] == [1, 2]
+    assert gate.levels[0][1] > 250  # the warm-up left out: 10 tokens per 0.03 s, less the event loop's overhead
+
+
+async def test_a_level_half_as_fast_is_given_up_after_one_round():
+    # two at once take 4 times as long (0.12 s): 167 tokens/s at two against 333 at one, under 1/1.5 of it (the
+    # old rule, 1/2, would have waited for the window)
+    started_at = []
+    gate = await simulate(lambda n: 0.03 * 4.0 ** (n - 1), started_at=started_at)
+    assert gate.limit == 1 and [limit for limit, _ in gate.levels] == [1, 2]
+    assert started_at.count(2) <= 3
+
+
 async def test_the_gate_never_lets_more_than_its_limit_through():
     gate, in_flight, most, highest_limit = AdaptiveConcurrency(), 0, 0, 1
 
