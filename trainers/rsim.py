@@ -12,6 +12,10 @@ at its latest adapter (or prompted, before it has one).
 - reasoner phase: a prompt is the reasoner's prompt after the frozen planner's first choice; each completion
   is a step; its reward comes from the rollout continuing after it (the reasoner being trained, the frozen
   planner).
+A small planner that does not follow "reply with one of" would name no strategy in any sample, so every group
+would earn one reward: ``planner_names_first`` (on by default) makes each sampled planner completion begin with
+the first token of a strategy name (``name_first_sampling``), and at inference and measurement the hf backend
+chooses the planner's reply among the names by likelihood (a choice constraint, ``backends/hf_choice.py``).
 Reward, credited to the agent trained in the phase: correctness of the rollout's final answer (``evals``
 graders) + ``format_weight`` when a step states the answer in the asked-for form - ``invalid_penalty`` for a
 planner reply that names no strategy. GRPO's group-relative advantages are per agent because each phase trains
@@ -221,6 +225,11 @@ def main(argv: list[str] | None = None) -> None:
             ModelArguments, DataArguments, RSIMTrainingArguments, GRPOConfig, argv=argv
         )
         check_schedule(arguments.schedule, arguments.phase_steps)
+        if arguments.planner_names_first and getattr(config, "use_vllm", False) and "planner" in arguments.schedule:
+            raise SetupError(
+                "planner_names_first restricts transformers' sampling (begin_suppress_tokens), which TRL's vLLM "
+                "generation does not take: set planner_names_first false with use_vllm"
+            )
         bases = {
             "planner": check_model(model_args.model),
             "reasoner": check_model(arguments.reasoner_model or model_args.model),

@@ -148,3 +148,13 @@ def test_sampled_planner_completions_begin_with_a_strategy_name(hf_backend):
     # the later tokens are the model's: 9 of these 16 finish a name ("backtrack:"), others drift ("back-it-down",
     # "converge"), and GRPO's invalid-name penalty is what teaches finishing it
     assert sum(read_strategy(c, names) is not None for c in completions) >= 6
+
+
+def test_name_first_sampling_with_vllm_generation_is_refused_before_training(tmp_path):
+    from pathlib import Path
+
+    from thoughtgraph.trainers.rsim import main
+
+    config = Path(__file__).resolve().parents[2] / "trainers" / "configs" / "rsim_tiny.yaml"
+    with pytest.raises(SystemExit, match="planner_names_first restricts transformers' sampling"):
+        main(["--config", str(config), "--use_vllm", "true", "--output_dir", str(tmp_path / "out")])
