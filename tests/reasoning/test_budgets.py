@@ -97,9 +97,14 @@ def test_time_never_exceeds_max_seconds(method, limit):
     solution = run(method, latency=0.03, max_seconds=limit)
     assert time.monotonic() - started < limit + 0.5
     unlimited_started = time.monotonic()
-    run(method, latency=0.03)
-    if time.monotonic() - unlimited_started > limit + 0.05:
+    unlimited = run(method, latency=0.03)
+    unlimited_seconds = time.monotonic() - unlimited_started
+    if solution.usage["calls"] < unlimited.usage["calls"]:  # cut short: the run says why
         assert solution.stopped_by == f"max_seconds={limit} reached"
+    if unlimited_seconds > 2 * limit + 0.1:  # the whole run clearly needs longer: the limit must have bitten
+        assert solution.stopped_by == f"max_seconds={limit} reached"
+    # (a run whose last call, started before the deadline, ends just after it has done no work past the limit;
+    # comparing two wall-clock runs that both end near the limit was flaky)
 
 
 @pytest.mark.parametrize("method", METHODS)
