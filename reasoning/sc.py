@@ -11,7 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from thoughtgraph.backends import record_event
 from thoughtgraph.reasoning.answers import extract_answer, stated_answer
 from thoughtgraph.reasoning.context import RunContext
-from thoughtgraph.reasoning.cot import solver
+from thoughtgraph.reasoning.cot import count_repeats, solver
 from thoughtgraph.reasoning.fitting import MIN_CHAIN_TOKENS, Allowance, shrunk
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
@@ -48,6 +48,7 @@ async def sample_chains(context: RunContext, samples: int, temperature: float, t
     reply = await agent.run(
         question=context.question, n=samples, temperature=temperature, top_p=top_p, seed=context.seed
     )
+    count_repeats(reply)
     nodes = []
     for chain in reply.texts:
         answer = stated_answer(chain)

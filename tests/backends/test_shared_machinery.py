@@ -220,3 +220,30 @@ def test_generate_sync_works_repeatedly_and_refuses_a_running_loop():
 
     with pytest.raises(RuntimeError, match="inside a running event loop"):
         asyncio.run(inside())
+
+
+class WholeTextBackend(Backend):
+    """An engine that returns whole replies and cannot stop on the text (as a remote server without streaming)."""
+
+    capabilities = Capabilities()
+
+    def __init__(self, text: str):
+        super().__init__("whole:test", "whole")
+        self.text = text
+
+    async def _generate(self, requests):
+        return [
+            Result([Choice(self.text, "length", 50)], Usage(prompt_tokens=2, completion_tokens=50)) for _ in requests
+        ]
+
+
+async def test_a_whole_reply_is_cut_at_a_repeat_or_a_stop_pattern_and_billed_whole():
+    sentence = "We add the apples in both baskets to get the total."  # 51 characters
+    text = f"{sentence}\nSo 3 + 4 = 7.\n{sentence}"
+    repeat = (await WholeTextBackend(text).generate([Request(prompt="p", stop_repeated_sentence=40)]))[0]
+    assert (repeat.text, repeat.choices[0].finish_reason) == (text.rsplit("\n", 1)[0], "repetition")
+    assert repeat.choices[0].completion_tokens == 50  # what the engine produced is billed
+    pattern = (await WholeTextBackend(text).generate([Request(prompt="p", stop_pattern=r"= 7\.")]))[0]
+    assert pattern.text == "We add the apples in both baskets to get the total.\nSo 3 + 4 = 7."
+    untouched = (await WholeTextBackend(text).generate([Request(prompt="p")]))[0]
+    assert untouched.text == text and untouched.choices[0].finish_reason == "length"

@@ -148,3 +148,10 @@ def test_a_chain_that_repeats_itself_is_cut_and_the_answer_is_asked_for():
     assert solution.answer == "7" and backend.calls[0].stop_repeated_sentence == 40
     off = ScriptedBackend([ScriptRule("apples", [loop])])
     assert solve("Tom has 3 apples and gets 4. How many apples?", "cot", off, stop_repeated_sentence=0).answer == "7"
+
+
+def test_self_consistency_counts_each_sampled_chain_the_repeat_stop_cut():
+    loop = "First we add the apples in both of the baskets together.\n" * 3 + "The answer is 7."
+    backend = ScriptedBackend([ScriptRule("apples", [loop, "3 + 4 = 7.\nThe answer is 7.", loop])])
+    solution = solve("Tom has 3 apples and gets 4. How many apples?", "sc", backend, samples=3)
+    assert solution.usage["events"].get("chain_repeated") == 2  # two of the three samples looped
