@@ -21,10 +21,11 @@ past the cut are billed). ``stream_stop=True`` instead streams such a request an
 the text matches (``CompletionText``, the rule every engine applies); llama_cpp.server stops decoding when the
 client goes away (checked in ``tests/backends/test_openai_server.py``; other servers were not checked here), so
 the tokens after the answer are never generated. It is off by default because streaming costs more than it
-saves on llama_cpp.server on 2 cores: per token the server does more work and the client parses a chunk, and
-both compete with llama.cpp's threads (20 GSM8K problems at one in flight: 41-45 s streamed against 34 s
-whole, though the whole replies held 14% more tokens); on a GPU server the per-token overhead is small and the
-saved tokens may count for more. A closed stream carries no usage: the completion tokens are then the chunks
+saves on llama_cpp.server on 2 cores (20 GSM8K problems at one in flight: 41-45 s streamed against 32-34 s
+whole, though the whole replies held 14% more tokens). The cost is the server's: it hands every streamed token
+through a thread pool and checks for a disconnect, beside llama.cpp's threads; reading the events as raw lines
+instead of the SDK's chunk objects did not help (49-51 s). Servers built for streaming (vLLM, SGLang on a GPU)
+were not measured here. A closed stream carries no usage: the completion tokens are then the chunks
 received (one token each from llama.cpp's server) and the prompt tokens the backend's estimate, counted as the
 event ``usage_estimated``; a server that sends usage in its stream (``stream_options.include_usage``) is taken
 at its word.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -161,6 +162,16 @@ def lora(model: ModelArguments) -> Any:
         r=model.lora_r, lora_alpha=model.lora_alpha, lora_dropout=model.lora_dropout,
         target_modules=model.lora_target_modules, task_type="CAUSAL_LM",
     )  # fmt: skip
+
+
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+"""A checkpoint folder as transformers' Trainer names it."""
+
+
+def saved_checkpoints(train: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of each ``checkpoint-N`` folder the trainer saved, in step order (other names ignored)."""
+    found = [(CHECKPOINT.fullmatch(folder.name), folder) for folder in train.glob("checkpoint-*") if folder.is_dir()]
+    return sorted((int(match[1]), folder) for match, folder in found if match)
 
 
 def resume_point(output_dir: str, resume: bool) -> bool:

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from thoughtgraph.trainers.common import PLOT, TARGET, SetupError, check_model, plot_metrics
+from thoughtgraph.trainers.common import PLOT, TARGET, SetupError, check_model, plot_metrics, saved_checkpoints
 from thoughtgraph.trainers.evidence import bootstrap_interval, paired_difference
 
 TRAINERS = ("sft", "gg_calibrate", "rsim")
@@ -352,12 +352,12 @@ def _traces(recipe: Recipe, out: Path, data: Path) -> None:
 
 def checkpoint_steps(curves: Path, final: int) -> list[tuple[int, Path]]:
     """(step, folder) of each saved checkpoint before ``final``, in step order (the last one is ``after``)."""
-    found = [(int(folder.name.split("-")[1]), folder) for folder in curves.glob("checkpoint-*") if folder.is_dir()]
-    return sorted((step, folder) for step, folder in found if step < final)
+    return [(step, folder) for step, folder in saved_checkpoints(curves) if step < final]
 
 
 def _final_step(train: Path) -> int:
-    states = sorted(train.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    states = [folder / "trainer_state.json" for _, folder in saved_checkpoints(train)]
+    states = [state for state in states if state.is_file()]
     return json.loads(states[-1].read_text())["global_step"] if states else 0
 
 

@@ -243,6 +243,7 @@ def test_checkpoints_before_the_last_are_measured_in_step_order(tmp_path):
     for step in (10, 5, 20):
         (tmp_path / f"checkpoint-{step}").mkdir()
     (tmp_path / "checkpoint-notes.txt").write_text("")  # not a folder: ignored
+    (tmp_path / "checkpoint-best").mkdir()  # a folder without a step number: ignored, not a crash
     assert checkpoint_steps(tmp_path, 20) == [(5, tmp_path / "checkpoint-5"), (10, tmp_path / "checkpoint-10")]
     with pytest.raises(SetupError, match="measure_checkpoints is for sft and gg_calibrate"):
         load_recipe_text(tmp_path, "trainer: rsim\nmeasure_checkpoints: true\ntrainer_config: {}\n")
