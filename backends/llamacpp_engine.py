@@ -10,9 +10,15 @@ engine thread builds every ``llama_decode`` call from
 A request's ``n`` samples are ``n`` sequences. A sequence joins at the next decode call when a stream is free
 and leaves when it finishes; its stream keeps the KV of what it evaluated until another sequence needs it.
 
-Prefix sharing: a newcomer takes the longest common token prefix with any stream, idle or running. An idle
-stream is taken over and cut after the shared part (nothing copied); a running one is copied whole
-(``llama_memory_seq_cp``; llama.cpp copies only whole streams between streams) into a free stream and cut.
+Stream ids: llama.cpp decodes a call over separate streams in sub-batches of consecutive, increasing sequence
+ids (``split_equal`` with ``sequential``), so rows go in id order and a newcomer takes the lowest free stream:
+running sequences keep adjacent ids and share one sub-batch. (With the least recently used stream instead, ids
+scattered and an 8-row call cost about what 8 one-row calls do.)
+
+Prefix sharing: a newcomer takes the longest common token prefix with any stream, idle or running. When that
+stream is not the newcomer's, it is copied whole (``llama_memory_seq_cp``; llama.cpp copies only whole streams
+between streams) into the newcomer's stream, unless that stream's own prefix is nearly as long; then cut after
+the shared part.
 The shared count is reported as ``usage.cached_prompt_tokens``. A prompt whose prefix another sequence is
 still evaluating (the n samples of one request, or BoT's trees on one question) waits for it rather than
 computing it twice. Separate streams, not one unified cache: with a unified cache every row attends over the
@@ -32,7 +38,6 @@ only on the tokens before it, so results do not depend on what ran before or bes
 from __future__ import annotations
 
 import ctypes
-import itertools
 import random
 import time
 from collections.abc import Callable
@@ -82,7 +87,6 @@ class Stream:
     seq_id: int
     tokens: list[int] = field(default_factory=list)
     owner: Sequence | None = None
-    last_used: int = 0
 
 
 class BatchedEngine(EngineThread):
@@ -127,7 +131,6 @@ class BatchedEngine(EngineThread):
         self._pieces: dict[int, bytes] = {}
         """Each token's bytes, detokenized once (a token's piece does not depend on its neighbours)."""
         self._streams = [Stream(i) for i in range(slots)]
-        self._clock = itertools.count(1)
         self._waiting: list[Sequence] = []
         self._running: list[Sequence] = []
         self.decode_calls = 0
@@ -179,16 +182,19 @@ class BatchedEngine(EngineThread):
     def _start(self, sequence: Sequence, shared: int, source: Stream) -> None:
         import llama_cpp
 
-        if shared and source.owner is None:
-            stream = source  # take the idle stream over: nothing to copy
-        else:
-            idle = [s for s in self._streams if s.owner is None]
-            stream = min(idle, key=lambda s: s.last_used)  # least recently used
-            if shared:
+        prompt = sequence.job.prompt
+        # the lowest free stream id, so that running sequences keep adjacent ids and share sub-batches (_step)
+        stream = min((s for s in self._streams if s.owner is None), key=lambda s: s.seq_id)
+        if shared and source is not stream:
+            own = min(common_prefix(stream.tokens, prompt), shared)
+            if self.deterministic:
+                own -= own % self.block_tokens
+            if own + SHARE_AT_LEAST > shared:  # the stream's own prefix is nearly as long: no copy
+                shared = own if own >= SHARE_AT_LEAST else 0
+            else:
                 llama_cpp.llama_memory_seq_cp(self._memory, source.seq_id, stream.seq_id, -1, -1)
                 self.stream_copies += 1
         llama_cpp.llama_memory_seq_rm(self._memory, stream.seq_id, shared, -1)
-        prompt = sequence.job.prompt
         stream.owner, stream.tokens = sequence, prompt[:shared]
         sequence.seq_id, sequence.kv_tokens, sequence.todo = stream.seq_id, stream.tokens, prompt[shared:]
         sequence.sampler = self._sampler(sequence)
@@ -204,22 +210,28 @@ class BatchedEngine(EngineThread):
             self._retire(sequence)
         if not self._running:
             return
-        batch, rows, room = self._batch.batch, [], self.chunk_tokens
-        batch.n_tokens = 0
+        planned, room = [], self.chunk_tokens
         for sequence in self._running:
             if sequence.next_token is not None:
-                _put(batch, sequence.next_token, len(sequence.kv_tokens), sequence.seq_id, logits=True)
-                rows.append((sequence, [sequence.next_token], batch.n_tokens - 1, True))
+                planned.append((sequence, [sequence.next_token], True))
         for sequence in self._running:
             if not sequence.todo or room <= 0:
                 continue
             chunk = sequence.todo[: self._chunk_size(sequence, room)]
             room -= len(chunk)
+            planned.append((sequence, chunk, False))
+        # llama.cpp cuts a call over separate KV streams into sub-batches of consecutive, increasing sequence
+        # ids (llama_batch_allocr::split_equal, sequential): rows out of order, or ids with gaps between them,
+        # are decoded one sub-batch each, which is the cost of one row apiece
+        planned.sort(key=lambda item: item[0].seq_id)
+        batch, rows = self._batch.batch, []
+        batch.n_tokens = 0
+        for sequence, tokens, generating in planned:
             position = len(sequence.kv_tokens)
-            for offset, token in enumerate(chunk):
-                last = offset == len(chunk) - 1 and len(chunk) == len(sequence.todo)
+            for offset, token in enumerate(tokens):
+                last = offset == len(tokens) - 1 and (generating or len(tokens) == len(sequence.todo))
                 _put(batch, token, position + offset, sequence.seq_id, logits=last)
-            rows.append((sequence, chunk, batch.n_tokens - 1, False))
+            rows.append((sequence, tokens, batch.n_tokens - 1, generating))
         self._decode(batch)
         self.decode_calls += 1
         self.batch_rows.append(len(rows))
@@ -275,7 +287,7 @@ class BatchedEngine(EngineThread):
         self._running.remove(sequence)
         sequence.sampler.close()
         stream = self._streams[sequence.seq_id]
-        stream.owner, stream.last_used = None, next(self._clock)
+        stream.owner = None
         self._finish(sequence)
 
     def _finish(self, sequence: Sequence) -> None:

@@ -72,6 +72,37 @@ async def test_a_request_arriving_while_others_decode_joins_without_waiting(llam
     assert (await long).usage.completion_tokens == 300
 
 
+async def test_a_newcomer_takes_the_lowest_free_stream_and_rows_go_in_stream_order(llama_backend):
+    # llama.cpp decodes one sub-batch per run of consecutive, increasing sequence ids: scattered ids or rows out
+    # of order cost one sub-batch per row, so running sequences must sit in adjacent streams, in order
+    engine = llama_backend.engine
+    calls: list[list[int]] = []
+    decode = engine._decode
+
+    def recording(batch):
+        calls.append([batch.seq_id[i][0] for i in range(batch.n_tokens)])
+        decode(batch)
+
+    engine._decode = recording
+    try:
+        while engine._running or engine._waiting:  # another test's requests have left the engine
+            await asyncio.sleep(0.01)
+        first = Request(prompt="Quokka list one: red, green,", max_tokens=3, min_tokens=3)
+        long = [Request(prompt=f"Quokka story {i}: once", max_tokens=120, min_tokens=120) for i in (2, 3)]
+        tasks = [asyncio.create_task(llama_backend.generate_one(r)) for r in (first, *long)]
+        await tasks[0]  # it held stream 0 (the three took streams 0, 1 and 2), which is free again
+        assert {s.seq_id for s in engine._running} == {1, 2}
+        calls.clear()
+        await llama_backend.generate_one(Request(prompt="Quokka list two: one, two,", max_tokens=4, min_tokens=4))
+        assert all(not t.done() for t in tasks[1:])
+        # the newcomer took stream 0, not one of the five streams no sequence had used
+        assert [0, 1, 2] in calls
+        assert all(ids == sorted(ids) for ids in calls)
+        await asyncio.gather(*tasks)
+    finally:
+        engine._decode = decode
+
+
 async def test_cached_prompt_tokens_are_the_shared_token_prefix(llama_backend):
     engine = llama_backend.engine
     # an opening no other test uses, so no stream already holds more than a token or two of it
