@@ -36,9 +36,11 @@ ENGINES = {"batched": {}, "one_sequence": {"deterministic": True}}
 """The deterministic engine (one slot, aligned prompt blocks) is named one_sequence in the figures' keys."""
 
 
-def decode_ceiling(backend: LlamaCppBackend, rows: int, steps: int = 128) -> float:
+def decode_ceiling(backend: LlamaCppBackend, rows: int, steps: int = 128, *, reversed_rows: bool = False) -> float:
     """Tokens/s of bare ``llama_decode`` calls of ``rows`` rows (one new token per sequence, logits for each),
-    in a context made like the engine's: the most any engine on this model, threads and context can decode."""
+    in a context made like the engine's: the most any engine on this model, threads and context can decode.
+    ``reversed_rows`` puts the rows in decreasing sequence-id order, which llama.cpp decodes one sub-batch per
+    row (``split_equal`` joins only consecutive, increasing ids): what the engine did before it ordered rows."""
     import llama_cpp
     from llama_cpp import _internals
 
@@ -73,8 +75,9 @@ def decode_ceiling(backend: LlamaCppBackend, rows: int, steps: int = 128) -> flo
         for sequence in range(rows):
             decode([(token, position, sequence) for position, token in enumerate(prompt)])
         started = time.perf_counter()
+        order = range(rows - 1, -1, -1) if reversed_rows else range(rows)
         for step in range(steps):
-            decode([(prompt[step % len(prompt)], len(prompt) + step, sequence) for sequence in range(rows)])
+            decode([(prompt[step % len(prompt)], len(prompt) + step, sequence) for sequence in order])
         return rows * steps / (time.perf_counter() - started)
     finally:
         batch.close()
@@ -92,14 +95,16 @@ async def decode_throughput(backends: dict) -> dict:
         return sum(r.usage.completion_tokens for r in results) / (time.perf_counter() - started)
 
     ceiling_one, ceiling_eight = decode_ceiling(backends["batched"], 1), decode_ceiling(backends["batched"], 8)
+    eight_reversed = decode_ceiling(backends["batched"], 8, reversed_rows=True)
     one, eight = await rate(backends["batched"], 1), await rate(backends["batched"], 8)
     serial_eight = await rate(backends["one_sequence"], 8)
-    rates = {"ceiling_1": ceiling_one, "ceiling_8": ceiling_eight, "batched_1": one, "batched_8": eight,
-             "deterministic_8": serial_eight}  # fmt: skip
+    rates = {"ceiling_1": ceiling_one, "ceiling_8": ceiling_eight, "ceiling_8_rows_reversed": eight_reversed,
+             "batched_1": one, "batched_8": eight, "deterministic_8": serial_eight}  # fmt: skip
     ceiling, engine = ceiling_eight / ceiling_one, eight / one
     return {
         "tokens_per_second": {k: round(v, 1) for k, v in rates.items()},
         "ceiling_8_vs_1": round(ceiling, 2),
+        "ceiling_8_in_stream_order_vs_reversed": round(ceiling_eight / eight_reversed, 2),
         "batched_8_vs_1": round(engine, 2),
         "batched_share_of_ceiling": round(engine / ceiling, 3),
         "batched_8_share_of_ceiling_8": round(eight / ceiling_eight, 3),

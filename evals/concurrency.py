@@ -3,21 +3,29 @@
 A server that decodes one request at a time gets slower with more requests in flight (they queue, and its own
 threads compete with the engine's for the cores); a batching server (vLLM, SGLang, llama.cpp with several slots,
 the in-process batched engine) gets faster. :class:`AdaptiveConcurrency` starts at one problem in flight and
-climbs: it measures completed tokens per second over a window of completions at each level (at least four, and
-two per problem in flight; the run's first completion is a warm-up and not measured), goes one level up while
-that beats the best level so far by 5% (additive increase), and otherwise settles, for the rest of the run, on
-the fewest in flight that were within 5% of the fastest level. It starts at 1, so a run is never slower than
-one at concurrency 1 for longer than one window; a level that runs at less than 1/1.5 of the best rate after
-its first round (as many completions as it lets in flight) is given up then (a one-at-a-time server whose
-threads fight over the cores: llama_cpp.server measured 23 tokens/s at one in flight, 7 at two; on another
-machine 120 and 50), so the probe costs one round, not a window. ``--concurrency N`` fixes the level instead.
+climbs: at each level it estimates the throughput, goes one level up while that beats the best level so far by
+5% (additive increase), and otherwise settles, for the rest of the run, on the fewest in flight that were within
+5% of the fastest level. It starts at 1, so a run is never slower than one at concurrency 1 for longer than one
+window; a level that runs at less than 1/1.5 of the best rate after its first round (as many completions as it
+lets in flight) is given up then (a one-at-a-time server whose threads fight over the cores: llama_cpp.server
+measured 23 tokens/s at one in flight, 7 at two; on another machine 120 and 50), so the probe costs one round,
+not a window. ``--concurrency N`` fixes the level instead.
+
+The estimate: the level's in-flight count times the tokens of its completions over their own seconds (each
+problem's time inside the gate). A queueing server stretches every request's time as much as it adds requests,
+so the product does not grow; a batching one keeps each request's time nearly flat, so it does. This is steadier
+than tokens completed per second of the window's clock: chains of 30 and 256 tokens finish in any order, and a
+window of four to eight completions counted the ones that happened to land in it (measured, the same in-process
+run settled at four in flight once and at two the next, 1.64x and 1.42x the baseline). Completions that entered
+under an earlier level, and the run's first completion (a warm-up: a cold server), are not counted. A level is
+measured over at least four completions, and two per problem in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 GAIN = 1.05
 """A level must beat the best one seen by this factor to count as better (noise is not progress)."""
@@ -36,18 +44,24 @@ WINDOW = 4
 class Level:
     limit: int
     tokens: int = 0
+    seconds: float = 0.0
+    """Summed time the counted completions spent in flight."""
     completions: int = 0
-    started: float = field(default_factory=time.perf_counter)
     unmeasured: int = 0
-    """Completions still to come before this level's clock starts (the warm-up)."""
+    """Completions still to come before this level is measured (the warm-up)."""
 
     def rate(self) -> float:
-        return self.tokens / max(time.perf_counter() - self.started, 1e-9)
+        """Estimated tokens/s of the whole level: in flight x tokens per second of each completion's own time."""
+        return self.limit * self.tokens / max(self.seconds, 1e-9)
+
+
+_ENTERED_UNDER: ContextVar[Level | None] = ContextVar("entered_under", default=None)
+"""The level each task entered the gate under (a task's context is its own)."""
 
 
 class AdaptiveConcurrency:
-    """An async gate (``async with gate:``) whose limit follows measured throughput; ``done(tokens)`` reports
-    each completion."""
+    """An async gate (``async with gate:``) whose limit follows measured throughput; ``done(tokens, seconds)``
+    reports each completion, from the task that went through the gate."""
 
     def __init__(self, *, ceiling: int = 64, window: int | None = None) -> None:
         self.ceiling = ceiling
@@ -64,6 +78,7 @@ class AdaptiveConcurrency:
         async with self._changed:
             await self._changed.wait_for(lambda: self._in_flight < self.limit)
             self._in_flight += 1
+        _ENTERED_UNDER.set(self._level)  # in the caller's task, read back by its done()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -71,17 +86,20 @@ class AdaptiveConcurrency:
             self._in_flight -= 1
             self._changed.notify_all()
 
-    async def done(self, tokens: int) -> None:
-        """One problem finished with ``tokens`` completion tokens: count it, and move at the end of a window."""
+    async def done(self, tokens: int, seconds: float) -> None:
+        """One problem finished with ``tokens`` completion tokens after ``seconds`` in flight: count it, and move
+        at the end of a window."""
         level = self._level
-        if level.unmeasured and not self.settled:  # warming up: the clock starts when this completion is in
-            level.unmeasured -= 1
-            level.started = time.perf_counter()
-            return
-        level.tokens += tokens
-        level.completions += 1
         if self.settled:
             return
+        if _ENTERED_UNDER.get() is not level:
+            return  # it entered under an earlier level: its time tells little about this one
+        if level.unmeasured:  # warming up: measured from the next completion on
+            level.unmeasured -= 1
+            return
+        level.tokens += tokens
+        level.seconds += seconds
+        level.completions += 1
         rate = level.rate()
         previous_best = max((seen for _, seen in self.levels), default=None)
         round_done = level.completions >= level.limit  # fewer completions underrate a level that batches

@@ -260,9 +260,11 @@ async def run_eval(
 
             async def attempt(problem: Problem) -> None:
                 async with gate:
+                    entered = time.perf_counter()
                     record = await _solve_one(problem, config, method_config, engine, sandbox, state)
+                    in_flight = time.perf_counter() - entered
                 if adaptive is not None:
-                    await adaptive.done(record.get("usage", {}).get("completion_tokens", 0))
+                    await adaptive.done(record.get("usage", {}).get("completion_tokens", 0), in_flight)
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 finished.append(record)
