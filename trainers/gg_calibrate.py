@@ -31,13 +31,26 @@ from thoughtgraph.trainers.common import (
     training_problems,
     write_resolved_config,
 )
-from thoughtgraph.trainers.rewards import DEFAULT_BOUNDARY, ConfidenceReward, stated_answer_reward
+from thoughtgraph.trainers.rewards import (
+    DEFAULT_BOUNDARY,
+    ConfidenceReward,
+    correctness_reward,
+    stated_answer_reward,
+)
 
 
 @dataclass
 class CalibrationArguments:
     boundary: str = field(default=DEFAULT_BOUNDARY, metadata={"help": "Text that starts a new reasoning step."})
     format_reward_weight: float = field(default=0.0, metadata={"help": "Weight of the stated-answer reward."})
+    correctness_reward_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of a plain correctness reward (1 right, 0 wrong) beside GG's; not in the paper (0). GG's "
+            "reward alone pays a hesitant wrong answer almost as well as a right one (1 - 10 c^4 is near 1 for "
+            "small c), so a model that is mostly wrong can gain by hesitating and lose accuracy."
+        },
+    )
 
 
 class PolicyLogprobs:
@@ -86,9 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     reward = ConfidenceReward(lambda prompts, ids: [], calibration.boundary)
     rewards: list[Any] = [reward]
     weights = [1.0]
-    if calibration.format_reward_weight:
-        rewards.append(stated_answer_reward)
-        weights.append(calibration.format_reward_weight)
+    for extra, weight in ((stated_answer_reward, calibration.format_reward_weight),
+                          (correctness_reward, calibration.correctness_reward_weight)):  # fmt: skip
+        if weight:
+            rewards.append(extra)
+            weights.append(weight)
     config.reward_weights = weights
     write_resolved_config(config.output_dir, model_args, data_args, calibration, config)
     trainer = GRPOTrainer(

@@ -64,7 +64,8 @@ def logprob_shift(model, adapter):
 
 def test_gg_calibration_trains_resumes_after_a_kill_and_its_adapter_runs_gg(exported, tmp_path, data_dir):
     run = tmp_path / "gg"
-    args = ["--model", str(exported), "--output_dir", str(run), "--max_steps", "3", "--learning_rate", "1e-4"]
+    args = ["--model", str(exported), "--output_dir", str(run), "--max_steps", "3", "--learning_rate", "1e-4",
+            "--correctness_reward_weight", "0.5"]  # fmt: skip
     env = {**os.environ, "THOUGHTGRAPH_DATA": str(data_dir), "TOKENIZERS_PARALLELISM": "false"}
     first = subprocess.Popen(
         [sys.executable, "-m", "thoughtgraph.trainers.gg_calibrate", "--config", str(TINY), *args],
@@ -79,6 +80,7 @@ def test_gg_calibration_trains_resumes_after_a_kill_and_its_adapter_runs_gg(expo
     assert not (run / "adapter_model.safetensors").exists()
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert resolved["num_generations"] == 2 and resolved["lora_r"] == 8 and resolved["max_steps"] == 3
+    assert resolved["correctness_reward_weight"] == 0.5 and resolved["reward_weights"] == [1.0, 0.5]
     second = train([*args, "--resume", "true"], data_dir)
     assert second.returncode == 0, second.stderr[-3000:]
     state = json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())
@@ -87,6 +89,7 @@ def test_gg_calibration_trains_resumes_after_a_kill_and_its_adapter_runs_gg(expo
     assert sorted({row["step"] for row in metrics}) == [1, 2, 3]  # no step lost across the kill
     logged = {k for row in metrics for k in row}
     assert any("gg_confidence_reward" in k for k in logged) and "loss" in logged
+    assert any("correctness_reward" in k for k in logged)  # the second reward ran beside GG's
     assert (run / "adapter_model.safetensors").is_file() and (run / "training.png").is_file()
     assert logprob_shift(exported, run) > 1e-4  # the adapter changed the policy, not only wrote files
     # the adapter loads in the hf backend and GG runs with it
