@@ -185,10 +185,8 @@ class BatchedEngine(EngineThread):
         prompt = sequence.job.prompt
         # the lowest free stream id, so that running sequences keep adjacent ids and share sub-batches (_step)
         stream = min((s for s in self._streams if s.owner is None), key=lambda s: s.seq_id)
-        if shared and source is not stream:
+        if shared and source is not stream:  # never in the deterministic engine: it has one stream
             own = min(common_prefix(stream.tokens, prompt), shared)
-            if self.deterministic:
-                own -= own % self.block_tokens
             if own + SHARE_AT_LEAST > shared:  # the stream's own prefix is nearly as long: no copy
                 shared = own if own >= SHARE_AT_LEAST else 0
             else:

@@ -18,6 +18,7 @@ graders in their sandbox, not math-verify alone.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -79,8 +80,11 @@ def completion_text(completion: Any) -> str:
     raise ValueError(f"a completion must be text or a list of messages, got {type(completion).__name__}")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_correct(text: str, gold: str, dataset: str) -> bool:
-    """Graded by ``evals``: the answer the text states, in the grading sandbox."""
+    """Graded by ``evals``: the answer the text states, in the grading sandbox. Remembered for the last 4096
+    (text, gold, dataset): GG's reward and a correctness reward beside it grade the same completions, and each
+    grade is a round trip to the sandbox process."""
     return shared_sandbox().grade(GradingInput(dataset, extract_answer(text), text, gold)).correct
 
 

@@ -132,14 +132,16 @@ async def test_completions_that_entered_under_an_earlier_level_are_not_counted_f
     await measured(10, 0.1)
     await measured(10, 0.1)  # level 1: 10 tokens per 0.1 s, 100 tokens/s: one more in flight
     assert gate.limit == 2 and gate.levels == [(1, 100.0)]
-    async with gate:  # entered under level 2, finishes under level 3 below
-        late = asyncio.current_task()
-        assert late is not None
     await measured(100, 0.1)
+    async with gate:  # one more under level 2: its done() comes only after level 3 has begun
+        pass
     await measured(100, 0.1)  # level 2: 2 x 100 tokens per 0.1 s = 2000 tokens/s: up again
     assert gate.limit == 3
-    await gate.done(1, 10.0)  # the late one: 0.1 tokens/s, which would end the climb if it were counted
-    assert gate.levels[-1] == (2, 2000.0) and not gate.settled
+    await gate.done(1, 10.0)  # the late one, entered under level 2: 0.1 tokens/s, left out of level 3
+    await measured(100, 0.1)
+    await measured(100, 0.1)  # level 3 alone: 3 x 200 tokens per 0.2 s = 3000 tokens/s; counted, the late
+    # completion would have made it 3 x 201 / 10.2 s = 59 tokens/s, far slower, and ended the climb
+    assert gate.levels[-1] == (3, 3000.0) and gate.limit == 4 and not gate.settled
 
 
 async def test_the_gate_never_lets_more_than_its_limit_through():

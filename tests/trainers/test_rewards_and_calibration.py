@@ -138,3 +138,23 @@ def test_calibration_reads_problems_from_the_data_folder_it_is_given(tmp_path, m
     main(["--backend", f"scripted:{script}", "--data-dir", str(tmp_path / "data"), "--limit", "2", "--out", str(out)])
     summary = json.loads((out / "calibration.json").read_text())
     assert summary["samples"] == 2 and summary["accuracy"] == 0.5  # the scripted reply says 5: right, then wrong
+
+
+def test_a_completion_graded_for_gg_is_not_sent_to_the_sandbox_again_for_the_correctness_reward(monkeypatch):
+    import thoughtgraph.trainers.rewards as rewards_module
+
+    real, graded = rewards_module.shared_sandbox(), []
+
+    class CountingSandbox:  # TEST DOUBLE around the real sandbox: counts the round trips
+        def grade(self, item):
+            graded.append(item.reasoning)
+            return real.grade(item)
+
+    monkeypatch.setattr(rewards_module, "shared_sandbox", CountingSandbox)
+    texts = ["Quokka tally: 40 + 32\n\nThe answer is 72.", "Quokka tally: 40 + 30\n\nThe answer is 70."]
+    step = (["x"], [ln(0.9)])
+    gg = ConfidenceReward(lambda prompts, ids: [step for _ in ids])
+    columns = {"answer": ["72", "72"], "dataset": ["gsm8k", "gsm8k"]}
+    gg(prompts=["q", "q"], completions=texts, completion_ids=[[1], [2]], **columns)
+    assert correctness_reward(texts, **columns) == [1.0, 0.0]
+    assert graded == texts  # once each, by the first reward
