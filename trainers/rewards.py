@@ -3,8 +3,9 @@ made of, kept pure so they can be checked by hand.
 
 GG's confidence reward (Guided by Gut, checked against the reference ``openr1/src/open_r1/rewards.py`` and its
 patched TRL 0.16 ``grpo_trainer.py``):
-- a completion is split into steps at a boundary: a token whose text contains the boundary string starts a
-  new step (the reference splits at one token id, Qwen's "\\n\\n"; we match text so any tokenizer works);
+- a completion is split into steps at a boundary: the token where an occurrence of the boundary string begins
+  starts a new step (the reference splits at one token id, Qwen's "\\n\\n"; we match the joined text, so any
+  tokenizer works, also one that writes "\\n\\n" as two tokens, as SmolLM2 does);
 - a step's confidence is the mean probability of its sampled tokens, exp(logprob) averaged;
 - c is the linearly weighted mean of the last 5 steps' confidences, weights 1..k, later steps heavier;
 - reward = 1 + c**4 when the graded answer is correct, 1 - 10 * c**4 when wrong.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,17 +38,27 @@ EMPTY_CONFIDENCE = 0.8
 def split_steps(
     tokens: Sequence[str], logprobs: Sequence[float], boundary: str = DEFAULT_BOUNDARY
 ) -> list[list[float]]:
-    """The completion's token logprobs grouped into steps: a token containing ``boundary`` opens a new step
-    (it belongs to the step it opens, as in the reference)."""
+    """The completion's token logprobs grouped into steps: each occurrence of ``boundary`` in the completion's
+    text opens a new step at the token where the occurrence begins (that token belongs to the step it opens, as
+    in the reference). Matched in the joined text, so a boundary split over tokens counts: SmolLM2 writes
+    "\n\n" as two "\n" tokens, where Qwen (the reference's model) has one "\n\n" token."""
     if len(tokens) != len(logprobs):
         raise ValueError(f"{len(tokens)} tokens but {len(logprobs)} logprobs")
+    text = "".join(tokens)
+    starts = [m.start() for m in re.finditer(re.escape(boundary), text)] if boundary else []
     steps: list[list[float]] = []
     current: list[float] = []
+    offset, next_start = 0, 0
     for token, logprob in zip(tokens, logprobs, strict=True):
-        if boundary and boundary in token and current:
+        end = offset + len(token)
+        opens = next_start < len(starts) and starts[next_start] < end
+        while next_start < len(starts) and starts[next_start] < end:
+            next_start += 1  # every occurrence that begins in this token
+        if opens and current:
             steps.append(current)
             current = []
         current.append(float(logprob))
+        offset = end
     if current:
         steps.append(current)
     return steps

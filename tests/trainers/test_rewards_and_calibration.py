@@ -8,6 +8,7 @@ import pytest
 from thoughtgraph.trainers.calibration import (
     bin_index,
     expected_calibration_error,
+    final_step_confidence,
     reliability_bins,
     reliability_diagram,
 )
@@ -30,6 +31,21 @@ def test_a_boundary_token_opens_the_step_it_belongs_to():
     assert split_steps(["\n\n", "x"], [0.0, 0.0]) == [[0.0, 0.0]]  # a leading boundary opens no empty step
     with pytest.raises(ValueError, match="3 tokens but 2 logprobs"):
         split_steps(["a", "b", "c"], [0.0, 0.0])
+
+
+def test_a_boundary_written_as_two_tokens_still_opens_a_step():
+    # SmolLM2 writes "\n\n" as two "\n" tokens: the first of them opens the step, as one "\n\n" token would
+    tokens = ["A", ".", "\n", "\n", "B", "\n", "\n", "C", "\n", "D"]
+    logprobs = [ln(p) for p in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)]
+    steps = split_steps(tokens, logprobs)
+    assert [[round(math.exp(x), 1) for x in step] for step in steps] == [
+        [0.1, 0.2],
+        [0.3, 0.4, 0.5],
+        [0.6, 0.7, 0.8, 0.9, 1.0],
+    ]
+    assert final_step_confidence(tokens, logprobs) == pytest.approx((0.6 + 0.7 + 0.8 + 0.9 + 1.0) / 5)
+    # a boundary and a half in one token: one step opens, not two
+    assert len(split_steps(["a", "\n\n\n", "b"], [0.0] * 3)) == 2
 
 
 def test_confidence_and_reward_of_a_correct_and_a_wrong_completion():
