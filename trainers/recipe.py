@@ -66,8 +66,9 @@ class Recipe:
     measure_concurrency: int = 16
     """Replies decoded together by the hf backend."""
     measure_checkpoints: bool = False
-    """Also measure the target at every saved checkpoint before the last (``sft``, ``gg_calibrate``): the curve of
-    ``training.png``; each measurement costs as much as ``before`` (4-6 minutes on 2 cores)."""
+    """Also measure the target at every saved checkpoint before the last (``sft``, ``gg_calibrate``, ``rsim`` with
+    one phase): the curve of ``training.png``; each measurement costs as much as ``before`` (1-6 minutes on 2
+    cores)."""
     traces_backend: str = "llamacpp:smollm2"
     """``sft``: the backend that writes the base model's chains on the train split (the same weights, faster)."""
     target_gain: float = 0.05
@@ -95,8 +96,11 @@ def load_recipe(path: str | Path) -> Recipe:
         raise SetupError(f"{path}: {error}") from None
     if recipe.trainer not in TRAINERS:
         raise SetupError(f"{path}: trainer {recipe.trainer!r} has no recipe; recipes exist for {', '.join(TRAINERS)}")
-    if recipe.measure_checkpoints and recipe.trainer == "rsim":
-        raise SetupError(f"{path}: measure_checkpoints is for sft and gg_calibrate (rSIM's phases are not one run)")
+    if recipe.measure_checkpoints and recipe.trainer == "rsim" and len(_schedule(recipe)) != 1:
+        raise SetupError(
+            f"{path}: measure_checkpoints needs one rSIM phase (schedule: [planner] or [reasoner]): a checkpoint of "
+            "a later phase is one agent's adapter without the others'"
+        )
     owned = sorted({"model", "output_dir", "dataset", "data_dir", "split", "from_runs"} & set(recipe.trainer_config))
     if owned:
         raise SetupError(f"{path}: trainer_config may not set {', '.join(owned)}; the recipe sets them")
@@ -159,7 +163,7 @@ def _measure_rollouts(recipe: Recipe, model: Path, trained: Path | None, out: Pa
     from thoughtgraph.evals.datasets import load_dataset
     from thoughtgraph.trainers.rsim import AGENTS, held_out_rollouts
 
-    adapters = json.loads((trained / "phases.json").read_text())["adapters"] if trained else {}
+    adapters = _trained_adapters(recipe, trained)
     specs = {agent: _hf_spec(model, Path(adapters[agent]) if adapters.get(agent) else None) for agent in AGENTS}
     loaded = {spec: create_backend(spec, max_batch=recipe.measure_concurrency) for spec in set(specs.values())}
     backends = {agent: loaded[spec] for agent, spec in specs.items()}  # one model when both are the base
@@ -175,6 +179,20 @@ def _measure_rollouts(recipe: Recipe, model: Path, trained: Path | None, out: Pa
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (out / "done").write_text("")
+
+
+def _schedule(recipe: Recipe) -> list[str]:
+    return list(recipe.trainer_config.get("schedule", ["planner", "reasoner"]))
+
+
+def _trained_adapters(recipe: Recipe, trained: Path | None) -> dict[str, str]:
+    """Each rSIM agent's adapter: from a finished run's ``phases.json``, or a checkpoint of a one-phase run (the
+    phase's agent trained, the other the base model)."""
+    if trained is None:
+        return {}
+    if (trained / "phases.json").is_file():
+        return json.loads((trained / "phases.json").read_text())["adapters"]
+    return {_schedule(recipe)[0]: str(trained)}
 
 
 def _samples(folder: Path) -> list[dict[str, Any]]:
@@ -274,7 +292,7 @@ def curve_folder(recipe: Recipe, train: Path) -> Path:
     """Where the run's checkpoints and metrics are: ``train/`` itself, or rSIM's last phase folder."""
     if recipe.trainer != "rsim":
         return train
-    schedule = recipe.trainer_config.get("schedule", ["planner", "reasoner"])
+    schedule = _schedule(recipe)
     return train / f"phase-{len(schedule)}-{schedule[-1]}"
 
 

@@ -245,5 +245,19 @@ def test_checkpoints_before_the_last_are_measured_in_step_order(tmp_path):
     (tmp_path / "checkpoint-notes.txt").write_text("")  # not a folder: ignored
     (tmp_path / "checkpoint-best").mkdir()  # a folder without a step number: ignored, not a crash
     assert checkpoint_steps(tmp_path, 20) == [(5, tmp_path / "checkpoint-5"), (10, tmp_path / "checkpoint-10")]
-    with pytest.raises(SetupError, match="measure_checkpoints is for sft and gg_calibrate"):
+    with pytest.raises(SetupError, match="measure_checkpoints needs one rSIM phase"):  # default: planner, reasoner
         load_recipe_text(tmp_path, "trainer: rsim\nmeasure_checkpoints: true\ntrainer_config: {}\n")
+    one_phase = "trainer: rsim\nmeasure_checkpoints: true\ntrainer_config: {schedule: [planner]}\n"
+    assert load_recipe_text(tmp_path, one_phase).measure_checkpoints
+
+
+def test_an_rsim_checkpoint_is_its_phase_agents_adapter_and_a_finished_run_names_its_own(tmp_path):
+    from thoughtgraph.trainers.recipe import Recipe, _trained_adapters
+
+    recipe = Recipe("rsim", {"schedule": ["reasoner"]})
+    assert _trained_adapters(recipe, None) == {}
+    checkpoint = tmp_path / "phase-1-reasoner" / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    assert _trained_adapters(recipe, checkpoint) == {"reasoner": str(checkpoint)}
+    (tmp_path / "phases.json").write_text(json.dumps({"adapters": {"planner": None, "reasoner": "r"}}))
+    assert _trained_adapters(recipe, tmp_path) == {"planner": None, "reasoner": "r"}

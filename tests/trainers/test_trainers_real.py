@@ -278,7 +278,7 @@ TINY_RECIPE_SETTINGS = {
     "sft": {"per_device_train_batch_size": 2, "max_length": 128, "learning_rate": 1e-4},
     "gg_calibrate": {"num_generations": 2, "per_device_train_batch_size": 2, "max_completion_length": 16},
     "rsim": {"num_generations": 2, "per_device_train_batch_size": 2, "max_completion_length": 8,
-             "schedule": ["planner"], "phase_steps": 1, "rollout_steps": 1, "step_tokens": 16},
+             "schedule": ["planner"], "phase_steps": 2, "rollout_steps": 1, "step_tokens": 16},
 }  # fmt: skip
 METRICS_BY_TRAINER = {"sft": "accuracy", "gg_calibrate": "ece", "rsim": "rollout_reward"}
 
@@ -288,10 +288,10 @@ def test_a_tiny_recipe_measures_trains_measures_and_resumes(exported, tmp_path, 
     """The recipe's stages wired end to end at toy size (the real recipes take about 30 minutes): data, before,
     (traces), train, after, then recipe.json and training.png; a second run redoes nothing."""
     settings = TINY_RECIPE_SETTINGS[trainer]
-    steps = 2 if trainer == "sft" else 1  # sft: the target is also measured at the checkpoint of step 1
+    steps = 1 if trainer == "gg_calibrate" else 2  # sft, rsim: the target is also measured at step 1's checkpoint
     recipe = {
         "trainer": trainer, "model": str(exported), "train_problems": 16, "test_problems": 4, "measure_tokens": 48,
-        "measure_concurrency": 4, "measure_checkpoints": trainer == "sft",
+        "measure_concurrency": 4, "measure_checkpoints": trainer != "gg_calibrate",
         "trainer_config": {**settings, "lora_r": 4, "lora_alpha": 8, "max_steps": steps, "save_steps": 1,
                            "logging_steps": 1, "report_to": "none", "bf16": False, "use_cpu": True},
     }  # fmt: skip
@@ -305,7 +305,7 @@ def test_a_tiny_recipe_measures_trains_measures_and_resumes(exported, tmp_path, 
     report = json.loads((out / "recipe.json").read_text())
     assert report["optimizer_steps"] == steps and report["before"]["n"] == report["after"]["n"] == 4
     assert report["metric"] == METRICS_BY_TRAINER[trainer]
-    extra = {"traces", "at-step-1"} if trainer == "sft" else set()
+    extra = {"sft": {"traces", "at-step-1"}, "rsim": {"at-step-1"}}.get(trainer, set())
     assert set(report["seconds"]) == {"data", "before", "train", "after"} | extra
     assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"
     trained = out / "train" / ("phase-1-planner" if trainer == "rsim" else "")
