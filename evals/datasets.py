@@ -69,7 +69,9 @@ class DatasetSpec:
     """(start, stop) of the problems used by default (Game of 24: puzzles 900-999)."""
     generation: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"chain_tokens": 256}))
     """Method options this dataset sets by default where a method has them (a method option given by the user
-    wins): the whole-chain budget of lm-evaluation-harness's tasks, 256 new tokens (its gsm8k and minerva_math)."""
+    wins): the whole-chain budget of lm-evaluation-harness's tasks, 256 new tokens (its gsm8k and minerva_math),
+    and their textual stop sequences as ``chain_stop`` (``until``: gsm8k "Question:", minerva_math "Problem:";
+    its "</s>" and "<|im_end|>" are end-of-reply tokens, which every backend stops at already)."""
 
     def __post_init__(self) -> None:
         if "<" in self.score.__qualname__:
@@ -77,6 +79,10 @@ class DatasetSpec:
                 f"dataset {self.name!r}: its scorer {self.score.__qualname__} must be a module-level function "
                 "(the grading process imports it by name)"
             )
+
+
+def _lm_eval_generation(stop: str) -> Mapping[str, Any]:
+    return MappingProxyType({"chain_tokens": 256, "chain_stop": (stop,)})
 
 
 def _gsm8k(record: dict[str, Any], index: int, split: str) -> Problem:
@@ -142,6 +148,7 @@ DATASETS: dict[str, DatasetSpec] = {
             build=_gsm8k,
             score=score_gsm8k,
             answer_pattern=NUMBER_PATTERN,
+            generation=_lm_eval_generation("Question:"),
         ),
         DatasetSpec(
             "math",
@@ -150,6 +157,7 @@ DATASETS: dict[str, DatasetSpec] = {
             build=_math,
             score=score_math,
             answer_pattern=None,
+            generation=_lm_eval_generation("Problem:"),
         ),
         DatasetSpec(
             "math500",
@@ -158,6 +166,7 @@ DATASETS: dict[str, DatasetSpec] = {
             build=_math,
             score=score_math,
             answer_pattern=None,
+            generation=_lm_eval_generation("Problem:"),
         ),
         DatasetSpec(
             "game24",

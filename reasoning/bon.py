@@ -48,7 +48,7 @@ async def best_of_n(context: RunContext, config: BestOfNConfig) -> Outcome:
     context.used(scorer)
 
     async def sample(state: BestOfNState) -> BestOfNState:
-        nodes = await sample_chains(context, config.samples, config.temperature, config.top_p, config.chain_tokens)
+        nodes = await sample_chains(context, config)
         return {"nodes": nodes}
 
     async def score(task: dict) -> BestOfNState:

@@ -40,6 +40,9 @@ class CoTConfig:
     answer_tokens: int = sized(16, "tokens")
     stop_repeated_sentence: int = server_setting(REPEAT_FLOOR)
     """The chain ends before a sentence of at least this many characters that it has already written; 0: off."""
+    chain_stop: tuple[str, ...] = sized((), "count")
+    """Text that ends the chain where it first appears (not kept): the dataset's stop sequences when ``evals``
+    runs it (GSM8K "Question:", as lm-evaluation-harness's ``until``). A server stops there itself."""
 
     def __post_init__(self) -> None:
         if self.stop_repeated_sentence < 0:
@@ -60,12 +63,14 @@ class CoTState(TypedDict, total=False):
     node: int
 
 
-def solver(context: RunContext, max_tokens: int, stop_repeated_sentence: int = REPEAT_FLOOR) -> Agent[str]:
-    """Writes a whole chain of thought and stops once it has stated its final answer, or before it repeats a
-    sentence of at least ``stop_repeated_sentence`` characters (cot, sc, bon)."""
+def solver(
+    context: RunContext, max_tokens: int, stop_repeated_sentence: int = REPEAT_FLOOR, stop: tuple[str, ...] = ()
+) -> Agent[str]:
+    """Writes a whole chain of thought and stops once it has stated its final answer, before it repeats a
+    sentence of at least ``stop_repeated_sentence`` characters, or at a ``stop`` string (cot, sc, bon)."""
     return Agent(
         "cot/solve", context.backend, context.budget, max_tokens=max_tokens, stop_pattern=ANSWER_STATED_PATTERN,
-        stop_repeated_sentence=stop_repeated_sentence,
+        stop_repeated_sentence=stop_repeated_sentence, stop=stop,
     )  # fmt: skip
 
 
@@ -95,7 +100,7 @@ async def answer_after(context: RunContext, config: CoTConfig, chain: str) -> st
 
 
 async def chain_of_thought(context: RunContext, config: CoTConfig) -> Outcome:
-    agent = solver(context, config.chain_tokens, config.stop_repeated_sentence)
+    agent = solver(context, config.chain_tokens, config.stop_repeated_sentence, config.chain_stop)
     context.used(agent)
 
     async def think(state: CoTState) -> CoTState:

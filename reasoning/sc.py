@@ -25,6 +25,8 @@ class SelfConsistencyConfig:
     temperature: float = 0.7
     top_p: float = 0.95
     chain_tokens: int = sized(512, "tokens")
+    chain_stop: tuple[str, ...] = sized((), "count")
+    """Text that ends a chain where it first appears (the dataset's stop sequences; see ``CoTConfig``)."""
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.chain_tokens < 1:
@@ -41,12 +43,16 @@ def fit_samples(config: SelfConsistencyConfig, allowance: Allowance) -> SelfCons
     return shrunk(config, samples=allowance.branches(config.samples, tokens_each=each))
 
 
-async def sample_chains(context: RunContext, samples: int, temperature: float, top_p: float, tokens: int) -> list[int]:
+async def sample_chains(context: RunContext, config: SelfConsistencyConfig) -> list[int]:
     """Sample whole chains in one request (the engine batches them); each becomes a node under the root."""
-    agent = solver(context, tokens)
+    agent = solver(context, config.chain_tokens, stop=config.chain_stop)
     context.used(agent)
     reply = await agent.run(
-        question=context.question, n=samples, temperature=temperature, top_p=top_p, seed=context.seed
+        question=context.question,
+        n=config.samples,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        seed=context.seed,
     )
     count_repeats(reply)
     nodes = []
@@ -65,9 +71,7 @@ class SampledState(TypedDict, total=False):
 
 async def self_consistency(context: RunContext, config: SelfConsistencyConfig) -> Outcome:
     async def sample(state: SampledState) -> SampledState:
-        return {
-            "nodes": await sample_chains(context, config.samples, config.temperature, config.top_p, config.chain_tokens)
-        }
+        return {"nodes": await sample_chains(context, config)}
 
     builder = StateGraph(SampledState)
     builder.add_node("sample", sample)

@@ -148,6 +148,27 @@ def test_datasets_set_the_fields_chain_budget_and_the_run_reports_its_concurrenc
     assert results["method_config"]["chain_tokens"] == 100 and results["concurrency"] == {"mode": "fixed", "final": 2}
 
 
+def test_a_gsm8k_chain_ends_at_lm_evals_stop_sequence_and_an_option_overrides_it(data, tmp_path):
+    # the model starts a question of its own after its steps: lm-eval's gsm8k stops at "Question:", so do we
+    rambler = ScriptedBackend(
+        [ScriptRule("only the final answer", ["2"])],
+        default="1 plus 1 makes 2.\nQuestion: what is 5 + 5? The answer is 10.",
+    )
+    config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="s", limit=1)
+    results = asyncio.run(run_eval(config, backend=rambler, progress=False))
+    assert list(results["method_config"]["chain_stop"]) == ["Question:"]
+    assert rambler.calls[0].stop == ("Question:",)
+    [sample] = read_samples(tmp_path / "runs" / "s" / "samples.jsonl")
+    assert sample["reasoning"] == "1 plus 1 makes 2." and sample["prediction"] == "2" and sample["correct"]
+    assert results["answer_asked_separately"] == 1  # the cut chain stated no answer
+    mine = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="o", limit=1,
+                      method_options={"chain_stop": []})  # fmt: skip
+    rambler.calls.clear()
+    results = asyncio.run(run_eval(mine, backend=rambler, progress=False))
+    [sample] = read_samples(tmp_path / "runs" / "o" / "samples.jsonl")
+    assert rambler.calls[0].stop == () and sample["prediction"] == "10" and not sample["correct"]
+
+
 def test_problems_whose_answer_was_asked_for_separately_are_counted(data, tmp_path):
     mute = ScriptedBackend([ScriptRule("only the final answer", ["4"])], default="I add them up.")
     config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="a", limit=2)
