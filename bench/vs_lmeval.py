@@ -3,7 +3,10 @@
 1. lm-evaluation-harness (`local-chat-completions`, its own 0-shot `gsm8k` task pointed at the local copy, 256 new
    tokens, greedy, concurrency 1) against a `llama_cpp.server` serving the embedded model;
 2. `evals run --method cot` through the same server (the run finds its own concurrency);
-3. `evals run --method cot` on the in-process `llamacpp:smollm2` engine (the default path), the server stopped.
+3. the same with lm-eval's own prompt ("Question: ...\nAnswer:", ``bench/prompts/lm_eval_gsm8k``, a prompt
+   override) in place of cot's: the same work asked of both harnesses, so the ratio is the harnesses'. cot's
+   prompt asks for steps and a stated answer, and its chains are longer (measured: 10,026 tokens against 7,104);
+4. `evals run --method cot` on the in-process `llamacpp:smollm2` engine (the default path), the server stopped.
 
 Prints problems per minute, completion tokens and strict/flexible accuracy for each, and the ratios against
 lm-eval. Cross-grading: our graders (``evals.graders.extract_gsm8k``) read lm-eval's replies and lm-eval's own
@@ -39,6 +42,8 @@ from thoughtgraph.evals.graders import extract_gsm8k, gsm8k_gold, numbers_equal
 from thoughtgraph.evals.runner import EvalConfig, run_eval
 
 MAX_NEW_TOKENS = 256
+PROMPTS_ENV = "THOUGHTGRAPH_PROMPTS"
+LM_EVAL_PROMPT = Path(__file__).resolve().parent / "prompts" / "lm_eval_gsm8k"
 BUSY_LOAD = 0.6
 
 
@@ -90,12 +95,23 @@ def lm_eval_run(server: LlamaServer, data_dir: Path, problems: int, work: Path) 
     }
 
 
-def evals_run(backend, data_dir: Path, problems: int, work: Path, name: str) -> dict:
+def evals_run(backend, data_dir: Path, problems: int, work: Path, name: str, prompts: Path | None = None) -> dict:
+    """One ``evals run --method cot``; ``prompts``: a folder of prompt overrides (``THOUGHTGRAPH_PROMPTS``)."""
     config = EvalConfig(dataset="gsm8k", method="cot", data_dir=str(data_dir), out=str(work), run_name=name,
                         limit=problems, method_options={"chain_tokens": MAX_NEW_TOKENS})  # fmt: skip
-    started = time.perf_counter()
-    results = asyncio.run(run_eval(config, backend=backend, progress=False))
-    seconds = time.perf_counter() - started
+    saved = os.environ.get(PROMPTS_ENV)
+    if prompts is not None:
+        os.environ[PROMPTS_ENV] = str(prompts)
+    try:
+        started = time.perf_counter()
+        results = asyncio.run(run_eval(config, backend=backend, progress=False))
+        seconds = time.perf_counter() - started
+    finally:
+        if prompts is not None:
+            if saved is None:
+                os.environ.pop(PROMPTS_ENV)
+            else:
+                os.environ[PROMPTS_ENV] = saved
     return {
         "seconds": round(seconds, 1),
         "problems_per_minute": round(60 * results["n_samples"] / seconds, 2),
@@ -167,6 +183,9 @@ def main(args: argparse.Namespace) -> dict:
             figures["lm_eval_server"] = lm_eval_run(server, data_dir, args.problems, work)
             served = create_backend(f"openai:{server.base_url}#smollm2", structured_outputs="llamacpp")
             figures["evals_server"] = evals_run(served, data_dir, args.problems, work, "server")
+            figures["evals_server_lm_eval_prompt"] = evals_run(
+                served, data_dir, args.problems, work, "server_lm_eval_prompt", prompts=LM_EVAL_PROMPT
+            )
         finally:
             server.stop()
         figures["evals_in_process"] = evals_run(
@@ -176,10 +195,10 @@ def main(args: argparse.Namespace) -> dict:
         figures["cross_grade"] = {
             "lm_eval_replies": cross_grade([r["reply"] for r in theirs], [r["gold"] for r in theirs])
         }
-        for name in ("server", "in_process"):
+        for name in ("server", "server_lm_eval_prompt", "in_process"):
             figures["cross_grade"][f"evals_{name}_chains"] = cross_grade(*our_chains(work / name))
     base = figures["lm_eval_server"]["problems_per_minute"]
-    for key in ("evals_server", "evals_in_process"):
+    for key in ("evals_server", "evals_server_lm_eval_prompt", "evals_in_process"):
         figures[f"{key}_vs_lm_eval"] = round(figures[key]["problems_per_minute"] / base, 2)
     return figures
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,24 @@ def test_problems_whose_answer_was_asked_for_separately_are_counted(data, tmp_pa
     config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="a", limit=2)
     results = asyncio.run(run_eval(config, backend=mute, progress=False))
     assert results["answer_asked_separately"] == 2 and results["parse_failures"] == 2
+
+
+def test_the_benchmarks_lm_eval_prompt_asks_what_lm_evals_gsm8k_asks(data, tmp_path, monkeypatch):
+    # bench/vs_lmeval.py compares the harnesses at equal work with this override of cot's prompt
+    import lm_eval
+    import yaml
+
+    from thoughtgraph.prompts import load_prompt
+
+    folder = Path(__file__).resolve().parents[2] / "bench" / "prompts" / "lm_eval_gsm8k"
+    task = yaml.safe_load((Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml").read_text())
+    question = "What is 1 + 1?"
+    expected = task["doc_to_text"].replace("{{question}}", question)  # lm-eval's: "Question: ...\nAnswer:"
+    assert load_prompt("cot/solve", folder=folder).render(question=question) == [("user", expected)]
+    # through a run: the override reaches the chain's request, and results record its version
+    backend = ScriptedBackend([], default="1 plus 1. The answer is 2.")
+    config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="p", limit=1)
+    monkeypatch.setenv("THOUGHTGRAPH_PROMPTS", str(folder))
+    results = asyncio.run(run_eval(config, backend=backend, progress=False))
+    assert results["prompt_versions"]["cot/solve"] == "lm-eval-gsm8k-0shot"
+    assert [(m.role, m.content) for m in backend.calls[0].messages] == [("user", expected)]
