@@ -31,6 +31,12 @@ REPEAT_FLOOR = 40
 """Characters a sentence needs before its word-for-word repeat ends a chain (``Request.stop_repeated_sentence``)."""
 
 
+def check_chain_stop(owner: str, stops: tuple[str, ...]) -> None:
+    """An empty stop string would end every chain before its first token: refused, naming the option."""
+    if any(not stop for stop in stops):
+        raise ValueError(f"{owner}: chain_stop entries must be non-empty text, got {list(stops)!r}")
+
+
 @dataclass(frozen=True)
 class CoTConfig:
     chain_tokens: int = sized(512, "tokens")
@@ -45,6 +51,7 @@ class CoTConfig:
     runs it (GSM8K "Question:", as lm-evaluation-harness's ``until``). A server stops there itself."""
 
     def __post_init__(self) -> None:
+        check_chain_stop("CoTConfig", self.chain_stop)
         if self.stop_repeated_sentence < 0:
             raise ValueError(f"CoTConfig: stop_repeated_sentence must be >= 0, got {self.stop_repeated_sentence}")
         if self.chain_tokens <= 0 or self.answer_tokens <= 0:

@@ -11,7 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from thoughtgraph.backends import record_event
 from thoughtgraph.reasoning.answers import extract_answer, stated_answer
 from thoughtgraph.reasoning.context import RunContext
-from thoughtgraph.reasoning.cot import count_repeats, solver
+from thoughtgraph.reasoning.cot import check_chain_stop, count_repeats, solver
 from thoughtgraph.reasoning.fitting import MIN_CHAIN_TOKENS, Allowance, shrunk
 from thoughtgraph.reasoning.options import sized
 from thoughtgraph.reasoning.outcome import Outcome
@@ -29,6 +29,7 @@ class SelfConsistencyConfig:
     """Text that ends a chain where it first appears (the dataset's stop sequences; see ``CoTConfig``)."""
 
     def __post_init__(self) -> None:
+        check_chain_stop(type(self).__name__, self.chain_stop)
         if self.samples < 1 or self.chain_tokens < 1:
             raise ValueError("samples and chain_tokens must be >= 1")
 

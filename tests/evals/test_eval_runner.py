@@ -170,6 +170,24 @@ def test_a_gsm8k_chain_ends_at_lm_evals_stop_sequence_and_an_option_overrides_it
     assert rambler.calls[0].stop == () and sample["prediction"] == "10" and not sample["correct"]
 
 
+@pytest.mark.parametrize("method", ["sc", "bon"])
+def test_sampled_chains_also_end_at_the_datasets_stop_sequence(data, tmp_path, method):
+    backend = ScriptedBackend([ScriptRule("What is 1", ["1 plus 1 is 2. The answer is 2."])], default="0.9")
+    config = EvalConfig(dataset="gsm8k", method=method, data_dir=str(data), out=str(tmp_path / "runs"),
+                        run_name=method, limit=1, method_options={"samples": 2})  # fmt: skip
+    asyncio.run(run_eval(config, backend=backend, progress=False))
+    chains = [call for call in backend.calls if call.n == 2]
+    assert len(chains) == 1 and chains[0].stop == ("Question:",)
+
+
+def test_an_empty_stop_string_is_refused_naming_the_option():
+    from thoughtgraph.reasoning.api import make_config
+
+    for method in ("cot", "sc", "bon"):
+        with pytest.raises(ValueError, match="chain_stop entries must be non-empty"):
+            make_config(method, chain_stop=["Question:", ""])
+
+
 def test_problems_whose_answer_was_asked_for_separately_are_counted(data, tmp_path):
     mute = ScriptedBackend([ScriptRule("only the final answer", ["4"])], default="I add them up.")
     config = EvalConfig(dataset="gsm8k", data_dir=str(data), out=str(tmp_path / "runs"), run_name="a", limit=2)
