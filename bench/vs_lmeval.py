@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent.resolve():
     sys.path.pop(0)
@@ -99,19 +100,10 @@ def evals_run(backend, data_dir: Path, problems: int, work: Path, name: str, pro
     """One ``evals run --method cot``; ``prompts``: a folder of prompt overrides (``THOUGHTGRAPH_PROMPTS``)."""
     config = EvalConfig(dataset="gsm8k", method="cot", data_dir=str(data_dir), out=str(work), run_name=name,
                         limit=problems, method_options={"chain_tokens": MAX_NEW_TOKENS})  # fmt: skip
-    saved = os.environ.get(PROMPTS_ENV)
-    if prompts is not None:
-        os.environ[PROMPTS_ENV] = str(prompts)
-    try:
+    with mock.patch.dict(os.environ, {PROMPTS_ENV: str(prompts)} if prompts else {}):  # restored afterwards
         started = time.perf_counter()
         results = asyncio.run(run_eval(config, backend=backend, progress=False))
         seconds = time.perf_counter() - started
-    finally:
-        if prompts is not None:
-            if saved is None:
-                os.environ.pop(PROMPTS_ENV)
-            else:
-                os.environ[PROMPTS_ENV] = saved
     return {
         "seconds": round(seconds, 1),
         "problems_per_minute": round(60 * results["n_samples"] / seconds, 2),

@@ -182,17 +182,18 @@ def _measure_rollouts(recipe: Recipe, model: Path, trained: Path | None, out: Pa
 
 
 def _schedule(recipe: Recipe) -> list[str]:
-    return list(recipe.trainer_config.get("schedule", ["planner", "reasoner"]))
+    """rSIM's phases as the trainer reads them (its own default when the recipe names none)."""
+    return list(_rollout_arguments(recipe).schedule)
 
 
 def _trained_adapters(recipe: Recipe, trained: Path | None) -> dict[str, str]:
-    """Each rSIM agent's adapter: from a finished run's ``phases.json``, or a checkpoint of a one-phase run (the
-    phase's agent trained, the other the base model)."""
+    """Each rSIM agent's adapter: a checkpoint (``checkpoint-N``) of a one-phase run is that phase's agent's (the
+    other agent is the base model); a finished run names its own in ``phases.json``."""
     if trained is None:
         return {}
-    if (trained / "phases.json").is_file():
-        return json.loads((trained / "phases.json").read_text())["adapters"]
-    return {_schedule(recipe)[0]: str(trained)}
+    if trained.name.startswith("checkpoint-"):
+        return {_schedule(recipe)[0]: str(trained)}
+    return json.loads((trained / "phases.json").read_text())["adapters"]
 
 
 def _samples(folder: Path) -> list[dict[str, Any]]:

@@ -261,3 +261,6 @@ def test_an_rsim_checkpoint_is_its_phase_agents_adapter_and_a_finished_run_names
     assert _trained_adapters(recipe, checkpoint) == {"reasoner": str(checkpoint)}
     (tmp_path / "phases.json").write_text(json.dumps({"adapters": {"planner": None, "reasoner": "r"}}))
     assert _trained_adapters(recipe, tmp_path) == {"planner": None, "reasoner": "r"}
+    with pytest.raises(FileNotFoundError):  # a finished run without phases.json is not read as a checkpoint
+        _trained_adapters(recipe, tmp_path / "phase-1-reasoner")
+    assert _trained_adapters(Recipe("rsim", {}), checkpoint) == {"planner": str(checkpoint)}  # rsim's default

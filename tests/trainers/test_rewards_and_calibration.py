@@ -44,8 +44,8 @@ def test_a_boundary_written_as_two_tokens_still_opens_a_step():
         [0.6, 0.7, 0.8, 0.9, 1.0],
     ]
     assert final_step_confidence(tokens, logprobs) == pytest.approx((0.6 + 0.7 + 0.8 + 0.9 + 1.0) / 5)
-    # a boundary and a half in one token: one step opens, not two
-    assert len(split_steps(["a", "\n\n\n", "b"], [0.0] * 3)) == 2
+    # two boundaries in one token open one step there, and none again at the next token
+    assert len(split_steps(["a", "\n\n\n\n", "b"], [0.0] * 3)) == 2
 
 
 def test_confidence_and_reward_of_a_correct_and_a_wrong_completion():
